@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `npm start`: installs what is missing, brings the local stack up and runs the whole service
+# (REST API, Temporal worker, NATS ingest) in the foreground. Ctrl-C stops the service; the
+# stack keeps running for the next start (`npm run stack -- down` stops it).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/scripts/env.sh"
+ensure_node_modules
+bash "$ROOT/scripts/stack.sh" up
+echo "▸ starting Mitigation Manager: REST API on http://${MM_HOST:-127.0.0.1}:${MM_API_PORT:-8333}, Temporal UI on http://127.0.0.1:$TEMPORAL_UI_PORT"
+exec "$ROOT/bin/mm" all

@@ -1,0 +1,198 @@
+import { ApplicationFailure } from "@temporalio/activity";
+import neo4j, { type Driver } from "neo4j-driver";
+import type { Db } from "../db/index.ts";
+import { resolveArgs } from "../domain/args.ts";
+import type { NodeCandidate } from "../domain/attack-flow.ts";
+import { evaluateCheck } from "../domain/cel.ts";
+import { rankMitigations, stepDetails } from "../domain/mitigation.ts";
+import { type AgentCommand, type AttackFlow, type Identifier, identifierKey } from "../domain/model.ts";
+import { getAlertRow } from "../store/alerts.ts";
+import { catalogStore } from "../store/catalog.ts";
+import { type Decision, recordDecision } from "../store/decisions.ts";
+import type { AgentGateway, CommandPriority } from "./agent-commands.ts";
+import { toRows } from "./neo4j-rows.ts";
+
+export interface EngineDeps {
+  db: Db;
+  neo4j: Driver;
+  agents: AgentGateway;
+  queryTimeoutMs: number;
+  webhookTimeoutMs: number;
+}
+
+export interface RankedMitigation {
+  key: string;
+  name: string;
+  cost: number;
+}
+
+export type PlannedStep =
+  | { kind: "webhook"; url: string; body: Record<string, unknown> }
+  | { kind: "agent"; agentId: string; command: AgentCommand; details: Record<string, unknown>; priority: CommandPriority };
+
+export type MitigationPlan = { applicable: true; steps: PlannedStep[] } | { applicable: false; reason: string };
+
+interface DecisionBase {
+  incidentId: string;
+  alertId: string;
+  runId: string;
+  flowId: string;
+  nodeId: string;
+}
+
+type ConditionVerdict = { holds: true } | { holds: false; reason: string; error?: boolean };
+
+export function engineActivities(deps: EngineDeps) {
+  const catalog = catalogStore(deps.db);
+
+  async function loadAlert(alertId: string) {
+    const row = await getAlertRow(deps.db, alertId);
+    // The alert is stored before its signal is sent; a missing row is a broken invariant, not a retry case.
+    if (!row) throw ApplicationFailure.nonRetryable(`alert ${alertId} is not stored`);
+    return row;
+  }
+
+  /** A condition holds when its args resolve, its query runs and its check yields true. */
+  async function evaluateCondition(id: Identifier, alert: Record<string, unknown>): Promise<ConditionVerdict> {
+    const condition = await catalog.get("condition", identifierKey(id));
+    if (!condition) return { holds: false, reason: `condition ${id} does not exist` };
+    const args = resolveArgs(condition.args ?? {}, alert);
+    if (!args.ok) return { holds: false, reason: `condition ${id}: missing args ${args.missing.join(", ")}` };
+    let rows: Record<string, unknown>[] = [];
+    if (condition.query?.trim()) {
+      const session = deps.neo4j.session({ defaultAccessMode: neo4j.session.READ });
+      try {
+        const result = await session.executeRead((tx) => tx.run(condition.query ?? "", { ...condition.params, ...args.values }), {
+          timeout: deps.queryTimeoutMs,
+        });
+        rows = toRows(result.records);
+      } catch (err) {
+        return { holds: false, error: true, reason: `condition ${id}: query failed: ${(err as Error).message}` };
+      } finally {
+        await session.close();
+      }
+    }
+    const check = evaluateCheck(condition.check, { params: condition.params ?? {}, args: args.values, alert, rows });
+    if (!check.ok) return { holds: false, error: true, reason: `condition ${id}: check failed: ${check.error}` };
+    return check.value ? { holds: true } : { holds: false, reason: `condition ${id} is false` };
+  }
+
+  async function evaluateAll(ids: Identifier[], alert: Record<string, unknown>, cache = new Map<string, Promise<ConditionVerdict>>()) {
+    for (const id of ids) {
+      const key = identifierKey(id);
+      if (!cache.has(key)) cache.set(key, evaluateCondition(id, alert));
+      const verdict = await cache.get(key);
+      if (verdict && !verdict.holds) return verdict;
+    }
+    return { holds: true } as const;
+  }
+
+  const record = (d: Decision) => recordDecision(deps.db, d);
+
+  return {
+    async attackFlows(): Promise<AttackFlow[]> {
+      return catalog.list("attack_flow");
+    },
+
+    /** Returns the candidates whose conditions all hold; records every verdict. */
+    async evaluateCandidates(input: { incidentId: string; alertId: string; candidates: NodeCandidate[] }): Promise<NodeCandidate[]> {
+      const alert = await loadAlert(input.alertId);
+      const cache = new Map<string, Promise<ConditionVerdict>>();
+      const holding: NodeCandidate[] = [];
+      for (const candidate of input.candidates) {
+        const verdict = await evaluateAll(candidate.conditions, alert.raw, cache);
+        if (verdict.holds) holding.push(candidate);
+        await record({
+          incidentId: input.incidentId,
+          alertId: input.alertId,
+          runId: null,
+          flowId: candidate.flowId,
+          nodeId: candidate.nodeId,
+          mitigation: null,
+          kind: verdict.holds ? "node_matched" : "error" in verdict && verdict.error ? "condition_error" : "node_not_matched",
+          reason: verdict.holds
+            ? `${candidate.techniques.join(", ")} matched node ${candidate.nodeId} of ${candidate.flowId}`
+            : verdict.reason,
+          details: { techniques: candidate.techniques, instance: candidate.instanceId },
+        });
+      }
+      return holding;
+    },
+
+    async rankedMitigations(input: { techniques: string[] }): Promise<RankedMitigation[]> {
+      const all = await catalog.list("mitigation");
+      return rankMitigations(all, input.techniques).map((m) => ({ key: identifierKey(m.identifier), name: m.name, cost: m.cost }));
+    },
+
+    /** Decides whether a candidate applies (args, conditions, agent and capability) and how to run it. */
+    async planMitigation(input: DecisionBase & { mitigation: RankedMitigation; host: string; preemptive: boolean }): Promise<MitigationPlan> {
+      const { mitigation: candidate } = input;
+      const base = { ...input, mitigation: candidate.key };
+      const skip = async (reason: string): Promise<MitigationPlan> => {
+        await record({ ...base, kind: "mitigation_skipped", reason: `${candidate.name} skipped: ${reason}`, details: { cost: candidate.cost } });
+        return { applicable: false, reason };
+      };
+      const mitigation = await catalog.get("mitigation", candidate.key);
+      if (!mitigation) return skip("it no longer exists");
+      const alert = await loadAlert(input.alertId);
+      const args = resolveArgs(mitigation.args ?? {}, alert.raw);
+      if (!args.ok) return skip(`missing args ${args.missing.join(", ")}`);
+      const verdict = await evaluateAll(mitigation.conditions ?? [], alert.raw);
+      if (!verdict.holds) return skip(verdict.reason);
+
+      const steps: PlannedStep[] = [];
+      if (mitigation.url) steps.push({ kind: "webhook", url: mitigation.url, body: { ...mitigation.params, ...args.values } });
+      if (mitigation.steps?.length) {
+        const agent = await deps.agents.resolveAgent({ name: alert.host, agentId: alert.agent_id, ip: alert.host_ip });
+        if (!agent) return skip(`no agent is enrolled for host ${alert.host}`);
+        const missing = mitigation.steps.map((s) => s.agent).filter((c) => !agent.capabilities.includes(c));
+        if (missing.length) return skip(`agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`);
+        for (const step of mitigation.steps) {
+          steps.push({
+            kind: "agent",
+            agentId: agent.agentId,
+            command: step.agent,
+            details: stepDetails(mitigation, args.values, step),
+            priority: step.agent === "isolate-host" ? "critical" : "high",
+          });
+        }
+      }
+      await record({
+        ...base,
+        kind: "mitigation_chosen",
+        reason: `${candidate.name} chosen (cost ${candidate.cost})${input.preemptive ? " preemptively" : ""}`,
+        details: { cost: candidate.cost, steps: steps.map((s) => (s.kind === "webhook" ? { webhook: s.url, body: s.body } : { command: s.command, details: s.details })) },
+      });
+      return { applicable: true, steps };
+    },
+
+    async recordDecision(decision: Decision): Promise<void> {
+      await record(decision);
+    },
+
+    /** POSTs a SOAR webhook; 2xx is success, 4xx is permanent, anything else is retried. */
+    async callWebhook(input: { url: string; body: Record<string, unknown>; idempotencyKey: string }): Promise<{ status: number }> {
+      let response: Response;
+      try {
+        response = await fetch(input.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", "idempotency-key": input.idempotencyKey },
+          body: JSON.stringify(input.body),
+          signal: AbortSignal.timeout(deps.webhookTimeoutMs),
+        });
+      } catch (err) {
+        const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+        throw ApplicationFailure.retryable(`webhook ${input.url} unreachable: ${cause}`, "WebhookUnreachable");
+      }
+      await response.body?.cancel();
+      if (response.ok) return { status: response.status };
+      const message = `webhook ${input.url} answered ${response.status}`;
+      if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+        throw ApplicationFailure.nonRetryable(message, "WebhookRejected");
+      }
+      throw ApplicationFailure.retryable(message, "WebhookFailed");
+    },
+  };
+}
+
+export type EngineActivities = ReturnType<typeof engineActivities>;

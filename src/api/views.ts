@@ -1,0 +1,104 @@
+import type { Client } from "@temporalio/client";
+import { Hono } from "hono";
+import type { Db } from "../db/index.ts";
+import { type FieldError, TECHNIQUE_ID } from "../domain/model.ts";
+import type { AlertIntake } from "../ingest/intake.ts";
+import { listAlerts } from "../store/alerts.ts";
+import { stateQuery } from "../workflows/incident.ts";
+import { dateParam, intParam, invalid, isFieldError, notFound, readJson } from "./http.ts";
+
+const MAX_PAGE = 500;
+
+/** POST /alert and the read views operators use: alerts, incidents, decisions. */
+export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }) {
+  const app = new Hono();
+
+  app.post("/alert", async (c) => {
+    const body = await readJson(c);
+    if (!body.ok) return body.response;
+    const result = await deps.intake(body.body, "rest");
+    if (!result.ok) return invalid(c, result.errors);
+    return c.json({ id: result.alertId, incident: result.incidentId, duplicate: result.duplicate }, 202);
+  });
+
+  app.get("/alerts", async (c) => {
+    const limit = intParam(c, "limit", 50, MAX_PAGE);
+    const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
+    const since = dateParam(c, "since");
+    const until = dateParam(c, "until");
+    const technique = c.req.query("technique");
+    const errors = [limit, offset, since, until].filter(isFieldError);
+    if (technique && !TECHNIQUE_ID.test(technique)) errors.push({ field: "technique", message: "must look like T1234 or T1234.001" });
+    if (errors.length) return invalid(c, errors);
+    const page = await listAlerts(deps.db, {
+      host: c.req.query("host"),
+      rule: c.req.query("rule"),
+      technique,
+      since: since as Date | undefined,
+      until: until as Date | undefined,
+      limit: limit as number,
+      offset: offset as number,
+    });
+    return c.json({ ...page, limit, offset });
+  });
+
+  app.get("/decisions", async (c) => {
+    const limit = intParam(c, "limit", 100, MAX_PAGE);
+    const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
+    const errors = [limit, offset].filter(isFieldError);
+    if (errors.length) return invalid(c, errors);
+    let q = deps.db.selectFrom("decisions").selectAll();
+    const incident = c.req.query("incident");
+    const alert = c.req.query("alert");
+    if (incident) q = q.where("incident_id", "=", incident);
+    if (alert) q = q.where("alert_id", "=", alert);
+    const items = await q.orderBy("id").limit(limit as number).offset(offset as number).execute();
+    return c.json({ items, limit, offset });
+  });
+
+  app.get("/incidents", async (c) => {
+    const limit = intParam(c, "limit", 50, MAX_PAGE);
+    const status = c.req.query("status");
+    const errors: FieldError[] = [limit].filter(isFieldError);
+    if (status && status !== "open" && status !== "closed") errors.push({ field: "status", message: "must be open or closed" });
+    if (errors.length) return invalid(c, errors);
+    const clauses = ["WorkflowType = 'incidentWorkflow'"];
+    const host = c.req.query("host");
+    if (host) clauses.push(`Host = ${visibilityString(host)}`);
+    if (status) clauses.push(`IncidentStatus = '${status}'`);
+    const items = [];
+    for await (const wf of deps.temporal.workflow.list({ query: clauses.join(" AND ") })) {
+      const attrs = wf.searchAttributes as Record<string, unknown[] | undefined>;
+      items.push({
+        id: wf.workflowId,
+        runId: wf.runId,
+        host: attrs.Host?.[0] ?? null,
+        status: attrs.IncidentStatus?.[0] ?? null,
+        severity: attrs.Severity?.[0] ?? null,
+        techniques: attrs.Techniques ?? [],
+        startTime: wf.startTime,
+        closeTime: wf.closeTime ?? null,
+      });
+      if (items.length >= (limit as number)) break;
+    }
+    return c.json({ items });
+  });
+
+  // The live state of a host's latest incident, read through the workflow's query.
+  app.get("/incidents/:host", async (c) => {
+    const handle = deps.temporal.workflow.getHandle(`incident/${c.req.param("host")}`);
+    try {
+      return c.json(await handle.query(stateQuery));
+    } catch (err) {
+      if ((err as Error).name === "WorkflowNotFoundError") return notFound(c, `incident for host ${c.req.param("host")}`);
+      throw err;
+    }
+  });
+
+  return app;
+}
+
+/** A string literal for a Temporal visibility query: the value can never end the literal. */
+function visibilityString(value: string): string {
+  return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}

@@ -1,0 +1,68 @@
+import { noAgentGateway } from "./activities/agent-commands.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createDb, migrate } from "./db/index.ts";
+import { ROLES, type Role, startService } from "./service.ts";
+
+const USAGE = `usage: mm <command>
+
+  all            run the REST API, the Temporal worker and the NATS ingest in one process (default)
+  api            run the REST API only
+  worker         run the Temporal worker only
+  ingest         run the NATS alert consumer only
+  migrate        apply pending database migrations and exit
+  help           show this text
+
+Configuration comes from the environment (see .env.example).`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command = "all", ...rest] = argv;
+  if (command === "help" || command === "--help" || command === "-h") {
+    console.log(USAGE);
+    return;
+  }
+  if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(" ")}`);
+  const config = loadConfig();
+  if (command === "migrate") {
+    const db = createDb(config.databaseUrl, 1);
+    try {
+      const applied = await migrate(db);
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : "database is up to date");
+    } finally {
+      await db.destroy();
+    }
+    return;
+  }
+  const roles: readonly Role[] = command === "all" ? ROLES : ROLES.includes(command as Role) ? [command as Role] : [];
+  if (!roles.length) throw new UsageError(`unknown command '${command}'`);
+  const service = await startService(config, roles, { agents: noAgentGateway });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`${signal} received, stopping…`);
+    service.close().then(
+      () => process.exit(0),
+      (err) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((err) => {
+  if (err instanceof UsageError) {
+    console.error(`mm: ${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (err instanceof ConfigError) {
+    console.error(`mm: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(`mm: ${(err as Error).stack ?? err}`);
+  process.exit(1);
+});

@@ -1,0 +1,90 @@
+import { z } from "zod";
+
+// Every setting comes from the environment and is documented in .env.example; the defaults match
+// what scripts/stack.sh starts on loopback, so a fresh clone works with no .env at all.
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveMs = z.coerce.number().int().positive();
+const flag = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+const schema = z.object({
+  MM_HOST: z.string().min(1).default("127.0.0.1"),
+  MM_API_PORT: port.default(8333),
+  MM_GATEWAY_PORT: port.default(8334),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    .default("postgres://mm:mm@127.0.0.1:5433/mm"),
+  NATS_URL: z.string().regex(/^nats:\/\/.+/, "must look like nats://host:port").default("nats://127.0.0.1:4222"),
+  MM_ALERT_SUBJECT: z.string().min(1).default("alerts"),
+  MM_ALERT_STREAM: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
+    .default("ALERTS"),
+  MM_ALERT_CONSUMER: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
+    .default("mitigation-manager"),
+  TEMPORAL_ADDRESS: z.string().min(1).default("127.0.0.1:7233"),
+  TEMPORAL_NAMESPACE: z.string().min(1).default("default"),
+  MM_TASK_QUEUE: z.string().min(1).default("mitigation-manager"),
+  NEO4J_URI: z.string().regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\/.+/, "must be a bolt:// or neo4j:// URI").default("bolt://127.0.0.1:7687"),
+  NEO4J_USER: z.string().min(1).default("neo4j"),
+  NEO4J_PASSWORD: z.string().min(1).default("mitigation-manager"),
+  MM_QUERY_TIMEOUT_MS: positiveMs.default(5_000),
+  MM_INCIDENT_IDLE_MINUTES: z.coerce.number().positive().default(60),
+  MM_WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
+  MM_FIREWALL_WEBHOOK_URL: httpUrl.default("http://127.0.0.1:8090/firewall/block"),
+  MM_LOAD_DEFAULTS: flag.default(true),
+  MM_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Config = ReturnType<typeof toConfig>;
+
+function toConfig(env: z.infer<typeof schema>) {
+  return {
+    host: env.MM_HOST,
+    apiPort: env.MM_API_PORT,
+    gatewayPort: env.MM_GATEWAY_PORT,
+    databaseUrl: env.DATABASE_URL,
+    nats: {
+      url: env.NATS_URL,
+      alertSubject: env.MM_ALERT_SUBJECT,
+      alertStream: env.MM_ALERT_STREAM,
+      alertConsumer: env.MM_ALERT_CONSUMER,
+    },
+    temporal: {
+      address: env.TEMPORAL_ADDRESS,
+      namespace: env.TEMPORAL_NAMESPACE,
+      taskQueue: env.MM_TASK_QUEUE,
+    },
+    neo4j: {
+      uri: env.NEO4J_URI,
+      user: env.NEO4J_USER,
+      password: env.NEO4J_PASSWORD,
+      queryTimeoutMs: env.MM_QUERY_TIMEOUT_MS,
+    },
+    incidentIdleMs: Math.round(env.MM_INCIDENT_IDLE_MINUTES * 60_000),
+    webhookTimeoutMs: env.MM_WEBHOOK_TIMEOUT_MS,
+    firewallWebhookUrl: env.MM_FIREWALL_WEBHOOK_URL,
+    loadDefaults: env.MM_LOAD_DEFAULTS,
+    logLevel: env.MM_LOG_LEVEL,
+  };
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads and validates the configuration; every invalid variable is named in one error. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable means "not set", as in most .env files.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return toConfig(parsed.data);
+}

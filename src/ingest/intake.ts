@@ -1,0 +1,52 @@
+import type { Client } from "@temporalio/client";
+import type { Db } from "../db/index.ts";
+import { type AlertHost, type FieldError, normaliseAlert } from "../domain/alert.ts";
+import { type AlertSource, incidentIdOf, markHandedOff, storeAlert } from "../store/alerts.ts";
+import { alertSignal, incidentWorkflow } from "../workflows/incident.ts";
+import { HOST, INCIDENT_STATUS } from "../workflows/search-attributes.ts";
+
+export interface IntakeDeps {
+  db: Db;
+  temporal: Client;
+  taskQueue: string;
+  incidentIdleMs: number;
+}
+
+export type IntakeResult =
+  | { ok: true; alertId: string; incidentId: string; duplicate: boolean }
+  | { ok: false; errors: FieldError[] };
+
+/**
+ * The one way an alert enters the engine, whatever carried it (REST, NATS, an agent): normalise,
+ * store, then hand to the host's incident workflow. Callers acknowledge their transport only after
+ * this resolves, so a crash anywhere in between means a redelivery, never a lost alert; the
+ * redelivery of an alert already handed off does nothing.
+ */
+export function alertIntake(deps: IntakeDeps) {
+  return async function intake(input: unknown, source: AlertSource, context?: { host?: AlertHost }): Promise<IntakeResult> {
+    const normalised = normaliseAlert(input, context);
+    if (!normalised.ok) return normalised;
+    const { alert } = normalised;
+    const incidentId = incidentIdOf(alert.host.name);
+    const { handOff } = await storeAlert(deps.db, alert, source);
+    if (handOff) {
+      await deps.temporal.workflow.signalWithStart(incidentWorkflow, {
+        workflowId: incidentId,
+        taskQueue: deps.taskQueue,
+        args: [{ host: alert.host.name, idleMs: deps.incidentIdleMs }],
+        signal: alertSignal,
+        signalArgs: [
+          { id: alert.id, time: alert.time, techniques: alert.techniques, severity: alert.severity, ruleId: alert.rule.id },
+        ],
+        typedSearchAttributes: [
+          { key: HOST, value: alert.host.name },
+          { key: INCIDENT_STATUS, value: "open" },
+        ],
+      });
+      await markHandedOff(deps.db, alert.id);
+    }
+    return { ok: true, alertId: alert.id, incidentId, duplicate: !handOff };
+  };
+}
+
+export type AlertIntake = ReturnType<typeof alertIntake>;

@@ -1,0 +1,263 @@
+// The agent protocol: every WebSocket frame between an endpoint agent and the gateway.
+// The seed's frames (command, ack, completion, update_rules, alert) keep the seed's exact shapes and
+// are told apart by their keys; frames the seed does not show carry a `type`.
+// Objects are parsed leniently (unknown keys are dropped, not rejected) so either side can add
+// fields without breaking the other.
+import { z } from "zod";
+
+export const AGENT_COMMANDS = [
+  "isolate-host",
+  "release-host",
+  "kill-process",
+  "delete-file",
+  "quarantine-file",
+  "block-ip",
+  "unblock-ip",
+] as const;
+export type AgentCommandName = (typeof AGENT_COMMANDS)[number];
+
+const timestamp = z.iso.datetime({ offset: true });
+const sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex digits");
+const ip = z.union([z.ipv4(), z.ipv6()]);
+const port = z.number().int().min(1).max(65535);
+const record = z.record(z.string(), z.unknown());
+
+// --- gateway → agent -------------------------------------------------------------------------
+
+export const Priority = z.enum(["critical", "high", "normal", "low"]);
+export type Priority = z.infer<typeof Priority>;
+
+// `command` stays an open string: a command this agent does not know (e.g. a Windows registry
+// operation) must still reach it, so that it can answer with a failed completion.
+export const Command = z.object({
+  command: z.string().min(1),
+  priority: Priority,
+  id: z.string().min(1).describe("command id; an agent runs an id at most once"),
+  details: record,
+});
+export type Command = z.infer<typeof Command>;
+
+// Rule checksums are only checked for the `sha256:` prefix here: the agent verifies the digest
+// against the content and reports a mismatch per rule in `rules_status`, instead of rejecting the
+// whole frame (the seed's own example carries an abbreviated digest).
+export const RuleFile = z.object({
+  name: z.string().min(1),
+  content: z.string(),
+  version: z.number().int().nonnegative(),
+  checksum: z.string().regex(/^sha256:/, 'expected "sha256:<hex>"'),
+});
+export const UpdateRules = z.object({
+  operation: z.literal("update_rules"),
+  rules: z.array(RuleFile),
+});
+export type UpdateRules = z.infer<typeof UpdateRules>;
+
+export const Welcome = z.object({
+  type: z.literal("welcome"),
+  agent_id: z.string().min(1),
+  heartbeat_interval_ms: z.number().int().positive(),
+});
+export type Welcome = z.infer<typeof Welcome>;
+
+export const ErrorFrame = z.object({
+  type: z.literal("error"),
+  code: z.string(),
+  message: z.string(),
+  ref: z.string().optional().describe("the command id or message the error is about"),
+});
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
+
+export const AlertAck = z.object({
+  type: z.literal("alert_ack"),
+  seq: z.number().int().nonnegative(),
+});
+export type AlertAck = z.infer<typeof AlertAck>;
+
+// --- agent → gateway -------------------------------------------------------------------------
+
+export const Ack = z.object({
+  command_id: z.string().min(1),
+  status: z.literal("received"),
+  timestamp,
+});
+export type Ack = z.infer<typeof Ack>;
+
+const completionFields = {
+  command_id: z.string().min(1),
+  message: z.string(),
+  details: record,
+  timestamp,
+};
+// `status` and `success` always agree; the union makes a contradicting pair invalid.
+export const Completion = z.discriminatedUnion("status", [
+  z.object({ ...completionFields, status: z.literal("completed"), success: z.literal(true) }),
+  z.object({ ...completionFields, status: z.literal("failed"), success: z.literal(false) }),
+]);
+export type Completion = z.infer<typeof Completion>;
+
+export const AlertForward = z.object({
+  alert: record,
+  seq: z
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe("at-least-once delivery: the gateway answers alert_ack with this seq once stored"),
+});
+export type AlertForward = z.infer<typeof AlertForward>;
+
+export const Hello = z.object({
+  type: z.literal("hello"),
+  hostname: z.string(),
+  os: z.object({ platform: z.string(), release: z.string(), arch: z.string() }),
+  ips: z.array(z.string()),
+  agent_version: z.string(),
+  fibratus_version: z.string().nullable(),
+  external_ids: z.object({ wazuh_agent_id: z.string().optional() }),
+  capabilities: z.array(z.string()),
+  isolation: z.object({
+    isolated: z.boolean(),
+    since: timestamp.optional(),
+    portal_ips: z.array(z.string()).optional(),
+  }),
+  rules: z.array(z.object({ name: z.string(), version: z.number().int(), checksum: z.string() })),
+  simulation: z.boolean(),
+  config: record.optional(),
+});
+export type Hello = z.infer<typeof Hello>;
+
+export const Heartbeat = z.object({ type: z.literal("heartbeat"), timestamp });
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const RuleStatus = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  checksum: z.string(),
+  status: z.enum(["applied", "failed"]),
+  error: z.string().optional(),
+});
+export type RuleStatus = z.infer<typeof RuleStatus>;
+export const RulesStatus = z.object({
+  type: z.literal("rules_status"),
+  rules: z.array(RuleStatus),
+  simulated: z.boolean().optional().describe("true when the agent runs in simulation mode"),
+});
+export type RulesStatus = z.infer<typeof RulesStatus>;
+
+export type AgentMessage = Ack | Completion | AlertForward | Hello | Heartbeat | RulesStatus;
+export type GatewayMessage = Command | UpdateRules | Welcome | ErrorFrame | AlertAck;
+
+// --- command details (inside Command.details) and results (inside Completion.details) ----------
+
+export const CommandDetails = {
+  "isolate-host": z.object({
+    reason: z.string().optional(),
+    allow_portal_communication: z.boolean().default(true),
+    allow_dns: z.boolean().default(false),
+    portal_ips: z.array(ip).default([]),
+    portal_ports: z.array(port).default([]),
+  }),
+  "release-host": z.object({}),
+  "kill-process": z.object({
+    pid: z.union([z.number().int().positive(), z.string().regex(/^[1-9][0-9]*$/)]),
+    process_name: z.string().min(1).optional(),
+  }),
+  "delete-file": z.object({ path: z.string().min(1), sha256: sha256Hex.optional() }),
+  "quarantine-file": z.object({ path: z.string().min(1), sha256: sha256Hex.optional() }),
+  "block-ip": z.object({ ip }),
+  "unblock-ip": z.object({ ip }),
+} satisfies Record<AgentCommandName, z.ZodType>;
+export type CommandDetails<C extends AgentCommandName> = z.output<(typeof CommandDetails)[C]>;
+
+// Every result may also carry `simulated: true` (simulation mode).
+export const CommandResults = {
+  "isolate-host": z.object({
+    firewall_rules_added: z.number().int(),
+    execution_time_ms: z.number().int(),
+    isolation_level: z.literal("full"),
+  }),
+  "release-host": z.object({
+    firewall_rules_removed: z.number().int(),
+    execution_time_ms: z.number().int(),
+  }),
+  "kill-process": z.object({ pid: z.number().int(), killed: z.literal(true) }),
+  "delete-file": z.object({ path: z.string(), sha256: sha256Hex, deleted: z.literal(true) }),
+  "quarantine-file": z.object({ quarantine_path: z.string(), sha256: sha256Hex }),
+  "block-ip": z.object({ ip: z.string(), blocked: z.literal(true) }),
+  "unblock-ip": z.object({ ip: z.string(), blocked: z.literal(false) }),
+} satisfies Record<AgentCommandName, z.ZodType>;
+export type CommandResult<C extends AgentCommandName> = z.output<(typeof CommandResults)[C]>;
+
+// --- parsing ---------------------------------------------------------------------------------
+
+export type ParseResult<M> =
+  | { ok: true; message: M }
+  | { ok: false; code: "invalid_json" | "unknown_message" | "invalid_message"; message: string };
+
+/** Why a value does not match a schema, naming each offending field by its path. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join(".") : "(root)"}: ${issue.message}`)
+    .join("; ");
+}
+
+function parseWith<M>(
+  text: string,
+  pick: (frame: Record<string, unknown>) => { name: string; schema: z.ZodType<M> } | string,
+): ParseResult<M> {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, code: "invalid_json", message: (error as Error).message };
+  }
+  if (typeof frame !== "object" || frame === null || Array.isArray(frame)) {
+    return { ok: false, code: "invalid_message", message: "(root): expected a JSON object" };
+  }
+  const picked = pick(frame as Record<string, unknown>);
+  if (typeof picked === "string") return { ok: false, code: "unknown_message", message: picked };
+  const result = picked.schema.safeParse(frame);
+  if (result.success) return { ok: true, message: result.data };
+  return {
+    ok: false,
+    code: "invalid_message",
+    message: `${picked.name}: ${describeIssues(result.error)}`,
+  };
+}
+
+const agentTyped = { hello: Hello, heartbeat: Heartbeat, rules_status: RulesStatus } as const;
+const gatewayTyped = { welcome: Welcome, error: ErrorFrame, alert_ack: AlertAck } as const;
+
+function byType<T extends Record<string, z.ZodType>>(table: T, type: unknown) {
+  return typeof type === "string" && Object.hasOwn(table, type)
+    ? { name: type, schema: table[type] as T[keyof T] }
+    : `unknown message type ${JSON.stringify(type)}`;
+}
+
+/** Parses a frame sent by an agent (what the gateway receives). Never throws. */
+export function parseAgentMessage(text: string): ParseResult<AgentMessage> {
+  return parseWith<AgentMessage>(text, (frame) => {
+    if ("type" in frame) return byType(agentTyped, frame.type);
+    if ("command_id" in frame) {
+      return frame.status === "received"
+        ? { name: "ack", schema: Ack }
+        : { name: "completion", schema: Completion };
+    }
+    if ("alert" in frame) return { name: "alert", schema: AlertForward };
+    return "expected a frame with type, command_id or alert";
+  });
+}
+
+/** Parses a frame sent by the gateway (what the agent receives). Never throws. */
+export function parseGatewayMessage(text: string): ParseResult<GatewayMessage> {
+  return parseWith<GatewayMessage>(text, (frame) => {
+    if ("type" in frame) return byType(gatewayTyped, frame.type);
+    if ("operation" in frame) {
+      return frame.operation === "update_rules"
+        ? { name: "update_rules", schema: UpdateRules }
+        : `unknown operation ${JSON.stringify(frame.operation)}`;
+    }
+    if ("command" in frame) return { name: "command", schema: Command };
+    return "expected a frame with type, operation or command";
+  });
+}

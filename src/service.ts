@@ -1,0 +1,113 @@
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Client, Connection } from "@temporalio/client";
+import type { WorkflowBundleOption } from "@temporalio/worker";
+import { connect as connectNats } from "@nats-io/transport-node";
+import neo4j from "neo4j-driver";
+import type { AgentGateway } from "./activities/agent-commands.ts";
+import { engineActivities } from "./activities/engine.ts";
+import { createApi } from "./api/app.ts";
+import { healthCheck } from "./api/health.ts";
+import type { Config } from "./config.ts";
+import { createDb, migrate } from "./db/index.ts";
+import { defaultCatalog } from "./domain/defaults.ts";
+import { alertIntake } from "./ingest/intake.ts";
+import { startNatsIngest } from "./ingest/nats.ts";
+import { createLogger } from "./log.ts";
+import { loadDefaultCatalog } from "./store/catalog.ts";
+import { startWorker } from "./worker.ts";
+
+export const ROLES = ["api", "worker", "ingest"] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface ServiceOptions {
+  /** Where agent commands go; the agent gateway's implementation in production. */
+  agents: AgentGateway;
+  workflowBundle?: WorkflowBundleOption;
+}
+
+export interface Service {
+  /** The REST API's base URL, when the api role runs. */
+  apiUrl?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the given roles in this process. Each role can run alone (to scale out) or all together;
+ * whichever starts first applies pending migrations and, once per database, the default catalog.
+ */
+export async function startService(config: Config, roles: readonly Role[], options: ServiceOptions): Promise<Service> {
+  const log = createLogger(config.logLevel);
+  const closers: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
+  };
+  try {
+    const db = createDb(config.databaseUrl);
+    closers.push(() => db.destroy());
+    const applied = await migrate(db);
+    if (applied.length) log.info("migrations applied", { applied });
+    if (config.loadDefaults && (await loadDefaultCatalog(db, catalogOf(config)))) log.info("default configuration loaded");
+
+    const neo4jDriver = neo4j.driver(config.neo4j.uri, neo4j.auth.basic(config.neo4j.user, config.neo4j.password), {
+      connectionAcquisitionTimeout: 10_000,
+    });
+    closers.push(() => neo4jDriver.close());
+
+    const temporalConnection = await Connection.connect({ address: config.temporal.address });
+    closers.push(() => temporalConnection.close());
+    const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
+
+    const nc = await connectNats({ servers: config.nats.url, name: "mitigation-manager", maxReconnectAttempts: -1 });
+    closers.push(() => nc.drain());
+
+    const intake = alertIntake({ db, temporal, taskQueue: config.temporal.taskQueue, incidentIdleMs: config.incidentIdleMs });
+    const service: Service = { close };
+
+    if (roles.includes("worker")) {
+      const activities = {
+        ...engineActivities({
+          db,
+          neo4j: neo4jDriver,
+          agents: options.agents,
+          queryTimeoutMs: config.neo4j.queryTimeoutMs,
+          webhookTimeoutMs: config.webhookTimeoutMs,
+        }),
+        runAgentCommand: options.agents.runAgentCommand.bind(options.agents),
+      };
+      const worker = await startWorker({ config, activities, workflowBundle: options.workflowBundle });
+      closers.push(() => worker.stop());
+      log.info("worker polling", { taskQueue: config.temporal.taskQueue });
+    }
+
+    if (roles.includes("ingest")) {
+      const ingest = await startNatsIngest(
+        { nc, db, intake, log },
+        { subject: config.nats.alertSubject, stream: config.nats.alertStream, consumer: config.nats.alertConsumer },
+      );
+      closers.push(() => ingest.stop());
+      log.info("consuming alerts from NATS", { subject: config.nats.alertSubject, stream: config.nats.alertStream });
+    }
+
+    if (roles.includes("api")) {
+      const app = createApi({ db, temporal, intake, log, health: healthCheck({ db, temporal, nats: nc, neo4j: neo4jDriver }) });
+      const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+        const s = serve({ fetch: app.fetch, port: config.apiPort, hostname: config.host }, () => resolve(s));
+        s.once("error", reject);
+      });
+      closers.push(() => new Promise((resolve) => server.close(resolve)));
+      const { port } = server.address() as AddressInfo;
+      service.apiUrl = `http://${config.host}:${port}`;
+      log.info("REST API listening", { url: service.apiUrl });
+    }
+    return service;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function catalogOf(config: Config) {
+  const defaults = defaultCatalog({ firewallWebhookUrl: config.firewallWebhookUrl });
+  return { condition: defaults.conditions, mitigation: defaults.mitigations, attack_flow: defaults.attackFlows };
+}

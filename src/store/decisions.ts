@@ -1,0 +1,36 @@
+import type { Db } from "../db/index.ts";
+
+export interface Decision {
+  incidentId: string;
+  alertId: string | null;
+  runId: string | null;
+  flowId: string | null;
+  nodeId: string | null;
+  mitigation: string | null;
+  /** node_matched, node_not_matched, condition_error, mitigation_chosen, mitigation_skipped,
+   *  mitigation_succeeded, mitigation_failed, no_mitigation */
+  kind: string;
+  reason: string;
+  details: Record<string, unknown>;
+}
+
+/** Appends a decision once: activities may be retried, so the same decision key is written once. */
+export async function recordDecision(db: Db, decision: Decision): Promise<void> {
+  const dedupeKey = [decision.runId ?? decision.incidentId, decision.alertId, decision.flowId, decision.nodeId, decision.mitigation, decision.kind].join("|");
+  await db
+    .insertInto("decisions")
+    .values({
+      incident_id: decision.incidentId,
+      alert_id: decision.alertId,
+      run_id: decision.runId,
+      flow_id: decision.flowId,
+      node_id: decision.nodeId,
+      mitigation: decision.mitigation,
+      kind: decision.kind,
+      reason: decision.reason,
+      details: JSON.stringify(decision.details),
+      dedupe_key: dedupeKey,
+    })
+    .onConflict((oc) => oc.column("dedupe_key").doNothing())
+    .execute();
+}

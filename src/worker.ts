@@ -1,0 +1,31 @@
+import { fileURLToPath } from "node:url";
+import { NativeConnection, Worker, type WorkflowBundleOption } from "@temporalio/worker";
+import type { Config } from "./config.ts";
+
+export const workflowsPath = fileURLToPath(new URL("./workflows/index.ts", import.meta.url));
+
+/** A Temporal worker on the configured task queue, running the project's workflows and the given activities. */
+export async function startWorker(opts: {
+  config: Config;
+  activities: object;
+  /** Prebuilt workflow code (tests build it once); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
+}) {
+  const connection = await NativeConnection.connect({ address: opts.config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: opts.config.temporal.namespace,
+    taskQueue: opts.config.temporal.taskQueue,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath }),
+    activities: opts.activities,
+  });
+  const running = worker.run();
+  return {
+    running,
+    async stop(): Promise<void> {
+      if (worker.getState() === "RUNNING") worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}

@@ -1,0 +1,3 @@
+// The worker's workflow bundle: every workflow type the worker runs.
+export { incidentWorkflow } from "./incident.ts";
+export { mitigationWorkflow } from "./mitigation.ts";

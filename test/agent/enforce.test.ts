@@ -1,0 +1,156 @@
+// Enforcement on the real system: processes, files and rule files (firewall: isolation.test.ts).
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deleteFile, type QuarantineRecord, quarantineFile, restoreFile } from "../../src/agent/enforce/files.ts";
+import { killProcess } from "../../src/agent/enforce/process.ts";
+import { applyRule, ruleChecksum } from "../../src/agent/enforce/rules.ts";
+
+const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "mm-enforce-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function exited(child: ChildProcess) {
+  return new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+}
+
+describe("kill-process", () => {
+  it("kills a running process, checking its name", async () => {
+    const child = spawn("sleep", ["300"]);
+    const exit = exited(child);
+    await expect(killProcess(child.pid as number, "sleep")).resolves.toBeUndefined();
+    expect(await exit).toBe("SIGKILL");
+  });
+
+  it("refuses pid 1, the agent itself and a name mismatch", async () => {
+    await expect(killProcess(1)).rejects.toThrow(/refusing to kill pid 1/);
+    await expect(killProcess(process.pid)).rejects.toThrow(/agent itself/);
+    const child = spawn("sleep", ["300"]);
+    try {
+      await expect(killProcess(child.pid as number, "ncat")).rejects.toThrow(/is "sleep", not "ncat"; not killed/);
+      expect(child.exitCode).toBeNull();
+      expect(child.signalCode).toBeNull();
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("fails for a pid that does not exist", async () => {
+    const child = spawn("true");
+    await exited(child);
+    await expect(killProcess(child.pid as number)).rejects.toThrow(/no process with pid/);
+  });
+});
+
+describe("delete-file", () => {
+  it("refuses on a sha256 mismatch and deletes on a match", async () => {
+    const path = join(dir, "dropper.py");
+    await writeFile(path, "print('zerologon')\n");
+    await expect(deleteFile(path, "0".repeat(64))).rejects.toThrow(/sha256 mismatch.*not deleted/);
+    expect((await stat(path)).isFile()).toBe(true);
+    await expect(deleteFile(path, sha256("print('zerologon')\n").toUpperCase())).resolves.toBe(
+      sha256("print('zerologon')\n"),
+    );
+    await expect(stat(path)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("refuses relative paths, directories, symlinks and missing files", async () => {
+    await expect(deleteFile("relative.txt")).rejects.toThrow(/must be absolute/);
+    await expect(deleteFile(dir)).rejects.toThrow(/not a regular file/);
+    const target = join(dir, "target.txt");
+    await writeFile(target, "keep");
+    await symlink(target, join(dir, "link"));
+    await expect(deleteFile(join(dir, "link"))).rejects.toThrow(/symbolic link/);
+    expect(await readFile(target, "utf8")).toBe("keep");
+    await expect(deleteFile(join(dir, "absent"))).rejects.toThrow(/no such file/);
+  });
+});
+
+describe("quarantine-file", () => {
+  it("refuses on a sha256 mismatch, leaving everything as it was", async () => {
+    const path = join(dir, "mismatch.bin");
+    await writeFile(path, "payload");
+    const quarantine = join(dir, "q-mismatch");
+    await expect(quarantineFile(path, quarantine, "f".repeat(64))).rejects.toThrow(/sha256 mismatch.*not quarantined/);
+    expect(await readFile(path, "utf8")).toBe("payload");
+    expect(await readdir(quarantine)).toEqual([]);
+  });
+
+  it("keeps an unreadable copy with what is needed to restore it, and restores it", async () => {
+    const path = join(dir, "zerologon.py");
+    const content = Buffer.from("#!/usr/bin/env python3\nimport zerologon\n".repeat(1000));
+    await writeFile(path, content);
+    await chmod(path, 0o751);
+    const mtime = new Date("2024-01-02T03:04:05Z");
+    await utimes(path, mtime, mtime);
+    const quarantine = join(dir, "q");
+
+    const result = await quarantineFile(path, quarantine, sha256(content));
+    expect(result.sha256).toBe(sha256(content));
+    await expect(stat(path)).rejects.toThrow(/ENOENT/);
+    expect((await stat(quarantine)).mode & 0o777).toBe(0o700);
+    const copy = await readFile(result.quarantine_path);
+    expect(copy.length).toBe(content.length);
+    expect(copy.includes("zerologon")).toBe(false); // inert: not the original bytes
+    expect((await stat(result.quarantine_path)).mode & 0o777).toBe(0o400);
+    const record = JSON.parse(
+      await readFile(result.quarantine_path.replace(/\.quarantine$/, ".json"), "utf8"),
+    ) as QuarantineRecord;
+    expect(record).toMatchObject({ original_path: path, sha256: sha256(content), size: content.length, mode: 0o751 });
+
+    expect(await restoreFile(result.quarantine_path)).toBe(path);
+    expect(sha256(await readFile(path))).toBe(sha256(content));
+    const restored = await stat(path);
+    expect(restored.mode & 0o777).toBe(0o751);
+    expect(restored.mtime.getTime()).toBe(mtime.getTime());
+    expect(await readdir(quarantine)).toEqual([]);
+  });
+
+  it("never restores over an existing file", async () => {
+    const path = join(dir, "again.txt");
+    await writeFile(path, "one");
+    const quarantine = join(dir, "q2");
+    const { quarantine_path } = await quarantineFile(path, quarantine);
+    await writeFile(path, "two");
+    await expect(restoreFile(quarantine_path)).rejects.toThrow(/exists; not overwriting/);
+    expect(await readFile(path, "utf8")).toBe("two");
+  });
+});
+
+describe("update_rules", () => {
+  const content = "name: Suspicious vaultcmd\nid: 1\ncondition: spawn_process and ps.name = 'vaultcmd.exe'\n";
+
+  it("writes each rule atomically as <name>.yml and verifies checksums", async () => {
+    const rulesDir = join(dir, "rules");
+    const ok = await applyRule({ name: "credential_dumping_vaultcmd", content, version: 2, checksum: ruleChecksum(content) }, rulesDir);
+    expect(ok).toEqual({ name: "credential_dumping_vaultcmd", version: 2, checksum: ruleChecksum(content), status: "applied" });
+    expect(await readFile(join(rulesDir, "credential_dumping_vaultcmd.yml"), "utf8")).toBe(content);
+    // replacing an existing rule leaves no temporary file behind
+    const v3 = `${content}severity: high\n`;
+    await applyRule({ name: "credential_dumping_vaultcmd", content: v3, version: 3, checksum: ruleChecksum(v3) }, rulesDir);
+    expect(await readdir(rulesDir)).toEqual(["credential_dumping_vaultcmd.yml"]);
+    expect(await readFile(join(rulesDir, "credential_dumping_vaultcmd.yml"), "utf8")).toBe(v3);
+  });
+
+  it("fails a rule whose checksum, name or content is wrong, writing nothing", async () => {
+    const rulesDir = join(dir, "rules-bad");
+    await mkdir(rulesDir);
+    const mismatch = await applyRule({ name: "r1", content, version: 1, checksum: "sha256:8a7b3ab6..." }, rulesDir);
+    expect(mismatch).toMatchObject({ status: "failed", error: expect.stringMatching(/checksum mismatch/) });
+    const unsafe = await applyRule({ name: "../evil", content, version: 1, checksum: ruleChecksum(content) }, rulesDir);
+    expect(unsafe).toMatchObject({ status: "failed", error: expect.stringMatching(/unsafe rule name/) });
+    const notYaml = "rule x {\n  meta: [\n";
+    const broken = await applyRule({ name: "r2", content: notYaml, version: 1, checksum: ruleChecksum(notYaml) }, rulesDir);
+    expect(broken).toMatchObject({ status: "failed", error: expect.stringMatching(/not valid YAML/) });
+    expect(await readdir(rulesDir)).toEqual([]);
+  });
+});

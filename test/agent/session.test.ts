@@ -1,0 +1,346 @@
+// The agent's session logic against a minimal gateway at the protocol boundary. Enforcement here is
+// real for files and processes; firewall commands are only ever sent in simulation (this runs in
+// the machine's own network namespace — isolation.test.ts enforces inside namespaces of its own).
+import { execFile, spawn } from "node:child_process";
+import { appendFile, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { supportedCapabilities } from "../../src/agent/commands.ts";
+import { ruleChecksum } from "../../src/agent/enforce/rules.ts";
+import { type AgentOptions, type RunningAgent, startAgent } from "../../src/agent/index.ts";
+import { StateStore } from "../../src/agent/state.ts";
+import { AGENT_COMMANDS, type AgentMessage } from "../../src/protocol/messages.ts";
+import {
+  AGENT_ID,
+  ENROLL_TOKEN,
+  FakeGateway,
+  isAck,
+  isAlert,
+  isCompletion,
+  isHeartbeat,
+  isHello,
+  isRulesStatus,
+} from "./support/fake-gateway.ts";
+
+let gateway: FakeGateway;
+let root: string;
+const running: RunningAgent[] = [];
+let logs: string[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "mm-session-"));
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((agent) => agent.stop()));
+  await gateway?.stop();
+  logs = [];
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let dirs = 0;
+const newDir = () => join(root, String(++dirs));
+
+async function agent(options: Partial<AgentOptions> & { stateDir: string }) {
+  const started = await startAgent({
+    gateway: gateway.url,
+    enrollToken: ENROLL_TOKEN,
+    rulesDir: join(options.stateDir, "rules"),
+    backoff: { initialMs: 50, maxMs: 200 },
+    alertPollMs: 20,
+    log: (event, fields) => logs.push(`${event} ${JSON.stringify(fields ?? {})}`),
+    ...options,
+  });
+  running.push(started);
+  return started;
+}
+
+async function stop(agent: RunningAgent) {
+  running.splice(running.indexOf(agent), 1);
+  await agent.stop();
+}
+
+const command = (id: string, name: string, details: Record<string, unknown>, priority = "high") => ({
+  command: name,
+  priority,
+  id,
+  details,
+});
+
+type CompletionFrame = Extract<AgentMessage, { status: "completed" | "failed" }>;
+async function completionOf(id: string, nth = 1): Promise<CompletionFrame> {
+  const all = () => gateway.messages(isCompletion).filter((c) => c.command_id === id);
+  await gateway.waitFor(isCompletion, () => all().length >= nth);
+  return all()[nth - 1] as CompletionFrame;
+}
+
+describe("session", () => {
+  it("enrolls once, says hello with its facts, heartbeats, and reuses its key after a restart", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    const first = await agent({ stateDir, heartbeatMs: 50 });
+    expect(first.agentId).toBe(AGENT_ID);
+    const hello = await gateway.waitFor(isHello);
+    expect(hello).toMatchObject({
+      type: "hello",
+      os: { platform: "linux" },
+      agent_version: "0.1.0",
+      fibratus_version: null,
+      isolation: { isolated: false },
+      rules: [],
+      simulation: false,
+    });
+    expect(hello.hostname).toBeTruthy();
+    expect(hello.capabilities).toEqual([...AGENT_COMMANDS, "update_rules"]); // root, Linux, nftables
+    await gateway.waitFor(isHeartbeat, () => gateway.messages(isHeartbeat).length >= 3);
+    expect((await stat(join(stateDir, "identity.json"))).mode & 0o777).toBe(0o600);
+
+    await stop(first);
+    await agent({ stateDir, heartbeatMs: 50 });
+    await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+    expect(gateway.enrollments).toBe(1);
+    expect(logs.some((line) => line.startsWith("enroll_token_ignored"))).toBe(true);
+  });
+
+  it("acks at once, then completes; a command id runs at most once, also across a restart", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    const target = join(root, "malware.py");
+    await writeFile(target, "evil");
+    const first = await agent({ stateDir });
+    await gateway.waitFor(isHello);
+
+    gateway.send(command("cmd-del-1", "delete-file", { path: target, reason: "extra keys are ignored" }));
+    const done = await completionOf("cmd-del-1");
+    const order = gateway.frames.map((f) => f.message);
+    expect(order.findIndex((m) => isAck(m) && m.command_id === "cmd-del-1")).toBeLessThan(order.indexOf(done));
+    expect(done).toMatchObject({ status: "completed", success: true, details: { path: target, deleted: true } });
+    await expect(stat(target)).rejects.toThrow(/ENOENT/);
+
+    // Redelivered (e.g. an engine retry): acked again, answered from the ledger, not run again.
+    await writeFile(target, "evil again");
+    gateway.send(command("cmd-del-1", "delete-file", { path: target }));
+    expect(await completionOf("cmd-del-1", 2)).toEqual(done);
+    expect(gateway.messages(isAck).filter((a) => a.command_id === "cmd-del-1")).toHaveLength(2);
+
+    await stop(first);
+    await agent({ stateDir });
+    await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+    gateway.send(command("cmd-del-1", "delete-file", { path: target }));
+    expect(await completionOf("cmd-del-1", 3)).toEqual(done);
+    expect(await readFile(target, "utf8")).toBe("evil again");
+  });
+
+  it("does not run again a command that a crash cut short", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    const target = join(root, "half.py");
+    await writeFile(target, "x");
+    const state = await StateStore.open(stateDir);
+    await state.ledgerPut({ id: "cmd-cut", command: "delete-file", received_at: new Date().toISOString() });
+    await agent({ stateDir });
+    await gateway.waitFor(isHello);
+    gateway.send(command("cmd-cut", "delete-file", { path: target }));
+    expect(await completionOf("cmd-cut")).toMatchObject({
+      status: "failed",
+      success: false,
+      message: expect.stringMatching(/interrupted.*not run again/),
+    });
+    expect(await readFile(target, "utf8")).toBe("x");
+  });
+
+  it("answers unsupported, disallowed and malformed commands with failed results", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    await agent({ stateDir, allow: ["delete-file", "update_rules"] });
+    expect((await gateway.waitFor(isHello)).capabilities).toEqual(["delete-file", "update_rules"]);
+    gateway.send(command("c-reg", "set-registry-value", { key: "HKLM\\Software\\Run" }));
+    gateway.send(command("c-kill", "kill-process", { pid: 12345 }));
+    gateway.send(command("c-bad", "delete-file", { sha256: "nothex" }));
+    expect(await completionOf("c-reg")).toMatchObject({
+      status: "failed",
+      success: false,
+      message: expect.stringMatching(/"set-registry-value" is not supported by this agent on linux/),
+    });
+    expect(await completionOf("c-kill")).toMatchObject({
+      status: "failed",
+      message: expect.stringMatching(/"kill-process" is not allowed by this agent's configuration/),
+    });
+    const bad = await completionOf("c-bad");
+    expect(bad).toMatchObject({ status: "failed" });
+    expect(bad.message).toMatch(/invalid details for delete-file: .*path/);
+    expect(gateway.invalid).toEqual([]);
+
+    expect(supportedCapabilities({ platform: "win32", firewall: false, simulate: false })).toEqual([
+      "delete-file",
+      "quarantine-file",
+      "update_rules",
+    ]);
+    await expect(startAgent({ stateDir, allow: ["format-disk"] })).rejects.toThrow(/--allow: unknown command format-disk/);
+  });
+
+  it("simulation declares itself in hello and in every result, and enforces nothing", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    await agent({ stateDir, simulate: true });
+    expect(await gateway.waitFor(isHello)).toMatchObject({ simulation: true, capabilities: [...AGENT_COMMANDS, "update_rules"] });
+    const victim = spawn("sleep", ["300"]);
+    try {
+      gateway.send(command("s1", "isolate-host", { reason: "load test", portal_ips: ["192.0.2.10"], portal_ports: [443] }, "critical"));
+      gateway.send(command("s2", "kill-process", { pid: victim.pid, process_name: "sleep" }));
+      gateway.send(command("s3", "block-ip", { ip: "203.0.113.9" }));
+      gateway.send(command("s4", "set-registry-value", {}));
+      const isolated = await completionOf("s1");
+      expect(isolated).toMatchObject({
+        success: true,
+        details: { simulated: true, isolation_level: "full", firewall_rules_added: expect.any(Number) },
+      });
+      expect(await completionOf("s2")).toMatchObject({ success: true, details: { simulated: true, pid: victim.pid } });
+      expect(await completionOf("s3")).toMatchObject({ success: true, details: { simulated: true } });
+      expect(await completionOf("s4")).toMatchObject({ success: false, details: { simulated: true } });
+      expect(victim.exitCode).toBeNull();
+      await expect(promisify(execFile)("nft", ["list", "table", "inet", "mm_agent_isolation"])).rejects.toThrow();
+
+      const content = "name: r\ncondition: true\n";
+      gateway.send({ operation: "update_rules", rules: [{ name: "r", content, version: 1, checksum: ruleChecksum(content) }] });
+      expect(await gateway.waitFor(isRulesStatus)).toMatchObject({ simulated: true, rules: [{ name: "r", status: "applied" }] });
+      await expect(stat(join(stateDir, "rules", "r.yml"))).rejects.toThrow(/ENOENT/);
+
+      gateway.drop(); // the reconnection's hello reports the (simulated) isolation
+      const hello = await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+      expect(hello.isolation).toMatchObject({ isolated: true, portal_ips: ["192.0.2.10"] });
+    } finally {
+      victim.kill("SIGKILL");
+    }
+  });
+
+  it("reconnects with exponential backoff and jitter while the gateway refuses it", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    await agent({ stateDir, backoff: { initialMs: 100, maxMs: 400 } });
+    await gateway.waitFor(isHello);
+    gateway.refuseUpgradesWith = 401;
+    gateway.drop();
+    const start = gateway.attempts.length;
+    while (gateway.attempts.length < start + 5) await sleep(20);
+    const at = gateway.attempts.slice(start - 1);
+    const gaps = at.slice(1).map((t, i) => t - (at[i] as number));
+    // delays: after a welcomed session [50,100], then [100,200], [200,400], [200,400] (capped)
+    expect(gaps[1]).toBeGreaterThanOrEqual(95);
+    expect(gaps[1]).toBeLessThan(300);
+    expect(gaps[2]).toBeGreaterThanOrEqual(195);
+    expect(gaps[3]).toBeGreaterThanOrEqual(195);
+    expect(gaps[3]).toBeLessThan(550);
+    expect(logs.some((line) => line.includes("Unexpected server response: 401"))).toBe(true);
+    gateway.refuseUpgradesWith = null;
+    await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+  });
+
+  it("forwards alerts at least once across reconnects and restarts, keeping their seq", async () => {
+    gateway = await FakeGateway.start();
+    gateway.autoAckAlerts = false;
+    const stateDir = newDir();
+    const alertsFile = join(root, "alerts.jsonl");
+    await writeFile(alertsFile, `${JSON.stringify({ rule: { id: "old" } })}\n`); // history: not forwarded
+    const fibratus = JSON.parse(await readFile("/work/shared/fixtures/agent-protocol/agent-alert.json", "utf8")).alert;
+    const wazuh = JSON.parse(await readFile("/work/shared/fixtures/wazuh/100002-ncat-connection.json", "utf8"));
+    const first = await agent({ stateDir, alertsFile });
+    await gateway.waitFor(isHello);
+    await appendFile(alertsFile, `${JSON.stringify(fibratus)}\nnot json\n${JSON.stringify(wazuh)}\n{"n":3}\n{"partial":`);
+    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 3);
+    await sleep(100);
+    expect(gateway.messages(isAlert)).toEqual([
+      { alert: fibratus, seq: 0 },
+      { alert: wazuh, seq: 1 },
+      { alert: { n: 3 }, seq: 2 },
+    ]);
+
+    gateway.send({ type: "alert_ack", seq: 0 });
+    gateway.send({ type: "alert_ack", seq: 2 }); // 1 is not acknowledged: 1 and 2 come again
+    await sleep(100);
+    gateway.drop();
+    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 5);
+    expect(gateway.frames.filter((f) => f.connection === 2 && isAlert(f.message)).map((f) => f.message)).toEqual([
+      { alert: wazuh, seq: 1 },
+      { alert: { n: 3 }, seq: 2 },
+    ]);
+    gateway.send({ type: "alert_ack", seq: 1 });
+    gateway.send({ type: "alert_ack", seq: 2 });
+    await sleep(100);
+
+    // After a restart only what is new is sent, numbered on; the partial line completed meanwhile.
+    await stop(first);
+    await appendFile(alertsFile, `true}\n`);
+    await agent({ stateDir, alertsFile });
+    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 6);
+    expect(gateway.messages(isAlert).slice(5)).toEqual([{ alert: { partial: true }, seq: 3 }]);
+    gateway.send({ type: "alert_ack", seq: 3 });
+
+    // Rotation: the new file is read from its start; seqs never repeat.
+    await rename(alertsFile, `${alertsFile}.1`);
+    await writeFile(alertsFile, `${JSON.stringify({ n: 5 })}\n`);
+    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 7);
+    expect(gateway.messages(isAlert)[6]).toEqual({ alert: { n: 5 }, seq: 4 });
+  });
+
+  it("deploys rules with per-rule status and reports them in hello", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    await agent({ stateDir });
+    await gateway.waitFor(isHello);
+    const content = await readFile("/work/shared/corpus/fibratus-rules/credential_access_potential_lsass_memory_dump.yml", "utf8");
+    gateway.send({
+      operation: "update_rules",
+      rules: [
+        { name: "lsass_dump", content, version: 7, checksum: ruleChecksum(content) },
+        { name: "credential_dumping_vaultcmd", content: "rule x {", version: 2, checksum: "sha256:8a7b3ab6..." },
+      ],
+    });
+    const status = await gateway.waitFor(isRulesStatus);
+    expect(status.rules).toEqual([
+      { name: "lsass_dump", version: 7, checksum: ruleChecksum(content), status: "applied" },
+      expect.objectContaining({ name: "credential_dumping_vaultcmd", status: "failed", error: expect.stringMatching(/checksum mismatch/) }),
+    ]);
+    expect(status.simulated).toBeUndefined();
+    expect(await readFile(join(stateDir, "rules", "lsass_dump.yml"), "utf8")).toBe(content);
+    gateway.drop();
+    const hello = await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+    expect(hello.rules).toEqual([{ name: "lsass_dump", version: 7, checksum: ruleChecksum(content) }]);
+  });
+});
+
+describe("mm agent (cli)", () => {
+  const cli = (args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "test/agent/support/run-agent.ts", ...args], {
+        cwd: "/work/main",
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      child.once("close", (code) => resolve({ code, stderr }));
+    });
+
+  it("rejects bad flags clearly", async () => {
+    const unknown = await cli(["--gatway", "http://x"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/mm agent: Unknown option '--gatway'[\s\S]*usage: mm agent/);
+    const heartbeat = await cli(["--heartbeat-ms", "soon"]);
+    expect(heartbeat).toMatchObject({ code: 2, stderr: expect.stringMatching(/--heartbeat-ms must be a positive integer/) });
+  });
+
+  it("explains a missing or refused enrollment", async () => {
+    gateway = await FakeGateway.start();
+    const stateDir = newDir();
+    const missing = await cli(["--gateway", gateway.url, "--state-dir", stateDir]);
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringMatching(/not enrolled: pass --enroll <token>/) });
+    const refused = await cli(["--gateway", gateway.url, "--state-dir", stateDir, "--enroll", "wrong"]);
+    expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/refused \(HTTP 401\): unknown enrollment token/) });
+  });
+});
