@@ -6,8 +6,12 @@ if [ -f "$ROOT/.env" ]; then set -a; source "$ROOT/.env"; set +a; fi
 export MM_DATA_DIR=${MM_DATA_DIR:-$ROOT/.data}
 export MM_CACHE_DIR=${MM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mitigation-manager}
 
-# PostgreSQL: the stack's own cluster unless DATABASE_URL names an existing server.
-if [ -n "${DATABASE_URL:-}" ]; then MM_PG_EXTERNAL=1; else MM_PG_EXTERNAL=0; fi
+# PostgreSQL: the stack's own cluster unless the user's DATABASE_URL names an existing server
+# (decided once: nested scripts see the DATABASE_URL this file exported, not the user's).
+if [ -z "${MM_PG_EXTERNAL:-}" ]; then
+  if [ -n "${DATABASE_URL:-}" ]; then MM_PG_EXTERNAL=1; else MM_PG_EXTERNAL=0; fi
+fi
+export MM_PG_EXTERNAL
 export MM_PG_HOST=${MM_PG_HOST:-127.0.0.1} MM_PG_PORT=${MM_PG_PORT:-5433}
 export MM_PG_USER=${MM_PG_USER:-mm} MM_PG_PASSWORD=${MM_PG_PASSWORD:-mm} MM_PG_DATABASE=${MM_PG_DATABASE:-mm}
 export DATABASE_URL=${DATABASE_URL:-postgres://$MM_PG_USER:$MM_PG_PASSWORD@$MM_PG_HOST:$MM_PG_PORT/$MM_PG_DATABASE}

@@ -45,7 +45,8 @@ apt_install() {
 # Runs a command detached from this shell, logging to LOG_DIR and remembering its pid.
 spawn() {
   local name=$1; shift
-  setsid nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  # 9>&-: the server must not inherit the start-up lock, or it would hold it for its whole life.
+  setsid nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/$name.pid"
 }
 
@@ -91,7 +92,7 @@ postgres_up() {
   say "▸" "postgres: starting on $MM_PG_HOST:$MM_PG_PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t "$TIMEOUT" \
     -o "-p $MM_PG_PORT -k $PG_SOCKETS -c listen_addresses=$MM_PG_HOST -c max_connections=300" \
-    start >/dev/null || die "postgres: pg_ctl start failed (log: $LOG_DIR/postgres.log)"
+    start >/dev/null 9>&- || die "postgres: pg_ctl start failed (log: $LOG_DIR/postgres.log)"
   wait_ready postgres postgres_ready
   # The application role may create databases: tests give every file a database of its own.
   as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \

@@ -6,6 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 ensure_node_modules
 cd "$ROOT"
+export MM_LOG_LEVEL=${MM_LOG_LEVEL:-warn}
 echo "▸ type-checking"
 npx tsc --noEmit -p .
 echo "▸ linting"

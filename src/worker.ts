@@ -1,8 +1,17 @@
 import { fileURLToPath } from "node:url";
-import { NativeConnection, Worker, type WorkflowBundleOption } from "@temporalio/worker";
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from "@temporalio/worker";
 import type { Config } from "./config.ts";
 
 export const workflowsPath = fileURLToPath(new URL("./workflows/index.ts", import.meta.url));
+
+let runtimeInstalled = false;
+
+/** The SDK's own logging follows MM_LOG_LEVEL; the runtime can be set up once per process. */
+function installRuntime(level: Config["logLevel"]): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger(level === "debug" ? "DEBUG" : level === "info" ? "INFO" : level === "warn" ? "WARN" : "ERROR") });
+}
 
 /** A Temporal worker on the configured task queue, running the project's workflows and the given activities. */
 export async function startWorker(opts: {
@@ -11,6 +20,7 @@ export async function startWorker(opts: {
   /** Prebuilt workflow code (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
 }) {
+  installRuntime(opts.config.logLevel);
   const connection = await NativeConnection.connect({ address: opts.config.temporal.address });
   const worker = await Worker.create({
     connection,

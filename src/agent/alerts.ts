@@ -6,8 +6,8 @@
 // unacknowledged alert is sent again, with the seq it had before (seqs are assigned in file order
 // from the persisted one), which lets the gateway drop the duplicates.
 import { open, stat } from "node:fs/promises";
+import type { Logger } from "../log.ts";
 import type { AlertForward } from "../protocol/messages.ts";
-import type { Log } from "./log.ts";
 import type { AlertPosition, StateStore } from "./state.ts";
 
 const CHUNK_BYTES = 1 << 20;
@@ -24,7 +24,7 @@ export interface AlertForwarderOptions {
   state: StateStore;
   /** Returns false when there is no connection to send on. */
   send: (message: AlertForward) => boolean;
-  log: Log;
+  log: Logger;
   pollMs?: number;
   /** Unacknowledged alerts in flight before reading pauses. */
   window?: number;
@@ -89,7 +89,7 @@ export class AlertForwarder {
     const generation = this.generation;
     this.reading = this.readNew(generation)
       .catch((error: Error) =>
-        this.o.log("alerts_error", { file: this.o.file, error: error.message }),
+        this.o.log.error("alerts_error", { file: this.o.file, error: error.message }),
       )
       .finally(() => {
         this.reading = null;
@@ -97,19 +97,21 @@ export class AlertForwarder {
   }
 
   private async readNew(generation: number) {
-    const current = await stat(this.o.file).catch(() => null);
-    if (!current || generation !== this.generation) return;
-    if (current.ino !== this.position.ino || current.size < this.readPos) {
-      // Rotated or truncated: a new file starts at 0; seqs keep counting so they never repeat.
-      if (this.position.ino) this.o.log("alerts_file_rotated", { file: this.o.file });
-      this.sent = [];
-      this.readPos = 0;
-      await this.commit({ ino: current.ino, offset: 0, seq: this.nextSeq });
-      if (generation !== this.generation) return;
-    }
-    const window = this.o.window ?? 500;
-    const file = await open(this.o.file, "r");
+    const file = await open(this.o.file, "r").catch(() => null);
+    if (!file) return; // not written yet
     try {
+      // The open file's own inode: a rotation between a stat and an open cannot mix two files.
+      const current = await file.stat();
+      if (generation !== this.generation) return;
+      if (current.ino !== this.position.ino || current.size < this.readPos) {
+        // Rotated or truncated: a new file starts at 0; seqs keep counting so they never repeat.
+        if (this.position.ino) this.o.log.info("alerts_file_rotated", { file: this.o.file });
+        this.sent = [];
+        this.readPos = 0;
+        await this.commit({ ino: current.ino, offset: 0, seq: this.nextSeq });
+        if (generation !== this.generation) return;
+      }
+      const window = this.o.window ?? 500;
       let chunkBytes = CHUNK_BYTES;
       while (this.readPos < current.size && this.sent.length < window) {
         const length = Math.min(chunkBytes, current.size - this.readPos);
@@ -128,7 +130,7 @@ export class AlertForwarder {
           const alert = parseAlert(line);
           if (alert === null) {
             if (line)
-              this.o.log("alert_skipped", { file: this.o.file, reason: "not a JSON object" });
+              this.o.log.warn("alert_skipped", { file: this.o.file, reason: "not a JSON object" });
             this.sent.push({ seq: null, end, seqAfter: this.nextSeq, acked: true });
             continue;
           }

@@ -1,8 +1,8 @@
 // `mm agent …`: flags → startAgent, until SIGINT/SIGTERM.
 import { parseArgs } from "node:util";
+import { createLogger } from "../log.ts";
 import { restoreFile } from "./enforce/files.ts";
 import { DEFAULT_RULES_DIR, DEFAULT_STATE_DIR, startAgent } from "./index.ts";
-import { stderrLog } from "./log.ts";
 
 const USAGE = `usage: mm agent --gateway <url> [--enroll <token>] [options]
   --gateway <url>          gateway base URL, e.g. http://127.0.0.1:8334 (stored after enrollment)
@@ -74,7 +74,9 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(`restored ${await restoreFile(values.restore)}\n`);
       return;
     }
+    const log = createLogger("info", "agent");
     const agent = await startAgent({
+      log,
       ...(values.gateway !== undefined && { gateway: values.gateway }),
       ...(values.enroll !== undefined && { enrollToken: values.enroll }),
       ...(values["state-dir"] !== undefined && { stateDir: values["state-dir"] }),
@@ -90,7 +92,7 @@ export async function main(argv: string[]): Promise<void> {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
     });
-    stderrLog("stopping", { signal });
+    log.info("stopping", { signal });
     await agent.stop();
   } catch (error) {
     const usage = error instanceof UsageError;

@@ -1,6 +1,10 @@
 // Command execution: authorization (platform capabilities and the --allow list), the ledger that
 // makes every command id run at most once, a priority queue, and one handler per command.
-// The persisted state is the truth about isolation and blocked IPs; the firewall is made to match it.
+// Isolation and blocks live in the persisted state, which the agent re-applies on start. Adding
+// enforcement persists first and then acts; removing acts first and then persists. A crash in
+// between therefore always errs toward enforcing, and the interrupted command reports failure.
+
+import type { Logger } from "../log.ts";
 import {
   AGENT_COMMANDS,
   type AgentCommandName,
@@ -25,10 +29,9 @@ import {
 } from "./enforce/firewall.ts";
 import { killProcess } from "./enforce/process.ts";
 import { applyRule } from "./enforce/rules.ts";
-import type { Log } from "./log.ts";
 import type { Endpoint, IsolationState, LedgerEntry, StateStore } from "./state.ts";
 
-export const RULES_CAPABILITY = "update_rules";
+const RULES_CAPABILITY = "update_rules";
 export const CAPABILITIES = [...AGENT_COMMANDS, RULES_CAPABILITY] as const;
 const FIREWALL_COMMANDS = ["isolate-host", "release-host", "block-ip", "unblock-ip"];
 
@@ -59,7 +62,7 @@ export interface RunnerOptions {
   allow: readonly string[];
   rulesDir: string;
   quarantineDir: string;
-  log: Log;
+  log: Logger;
   send: (message: AgentMessage) => void;
   /** Where the gateway is: the live connection and the gateway's resolved addresses. */
   managementEndpoints: () => Endpoint[];
@@ -84,13 +87,13 @@ export class CommandRunner {
       status: "received",
       timestamp: new Date().toISOString(),
     });
-    this.o.log("command_received", {
+    this.o.log.info("command_received", {
       id: command.id,
       command: command.command,
       priority: command.priority,
     });
     this.admit(command).catch((error: Error) =>
-      this.o.log("command_error", { id: command.id, error: error.message }),
+      this.o.log.error("command_error", { id: command.id, error: error.message }),
     );
   }
 
@@ -113,7 +116,7 @@ export class CommandRunner {
             new Error("interrupted: the agent stopped while this command ran; not run again"),
           );
         if (!seen.completion) await this.o.state.ledgerPut({ ...seen, completion });
-        this.o.log("command_duplicate", { id: command.id, success: completion.success });
+        this.o.log.info("command_duplicate", { id: command.id, success: completion.success });
         this.o.send(completion);
         this.inFlight.delete(command.id);
         return;
@@ -154,17 +157,17 @@ export class CommandRunner {
     } catch (error) {
       completion = this.completion(command.id, error as Error);
     }
-    this.o.log("command_completed", {
+    this.o.log[completion.success ? "info" : "warn"]("command_completed", {
       id: command.id,
       command: command.command,
       success: completion.success,
-      message: completion.message,
+      result: completion.message,
       ms: Math.round(performance.now() - started),
     });
     try {
       await this.o.state.ledgerPut({ ...entry, completion });
     } catch (error) {
-      this.o.log("ledger_error", { id: command.id, error: (error as Error).message });
+      this.o.log.error("ledger_error", { id: command.id, error: (error as Error).message });
     }
     this.inFlight.delete(command.id);
     this.o.send(completion);
@@ -197,10 +200,10 @@ export class CommandRunner {
 
   private async run(command: Command): Promise<Outcome> {
     const name = command.command as AgentCommandName;
-    if (!this.o.supported.includes(name)) {
+    if (!AGENT_COMMANDS.includes(name) || !this.o.supported.includes(name)) {
       throw new Error(
         `command ${JSON.stringify(command.command)} is not supported by this agent on ${process.platform}` +
-          ` (supported: ${this.o.supported.join(", ")})`,
+          ` (supported: ${this.o.supported.filter((c) => c !== RULES_CAPABILITY).join(", ")})`,
       );
     }
     if (!this.o.allow.includes(name)) {
@@ -228,7 +231,6 @@ export class CommandRunner {
         portal_ports: d.portal_ports,
         management: this.o.managementEndpoints(),
       };
-      // The intent is persisted first: a crash between the two steps re-isolates on start.
       await this.o.state.update((s) => {
         s.isolation = isolation;
       });
@@ -238,10 +240,12 @@ export class CommandRunner {
           rules = await applyIsolation(isolationSpec(isolation));
           await this.verifyReachable(isolation);
         } catch (error) {
+          // Back to exactly what was in force before this command.
+          if (previous) await applyIsolation(isolationSpec(previous));
+          else await removeIsolation();
           await this.o.state.update((s) => {
             s.isolation = previous;
           });
-          await this.reconcileIsolation();
           throw error;
         }
       }
@@ -258,16 +262,16 @@ export class CommandRunner {
     "release-host": async () => {
       const started = performance.now();
       const previous = this.o.state.state.isolation;
-      await this.o.state.update((s) => {
-        s.isolation = null;
-      });
       const removed = this.o.simulate
         ? previous
           ? isolationRuleset(isolationSpec(previous)).rules
           : 0
         : await removeIsolation();
+      await this.o.state.update((s) => {
+        s.isolation = null;
+      });
       return {
-        message: previous ? "Host released" : "Host was not isolated",
+        message: previous ? "Host released successfully" : "Host was not isolated",
         details: {
           firewall_rules_removed: removed,
           execution_time_ms: Math.round(performance.now() - started),
@@ -299,14 +303,20 @@ export class CommandRunner {
       if (this.o.managementEndpoints().some((e) => normalizeIp(e.address) === ip)) {
         throw new Error(`refusing to block ${ip}: this agent is managed through it`);
       }
-      await this.changeBlocks((ips) => (ips.includes(ip) ? ips : [...ips, ip]));
+      const blocked = this.o.state.state.blocked_ips;
+      if (!blocked.includes(ip)) await this.setBlocked([...blocked, ip], "adding");
       return { message: `${ip} blocked`, details: { ip, blocked: true } };
     },
 
     "unblock-ip": async (d) => {
       const ip = normalizeIp(d.ip);
-      const was = this.o.state.state.blocked_ips.includes(ip);
-      await this.changeBlocks((ips) => ips.filter((blocked) => blocked !== ip));
+      const blocked = this.o.state.state.blocked_ips;
+      const was = blocked.includes(ip);
+      if (was)
+        await this.setBlocked(
+          blocked.filter((other) => other !== ip),
+          "removing",
+        );
       return {
         message: was ? `${ip} unblocked` : `${ip} was not blocked`,
         details: { ip, blocked: false },
@@ -314,20 +324,22 @@ export class CommandRunner {
     },
   };
 
-  private async changeBlocks(change: (ips: string[]) => string[]) {
-    const previous = this.o.state.state.blocked_ips;
-    await this.o.state.update((s) => {
-      s.blocked_ips = change(s.blocked_ips);
-    });
-    if (this.o.simulate) return;
-    try {
-      await applyBlocks(this.o.state.state.blocked_ips);
-    } catch (error) {
-      await this.o.state.update((s) => {
-        s.blocked_ips = previous;
+  private async setBlocked(ips: string[], change: "adding" | "removing") {
+    const persist = (next: string[]) =>
+      this.o.state.update((s) => {
+        s.blocked_ips = next;
       });
-      throw error;
+    const previous = this.o.state.state.blocked_ips;
+    if (change === "adding") await persist(ips);
+    if (!this.o.simulate) {
+      try {
+        await applyBlocks(ips);
+      } catch (error) {
+        if (change === "adding") await persist(previous);
+        throw error;
+      }
     }
+    if (change === "removing") await persist(ips);
   }
 
   /**
@@ -348,31 +360,27 @@ export class CommandRunner {
     }
   }
 
-  /** Makes the firewall match the persisted state (on start, and after a failed change). */
-  async reconcileIsolation(): Promise<void> {
-    if (this.o.simulate) return;
-    const { isolation } = this.o.state.state;
-    if (isolation) await applyIsolation(isolationSpec(isolation));
-    else await removeIsolation();
-  }
-
   /** On start: isolation and blocks are back in force before the agent talks to anyone. */
   async restoreEnforcement(): Promise<void> {
     const { isolation, blocked_ips } = this.o.state.state;
     if (this.o.simulate) return;
     if (!this.o.supported.includes("isolate-host")) {
       if (isolation || blocked_ips.length) {
-        this.o.log("enforcement_unavailable", {
+        this.o.log.warn("enforcement_unavailable", {
           reason: "nftables is not usable",
           isolated: !!isolation,
         });
       }
       return;
     }
-    await this.reconcileIsolation();
-    await applyBlocks(blocked_ips);
-    if (isolation) this.o.log("isolation_reapplied", { since: isolation.since });
-    if (blocked_ips.length) this.o.log("blocks_reapplied", { ips: blocked_ips });
+    if (isolation) {
+      await applyIsolation(isolationSpec(isolation));
+      this.o.log.info("isolation_reapplied", { since: isolation.since });
+    }
+    if (blocked_ips.length) {
+      await applyBlocks(blocked_ips);
+      this.o.log.info("blocks_reapplied", { ips: blocked_ips });
+    }
   }
 
   /** Before (re)connecting while isolated: the gateway's current addresses must be let through. */
@@ -386,11 +394,12 @@ export class CommandRunner {
         ),
     );
     if (!missing.length) return;
+    const next = { ...isolation, management: [...isolation.management, ...missing] };
     await this.o.state.update((s) => {
-      s.isolation = { ...isolation, management: [...isolation.management, ...missing] };
+      s.isolation = next;
     });
-    await this.reconcileIsolation();
-    this.o.log("isolation_management_added", { endpoints: missing });
+    if (!this.o.simulate) await applyIsolation(isolationSpec(next));
+    this.o.log.info("isolation_management_added", { endpoints: missing });
   }
 
   async updateRules(message: UpdateRules): Promise<void> {
@@ -414,7 +423,7 @@ export class CommandRunner {
         if (status === "applied") s.rules[name] = { version, checksum };
       }
     });
-    this.o.log("rules_updated", {
+    this.o.log.info("rules_updated", {
       applied: statuses.filter((s) => s.status === "applied").map((s) => s.name),
       failed: statuses.filter((s) => s.status === "failed").map((s) => `${s.name}: ${s.error}`),
     });
@@ -426,7 +435,7 @@ export class CommandRunner {
   }
 }
 
-export function isolationSpec(isolation: IsolationState): IsolationSpec {
+function isolationSpec(isolation: IsolationState): IsolationSpec {
   return {
     portalIps: isolation.allow_portal_communication ? isolation.portal_ips : [],
     portalPorts: isolation.portal_ports,

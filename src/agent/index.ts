@@ -3,12 +3,12 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { createLogger, type Logger } from "../log.ts";
 import type { Hello } from "../protocol/messages.ts";
 import { AlertForwarder } from "./alerts.ts";
 import { CAPABILITIES, CommandRunner, supportedCapabilities } from "./commands.ts";
 import { firewallAvailable } from "./enforce/firewall.ts";
 import { hostFacts } from "./host.ts";
-import { type Log, stderrLog } from "./log.ts";
 import { enroll, Session } from "./session.ts";
 import { type Identity, StateStore } from "./state.ts";
 
@@ -36,7 +36,8 @@ export interface AgentOptions {
   caFile?: string;
   backoff?: { initialMs: number; maxMs: number };
   alertPollMs?: number;
-  log?: Log;
+  /** Default: one JSON line per event on stderr. */
+  log?: Logger;
 }
 
 export interface RunningAgent {
@@ -45,7 +46,7 @@ export interface RunningAgent {
 }
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
-  const log = options.log ?? stderrLog;
+  const log = options.log ?? createLogger("info", "agent");
   const simulate = options.simulate ?? false;
   const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
   const rulesDir = options.rulesDir ?? DEFAULT_RULES_DIR;
@@ -136,16 +137,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       else if ("operation" in message) {
         runner
           .updateRules(message)
-          .catch((error: Error) => log("rules_error", { error: error.message }));
+          .catch((error: Error) => log.error("rules_error", { error: error.message }));
       } else if (message.type === "alert_ack") {
         alerts
           ?.ack(message.seq)
-          .catch((error: Error) => log("alerts_error", { error: error.message }));
+          .catch((error: Error) => log.error("alerts_error", { error: error.message }));
       }
     },
   });
   session.start();
-  log("started", {
+  log.info("started", {
     agent_id: identity.agent_id,
     gateway: identity.gateway,
     simulate,
@@ -160,7 +161,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await runner.idle();
       await running.stop();
       await alerts?.stop();
-      log("stopped");
+      log.info("stopped");
     },
   };
 }
@@ -170,18 +171,18 @@ async function ensureIdentity(
   state: StateStore,
   options: AgentOptions,
   ca: Buffer | undefined,
-  log: Log,
+  log: Logger,
 ): Promise<Identity> {
   const stored = await state.identity();
   const gateway = options.gateway ?? stored?.gateway;
   if (!gateway) throw new Error("no gateway known: pass --gateway <url>");
   if (stored) {
     if (options.enrollToken)
-      log("enroll_token_ignored", { agent_id: stored.agent_id, reason: "already enrolled" });
+      log.info("enroll_token_ignored", { agent_id: stored.agent_id, reason: "already enrolled" });
     if (gateway === stored.gateway) return stored;
     const moved = { ...stored, gateway };
     await state.saveIdentity(moved);
-    log("gateway_changed", { from: stored.gateway, to: gateway });
+    log.info("gateway_changed", { from: stored.gateway, to: gateway });
     return moved;
   }
   if (!options.enrollToken) {
@@ -190,6 +191,6 @@ async function ensureIdentity(
   const { agent_id, api_key } = await enroll(gateway, options.enrollToken, hostname(), ca);
   const identity = { agent_id, api_key, gateway };
   await state.saveIdentity(identity);
-  log("enrolled", { agent_id, gateway });
+  log.info("enrolled", { agent_id, gateway });
   return identity;
 }

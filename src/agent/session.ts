@@ -4,10 +4,10 @@ import { lookup } from "node:dns/promises";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import WebSocket from "ws";
+import type { Logger } from "../log.ts";
 import type { AgentMessage, GatewayMessage, Hello } from "../protocol/messages.ts";
 import { parseGatewayMessage } from "../protocol/messages.ts";
 import { normalizeIp } from "./enforce/firewall.ts";
-import type { Log } from "./log.ts";
 import type { Endpoint } from "./state.ts";
 
 const WELCOME_TIMEOUT_MS = 10_000;
@@ -92,7 +92,7 @@ export interface SessionOptions {
   /** Overrides the interval the gateway asks for in welcome. */
   heartbeatMs?: number;
   backoff: { initialMs: number; maxMs: number };
-  log: Log;
+  log: Logger;
   hello: () => Promise<Hello>;
   /** Runs before every connection attempt with the gateway's resolved addresses. */
   beforeConnect: (endpoints: Endpoint[]) => Promise<void>;
@@ -147,16 +147,16 @@ export class Session {
     let failures = 0;
     while (!this.stopped) {
       const welcomed = await this.connectOnce().catch((error: Error) => {
-        this.o.log("connect_failed", { error: error.message });
+        this.o.log.warn("connect_failed", { error: error.message });
         return false;
       });
       if (this.stopped) break;
       failures = welcomed ? 0 : failures + 1;
-      // Full backoff doubles per failed attempt; the jitter spreads a fleet's reconnections
-      // after a gateway restart.
+      // The ceiling doubles per failed attempt; the jitter spreads a fleet's reconnections after
+      // a gateway restart.
       const ceiling = Math.min(this.o.backoff.maxMs, this.o.backoff.initialMs * 2 ** failures);
       const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-      this.o.log("reconnecting", { in_ms: delay, failures });
+      this.o.log.info("reconnecting", { in_ms: delay, failures });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -194,15 +194,15 @@ export class Session {
           this.live = { address: normalizeIp(remoteAddress), port: remotePort };
       });
       socket.on("open", () => {
-        this.o.log("connected", { url: wsUrl });
+        this.o.log.info("connected", { url: wsUrl });
         welcomeTimer = setTimeout(() => {
-          this.o.log("no_welcome", { waited_ms: WELCOME_TIMEOUT_MS });
+          this.o.log.warn("no_welcome", { waited_ms: WELCOME_TIMEOUT_MS });
           socket.terminate();
         }, WELCOME_TIMEOUT_MS);
         this.o.hello().then(
           (hello) => this.send(hello),
           (error: Error) => {
-            this.o.log("hello_failed", { error: error.message });
+            this.o.log.error("hello_failed", { error: error.message });
             socket.terminate();
           },
         );
@@ -210,7 +210,7 @@ export class Session {
       socket.on("message", (data) => {
         const parsed = parseGatewayMessage(data.toString());
         if (!parsed.ok) {
-          this.o.log("message_rejected", { code: parsed.code, message: parsed.message });
+          this.o.log.warn("message_rejected", { code: parsed.code, error: parsed.message });
           return;
         }
         const message = parsed.message;
@@ -220,8 +220,9 @@ export class Session {
           // A dead peer is noticed by the unanswered ping at the next heartbeat.
           const interval = this.o.heartbeatMs ?? message.heartbeat_interval_ms;
           heartbeat = setInterval(() => {
+            if (socket.readyState !== WebSocket.OPEN) return; // closing: "close" clears this timer
             if (awaitingPong) {
-              this.o.log("gateway_silent", { interval_ms: interval });
+              this.o.log.warn("gateway_silent", { interval_ms: interval });
               socket.terminate();
               return;
             }
@@ -229,14 +230,14 @@ export class Session {
             socket.ping();
             this.send({ type: "heartbeat", timestamp: new Date().toISOString() });
           }, interval);
-          this.o.log("welcome", { agent_id: message.agent_id, heartbeat_ms: interval });
+          this.o.log.info("welcome", { agent_id: message.agent_id, heartbeat_ms: interval });
           this.o.onConnected();
           return;
         }
         if ("type" in message && message.type === "error") {
-          this.o.log("gateway_error", {
+          this.o.log.warn("gateway_error", {
             code: message.code,
-            message: message.message,
+            error: message.message,
             ref: message.ref,
           });
           return;
@@ -246,13 +247,13 @@ export class Session {
       socket.on("pong", () => {
         awaitingPong = false;
       });
-      socket.on("error", (error) => this.o.log("connection_error", { error: error.message }));
+      socket.on("error", (error) => this.o.log.warn("connection_error", { error: error.message }));
       socket.on("close", (code, reason) => {
         clearTimeout(welcomeTimer);
         clearInterval(heartbeat);
         this.socket = null;
         this.live = null;
-        this.o.log("disconnected", { code, reason: reason.toString() });
+        this.o.log.info("disconnected", { code, reason: reason.toString() });
         if (welcomed) this.o.onDisconnected();
         resolve(welcomed);
       });

@@ -1,11 +1,27 @@
 // Enforcement on the real system: processes, files and rule files (firewall: isolation.test.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deleteFile, type QuarantineRecord, quarantineFile, restoreFile } from "../../src/agent/enforce/files.ts";
+import {
+  deleteFile,
+  type QuarantineRecord,
+  quarantineFile,
+  restoreFile,
+} from "../../src/agent/enforce/files.ts";
 import { killProcess } from "../../src/agent/enforce/process.ts";
 import { applyRule, ruleChecksum } from "../../src/agent/enforce/rules.ts";
 
@@ -20,7 +36,9 @@ afterAll(async () => {
 });
 
 function exited(child: ChildProcess) {
-  return new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+  return new Promise<NodeJS.Signals | null>((resolve) =>
+    child.once("exit", (_code, signal) => resolve(signal)),
+  );
 }
 
 describe("kill-process", () => {
@@ -36,7 +54,9 @@ describe("kill-process", () => {
     await expect(killProcess(process.pid)).rejects.toThrow(/agent itself/);
     const child = spawn("sleep", ["300"]);
     try {
-      await expect(killProcess(child.pid as number, "ncat")).rejects.toThrow(/is "sleep", not "ncat"; not killed/);
+      await expect(killProcess(child.pid as number, "ncat")).rejects.toThrow(
+        /is "sleep", not "ncat"; not killed/,
+      );
       expect(child.exitCode).toBeNull();
       expect(child.signalCode).toBeNull();
     } finally {
@@ -80,7 +100,9 @@ describe("quarantine-file", () => {
     const path = join(dir, "mismatch.bin");
     await writeFile(path, "payload");
     const quarantine = join(dir, "q-mismatch");
-    await expect(quarantineFile(path, quarantine, "f".repeat(64))).rejects.toThrow(/sha256 mismatch.*not quarantined/);
+    await expect(quarantineFile(path, quarantine, "f".repeat(64))).rejects.toThrow(
+      /sha256 mismatch.*not quarantined/,
+    );
     expect(await readFile(path, "utf8")).toBe("payload");
     expect(await readdir(quarantine)).toEqual([]);
   });
@@ -105,7 +127,12 @@ describe("quarantine-file", () => {
     const record = JSON.parse(
       await readFile(result.quarantine_path.replace(/\.quarantine$/, ".json"), "utf8"),
     ) as QuarantineRecord;
-    expect(record).toMatchObject({ original_path: path, sha256: sha256(content), size: content.length, mode: 0o751 });
+    expect(record).toMatchObject({
+      original_path: path,
+      sha256: sha256(content),
+      size: content.length,
+      mode: 0o751,
+    });
 
     expect(await restoreFile(result.quarantine_path)).toBe(path);
     expect(sha256(await readFile(path))).toBe(sha256(content));
@@ -127,16 +154,28 @@ describe("quarantine-file", () => {
 });
 
 describe("update_rules", () => {
-  const content = "name: Suspicious vaultcmd\nid: 1\ncondition: spawn_process and ps.name = 'vaultcmd.exe'\n";
+  const content =
+    "name: Suspicious vaultcmd\nid: 1\ncondition: spawn_process and ps.name = 'vaultcmd.exe'\n";
 
   it("writes each rule atomically as <name>.yml and verifies checksums", async () => {
     const rulesDir = join(dir, "rules");
-    const ok = await applyRule({ name: "credential_dumping_vaultcmd", content, version: 2, checksum: ruleChecksum(content) }, rulesDir);
-    expect(ok).toEqual({ name: "credential_dumping_vaultcmd", version: 2, checksum: ruleChecksum(content), status: "applied" });
+    const ok = await applyRule(
+      { name: "credential_dumping_vaultcmd", content, version: 2, checksum: ruleChecksum(content) },
+      rulesDir,
+    );
+    expect(ok).toEqual({
+      name: "credential_dumping_vaultcmd",
+      version: 2,
+      checksum: ruleChecksum(content),
+      status: "applied",
+    });
     expect(await readFile(join(rulesDir, "credential_dumping_vaultcmd.yml"), "utf8")).toBe(content);
     // replacing an existing rule leaves no temporary file behind
     const v3 = `${content}severity: high\n`;
-    await applyRule({ name: "credential_dumping_vaultcmd", content: v3, version: 3, checksum: ruleChecksum(v3) }, rulesDir);
+    await applyRule(
+      { name: "credential_dumping_vaultcmd", content: v3, version: 3, checksum: ruleChecksum(v3) },
+      rulesDir,
+    );
     expect(await readdir(rulesDir)).toEqual(["credential_dumping_vaultcmd.yml"]);
     expect(await readFile(join(rulesDir, "credential_dumping_vaultcmd.yml"), "utf8")).toBe(v3);
   });
@@ -144,13 +183,31 @@ describe("update_rules", () => {
   it("fails a rule whose checksum, name or content is wrong, writing nothing", async () => {
     const rulesDir = join(dir, "rules-bad");
     await mkdir(rulesDir);
-    const mismatch = await applyRule({ name: "r1", content, version: 1, checksum: "sha256:8a7b3ab6..." }, rulesDir);
-    expect(mismatch).toMatchObject({ status: "failed", error: expect.stringMatching(/checksum mismatch/) });
-    const unsafe = await applyRule({ name: "../evil", content, version: 1, checksum: ruleChecksum(content) }, rulesDir);
-    expect(unsafe).toMatchObject({ status: "failed", error: expect.stringMatching(/unsafe rule name/) });
+    const mismatch = await applyRule(
+      { name: "r1", content, version: 1, checksum: "sha256:8a7b3ab6..." },
+      rulesDir,
+    );
+    expect(mismatch).toMatchObject({
+      status: "failed",
+      error: expect.stringMatching(/checksum mismatch/),
+    });
+    const unsafe = await applyRule(
+      { name: "../evil", content, version: 1, checksum: ruleChecksum(content) },
+      rulesDir,
+    );
+    expect(unsafe).toMatchObject({
+      status: "failed",
+      error: expect.stringMatching(/unsafe rule name/),
+    });
     const notYaml = "rule x {\n  meta: [\n";
-    const broken = await applyRule({ name: "r2", content: notYaml, version: 1, checksum: ruleChecksum(notYaml) }, rulesDir);
-    expect(broken).toMatchObject({ status: "failed", error: expect.stringMatching(/not valid YAML/) });
+    const broken = await applyRule(
+      { name: "r2", content: notYaml, version: 1, checksum: ruleChecksum(notYaml) },
+      rulesDir,
+    );
+    expect(broken).toMatchObject({
+      status: "failed",
+      error: expect.stringMatching(/not valid YAML/),
+    });
     expect(await readdir(rulesDir)).toEqual([]);
   });
 });

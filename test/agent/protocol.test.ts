@@ -26,8 +26,9 @@ describe("protocol", () => {
   it("committed JSON Schemas equal freshly generated ones", async () => {
     const generated = generateSchemas();
     expect(await listSchemas(PROTOCOL_DOCS_DIR)).toEqual(Object.keys(generated).sort());
-    for (const [path, text] of Object.entries(generated)) {
-      expect(await readFile(join(PROTOCOL_DOCS_DIR, path), "utf8"), path).toBe(text);
+    for (const [path, schema] of Object.entries(generated)) {
+      const committed = JSON.parse(await readFile(join(PROTOCOL_DOCS_DIR, path), "utf8"));
+      expect(committed, path).toEqual(schema);
     }
   });
 
@@ -51,24 +52,41 @@ describe("protocol", () => {
         expect(parsed.message, file).toEqual(JSON.parse(text)); // nothing dropped or added
       }
     }
-    const command = JSON.parse(await readFile(join(FIXTURES, "agent-command-isolate-host.json"), "utf8"));
+    const command = JSON.parse(
+      await readFile(join(FIXTURES, "agent-command-isolate-host.json"), "utf8"),
+    );
     expect(CommandDetails["isolate-host"].parse(command.details)).toEqual(command.details);
   });
 
   it("reports invalid JSON, unknown and invalid messages with the offending path, never throwing", () => {
     expect(parseAgentMessage("{nope")).toMatchObject({ ok: false, code: "invalid_json" });
     expect(parseAgentMessage("[1]")).toMatchObject({ ok: false, code: "invalid_message" });
-    expect(parseAgentMessage('{"type":"bogus"}')).toMatchObject({ ok: false, code: "unknown_message" });
-    expect(parseGatewayMessage('{"operation":"drop_rules"}')).toMatchObject({ ok: false, code: "unknown_message" });
+    expect(parseAgentMessage('{"type":"bogus"}')).toMatchObject({
+      ok: false,
+      code: "unknown_message",
+    });
+    expect(parseGatewayMessage('{"operation":"drop_rules"}')).toMatchObject({
+      ok: false,
+      code: "unknown_message",
+    });
     expect(parseGatewayMessage("{}")).toMatchObject({ ok: false, code: "unknown_message" });
 
-    const bad = parseGatewayMessage('{"command":"kill-process","priority":"urgent","id":"c1","details":{}}');
+    const bad = parseGatewayMessage(
+      '{"command":"kill-process","priority":"urgent","id":"c1","details":{}}',
+    );
     expect(bad).toMatchObject({ ok: false, code: "invalid_message" });
     expect(!bad.ok && bad.message).toMatch(/^command: priority: /);
 
     // status and success must agree
     const contradiction = parseAgentMessage(
-      JSON.stringify({ command_id: "c1", status: "completed", success: false, message: "", details: {}, timestamp: "2025-03-22T15:30:45.360Z" }),
+      JSON.stringify({
+        command_id: "c1",
+        status: "completed",
+        success: false,
+        message: "",
+        details: {},
+        timestamp: "2025-03-22T15:30:45.360Z",
+      }),
     );
     expect(contradiction).toMatchObject({ ok: false, code: "invalid_message" });
     expect(!contradiction.ok && contradiction.message).toMatch(/success/);
@@ -79,11 +97,20 @@ describe("protocol", () => {
 
   it("passes unknown command names and extra keys through (the agent answers them)", () => {
     const parsed = parseGatewayMessage(
-      JSON.stringify({ command: "set-registry-value", priority: "low", id: "c2", details: { key: "HKLM" } }),
+      JSON.stringify({
+        command: "set-registry-value",
+        priority: "low",
+        id: "c2",
+        details: { key: "HKLM" },
+      }),
     );
     expect(parsed).toMatchObject({ ok: true, message: { command: "set-registry-value" } });
     // details merged from mitigation params/args carry extra keys: ignored, not rejected
-    const details = CommandDetails["kill-process"].parse({ pid: "42", process_name: "ncat", path: "/x" });
+    const details = CommandDetails["kill-process"].parse({
+      pid: "42",
+      process_name: "ncat",
+      path: "/x",
+    });
     expect(details).toEqual({ pid: "42", process_name: "ncat" });
     expect(CommandDetails["block-ip"].safeParse({ ip: "fd00::1" }).success).toBe(true);
     expect(CommandDetails["block-ip"].safeParse({ ip: "10.0.0.300" }).success).toBe(false);

@@ -45,6 +45,10 @@ afterAll(async () => {
 let dirs = 0;
 const newDir = () => join(root, String(++dirs));
 
+const record = (event: string, fields?: object) => {
+  logs.push(`${event} ${JSON.stringify(fields ?? {})}`);
+};
+
 async function agent(options: Partial<AgentOptions> & { stateDir: string }) {
   const started = await startAgent({
     gateway: gateway.url,
@@ -52,7 +56,7 @@ async function agent(options: Partial<AgentOptions> & { stateDir: string }) {
     rulesDir: join(options.stateDir, "rules"),
     backoff: { initialMs: 50, maxMs: 200 },
     alertPollMs: 20,
-    log: (event, fields) => logs.push(`${event} ${JSON.stringify(fields ?? {})}`),
+    log: { debug: record, info: record, warn: record, error: record },
     ...options,
   });
   running.push(started);
@@ -64,7 +68,12 @@ async function stop(agent: RunningAgent) {
   await agent.stop();
 }
 
-const command = (id: string, name: string, details: Record<string, unknown>, priority = "high") => ({
+const command = (
+  id: string,
+  name: string,
+  details: Record<string, unknown>,
+  priority = "high",
+) => ({
   command: name,
   priority,
   id,
@@ -73,9 +82,8 @@ const command = (id: string, name: string, details: Record<string, unknown>, pri
 
 type CompletionFrame = Extract<AgentMessage, { status: "completed" | "failed" }>;
 async function completionOf(id: string, nth = 1): Promise<CompletionFrame> {
-  const all = () => gateway.messages(isCompletion).filter((c) => c.command_id === id);
-  await gateway.waitFor(isCompletion, () => all().length >= nth);
-  return all()[nth - 1] as CompletionFrame;
+  const of = (m: AgentMessage): m is CompletionFrame => isCompletion(m) && m.command_id === id;
+  return gateway.nth(of, nth);
 }
 
 describe("session", () => {
@@ -96,12 +104,12 @@ describe("session", () => {
     });
     expect(hello.hostname).toBeTruthy();
     expect(hello.capabilities).toEqual([...AGENT_COMMANDS, "update_rules"]); // root, Linux, nftables
-    await gateway.waitFor(isHeartbeat, () => gateway.messages(isHeartbeat).length >= 3);
+    await gateway.nth(isHeartbeat, 3);
     expect((await stat(join(stateDir, "identity.json"))).mode & 0o777).toBe(0o600);
 
     await stop(first);
     await agent({ stateDir, heartbeatMs: 50 });
-    await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+    await gateway.nth(isHello, 2);
     expect(gateway.enrollments).toBe(1);
     expect(logs.some((line) => line.startsWith("enroll_token_ignored"))).toBe(true);
   });
@@ -114,11 +122,19 @@ describe("session", () => {
     const first = await agent({ stateDir });
     await gateway.waitFor(isHello);
 
-    gateway.send(command("cmd-del-1", "delete-file", { path: target, reason: "extra keys are ignored" }));
+    gateway.send(
+      command("cmd-del-1", "delete-file", { path: target, reason: "extra keys are ignored" }),
+    );
     const done = await completionOf("cmd-del-1");
     const order = gateway.frames.map((f) => f.message);
-    expect(order.findIndex((m) => isAck(m) && m.command_id === "cmd-del-1")).toBeLessThan(order.indexOf(done));
-    expect(done).toMatchObject({ status: "completed", success: true, details: { path: target, deleted: true } });
+    expect(order.findIndex((m) => isAck(m) && m.command_id === "cmd-del-1")).toBeLessThan(
+      order.indexOf(done),
+    );
+    expect(done).toMatchObject({
+      status: "completed",
+      success: true,
+      details: { path: target, deleted: true },
+    });
     await expect(stat(target)).rejects.toThrow(/ENOENT/);
 
     // Redelivered (e.g. an engine retry): acked again, answered from the ledger, not run again.
@@ -129,7 +145,7 @@ describe("session", () => {
 
     await stop(first);
     await agent({ stateDir });
-    await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+    await gateway.nth(isHello, 2);
     gateway.send(command("cmd-del-1", "delete-file", { path: target }));
     expect(await completionOf("cmd-del-1", 3)).toEqual(done);
     expect(await readFile(target, "utf8")).toBe("evil again");
@@ -141,7 +157,11 @@ describe("session", () => {
     const target = join(root, "half.py");
     await writeFile(target, "x");
     const state = await StateStore.open(stateDir);
-    await state.ledgerPut({ id: "cmd-cut", command: "delete-file", received_at: new Date().toISOString() });
+    await state.ledgerPut({
+      id: "cmd-cut",
+      command: "delete-file",
+      received_at: new Date().toISOString(),
+    });
     await agent({ stateDir });
     await gateway.waitFor(isHello);
     gateway.send(command("cmd-cut", "delete-file", { path: target }));
@@ -164,7 +184,9 @@ describe("session", () => {
     expect(await completionOf("c-reg")).toMatchObject({
       status: "failed",
       success: false,
-      message: expect.stringMatching(/"set-registry-value" is not supported by this agent on linux/),
+      message: expect.stringMatching(
+        /"set-registry-value" is not supported by this agent on linux/,
+      ),
     });
     expect(await completionOf("c-kill")).toMatchObject({
       status: "failed",
@@ -180,39 +202,76 @@ describe("session", () => {
       "quarantine-file",
       "update_rules",
     ]);
-    await expect(startAgent({ stateDir, allow: ["format-disk"] })).rejects.toThrow(/--allow: unknown command format-disk/);
+    await expect(startAgent({ stateDir, allow: ["format-disk"] })).rejects.toThrow(
+      /--allow: unknown command format-disk/,
+    );
   });
 
   it("simulation declares itself in hello and in every result, and enforces nothing", async () => {
     gateway = await FakeGateway.start();
     const stateDir = newDir();
     await agent({ stateDir, simulate: true });
-    expect(await gateway.waitFor(isHello)).toMatchObject({ simulation: true, capabilities: [...AGENT_COMMANDS, "update_rules"] });
+    expect(await gateway.waitFor(isHello)).toMatchObject({
+      simulation: true,
+      capabilities: [...AGENT_COMMANDS, "update_rules"],
+    });
     const victim = spawn("sleep", ["300"]);
     try {
-      gateway.send(command("s1", "isolate-host", { reason: "load test", portal_ips: ["192.0.2.10"], portal_ports: [443] }, "critical"));
+      gateway.send(
+        command(
+          "s1",
+          "isolate-host",
+          { reason: "load test", portal_ips: ["192.0.2.10"], portal_ports: [443] },
+          "critical",
+        ),
+      );
       gateway.send(command("s2", "kill-process", { pid: victim.pid, process_name: "sleep" }));
       gateway.send(command("s3", "block-ip", { ip: "203.0.113.9" }));
       gateway.send(command("s4", "set-registry-value", {}));
       const isolated = await completionOf("s1");
       expect(isolated).toMatchObject({
         success: true,
-        details: { simulated: true, isolation_level: "full", firewall_rules_added: expect.any(Number) },
+        details: {
+          simulated: true,
+          isolation_level: "full",
+          firewall_rules_added: expect.any(Number),
+        },
       });
-      expect(await completionOf("s2")).toMatchObject({ success: true, details: { simulated: true, pid: victim.pid } });
-      expect(await completionOf("s3")).toMatchObject({ success: true, details: { simulated: true } });
-      expect(await completionOf("s4")).toMatchObject({ success: false, details: { simulated: true } });
+      expect(await completionOf("s2")).toMatchObject({
+        success: true,
+        details: { simulated: true, pid: victim.pid },
+      });
+      expect(await completionOf("s3")).toMatchObject({
+        success: true,
+        details: { simulated: true },
+      });
+      expect(await completionOf("s4")).toMatchObject({
+        success: false,
+        details: { simulated: true },
+      });
       expect(victim.exitCode).toBeNull();
-      await expect(promisify(execFile)("nft", ["list", "table", "inet", "mm_agent_isolation"])).rejects.toThrow();
+      await expect(
+        promisify(execFile)("nft", ["list", "table", "inet", "mm_agent_isolation"]),
+      ).rejects.toThrow();
 
       const content = "name: r\ncondition: true\n";
-      gateway.send({ operation: "update_rules", rules: [{ name: "r", content, version: 1, checksum: ruleChecksum(content) }] });
-      expect(await gateway.waitFor(isRulesStatus)).toMatchObject({ simulated: true, rules: [{ name: "r", status: "applied" }] });
+      gateway.send({
+        operation: "update_rules",
+        rules: [{ name: "r", content, version: 1, checksum: ruleChecksum(content) }],
+      });
+      expect(await gateway.waitFor(isRulesStatus)).toMatchObject({
+        simulated: true,
+        rules: [{ name: "r", status: "applied" }],
+      });
       await expect(stat(join(stateDir, "rules", "r.yml"))).rejects.toThrow(/ENOENT/);
 
-      gateway.drop(); // the reconnection's hello reports the (simulated) isolation
-      const hello = await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
-      expect(hello.isolation).toMatchObject({ isolated: true, portal_ips: ["192.0.2.10"] });
+      // The reconnection's hello reports the (simulated) isolation: the portal and the gateway.
+      gateway.drop();
+      const hello = await gateway.nth(isHello, 2);
+      expect(hello.isolation).toMatchObject({
+        isolated: true,
+        portal_ips: ["192.0.2.10", "127.0.0.1"],
+      });
     } finally {
       victim.kill("SIGKILL");
     }
@@ -226,18 +285,18 @@ describe("session", () => {
     gateway.refuseUpgradesWith = 401;
     gateway.drop();
     const start = gateway.attempts.length;
-    while (gateway.attempts.length < start + 5) await sleep(20);
-    const at = gateway.attempts.slice(start - 1);
+    while (gateway.attempts.length < start + 6) await sleep(20);
+    const at = gateway.attempts.slice(start);
     const gaps = at.slice(1).map((t, i) => t - (at[i] as number));
-    // delays: after a welcomed session [50,100], then [100,200], [200,400], [200,400] (capped)
-    expect(gaps[1]).toBeGreaterThanOrEqual(95);
-    expect(gaps[1]).toBeLessThan(300);
-    expect(gaps[2]).toBeGreaterThanOrEqual(195);
+    // Delay after the nth failed attempt: [ceiling/2, ceiling], ceiling = min(400, 100·2ⁿ):
+    // [100,200], [200,400], then capped at [200,400] where uncapped would be [800,1600].
+    expect(gaps[0]).toBeGreaterThanOrEqual(95);
+    expect(gaps[1]).toBeGreaterThanOrEqual(195);
     expect(gaps[3]).toBeGreaterThanOrEqual(195);
-    expect(gaps[3]).toBeLessThan(550);
+    expect(gaps[3]).toBeLessThan(700);
     expect(logs.some((line) => line.includes("Unexpected server response: 401"))).toBe(true);
     gateway.refuseUpgradesWith = null;
-    await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
+    await gateway.nth(isHello, 2);
   });
 
   it("forwards alerts at least once across reconnects and restarts, keeping their seq", async () => {
@@ -246,12 +305,19 @@ describe("session", () => {
     const stateDir = newDir();
     const alertsFile = join(root, "alerts.jsonl");
     await writeFile(alertsFile, `${JSON.stringify({ rule: { id: "old" } })}\n`); // history: not forwarded
-    const fibratus = JSON.parse(await readFile("/work/shared/fixtures/agent-protocol/agent-alert.json", "utf8")).alert;
-    const wazuh = JSON.parse(await readFile("/work/shared/fixtures/wazuh/100002-ncat-connection.json", "utf8"));
+    const fibratus = JSON.parse(
+      await readFile("/work/shared/fixtures/agent-protocol/agent-alert.json", "utf8"),
+    ).alert;
+    const wazuh = JSON.parse(
+      await readFile("/work/shared/fixtures/wazuh/100002-ncat-connection.json", "utf8"),
+    );
     const first = await agent({ stateDir, alertsFile });
     await gateway.waitFor(isHello);
-    await appendFile(alertsFile, `${JSON.stringify(fibratus)}\nnot json\n${JSON.stringify(wazuh)}\n{"n":3}\n{"partial":`);
-    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 3);
+    await appendFile(
+      alertsFile,
+      `${JSON.stringify(fibratus)}\nnot json\n${JSON.stringify(wazuh)}\n{"n":3}\n{"partial":`,
+    );
+    await gateway.nth(isAlert, 3);
     await sleep(100);
     expect(gateway.messages(isAlert)).toEqual([
       { alert: fibratus, seq: 0 },
@@ -263,8 +329,10 @@ describe("session", () => {
     gateway.send({ type: "alert_ack", seq: 2 }); // 1 is not acknowledged: 1 and 2 come again
     await sleep(100);
     gateway.drop();
-    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 5);
-    expect(gateway.frames.filter((f) => f.connection === 2 && isAlert(f.message)).map((f) => f.message)).toEqual([
+    await gateway.nth(isAlert, 5);
+    expect(
+      gateway.frames.filter((f) => f.connection === 2 && isAlert(f.message)).map((f) => f.message),
+    ).toEqual([
       { alert: wazuh, seq: 1 },
       { alert: { n: 3 }, seq: 2 },
     ]);
@@ -275,16 +343,19 @@ describe("session", () => {
     // After a restart only what is new is sent, numbered on; the partial line completed meanwhile.
     await stop(first);
     await appendFile(alertsFile, `true}\n`);
-    await agent({ stateDir, alertsFile });
-    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 6);
+    const second = await agent({ stateDir, alertsFile });
+    await gateway.nth(isAlert, 6);
     expect(gateway.messages(isAlert).slice(5)).toEqual([{ alert: { partial: true }, seq: 3 }]);
+    // Not acknowledged before a restart: sent again after it, with the same seq.
+    await stop(second);
+    await agent({ stateDir, alertsFile });
+    expect(await gateway.nth(isAlert, 7)).toEqual({ alert: { partial: true }, seq: 3 });
     gateway.send({ type: "alert_ack", seq: 3 });
 
     // Rotation: the new file is read from its start; seqs never repeat.
     await rename(alertsFile, `${alertsFile}.1`);
     await writeFile(alertsFile, `${JSON.stringify({ n: 5 })}\n`);
-    await gateway.waitFor(isAlert, () => gateway.messages(isAlert).length >= 7);
-    expect(gateway.messages(isAlert)[6]).toEqual({ alert: { n: 5 }, seq: 4 });
+    expect(await gateway.nth(isAlert, 8)).toEqual({ alert: { n: 5 }, seq: 4 });
   });
 
   it("deploys rules with per-rule status and reports them in hello", async () => {
@@ -292,34 +363,74 @@ describe("session", () => {
     const stateDir = newDir();
     await agent({ stateDir });
     await gateway.waitFor(isHello);
-    const content = await readFile("/work/shared/corpus/fibratus-rules/credential_access_potential_lsass_memory_dump.yml", "utf8");
+    const content = await readFile(
+      "/work/shared/corpus/fibratus-rules/credential_access_potential_lsass_memory_dump.yml",
+      "utf8",
+    );
     gateway.send({
       operation: "update_rules",
       rules: [
         { name: "lsass_dump", content, version: 7, checksum: ruleChecksum(content) },
-        { name: "credential_dumping_vaultcmd", content: "rule x {", version: 2, checksum: "sha256:8a7b3ab6..." },
+        {
+          name: "credential_dumping_vaultcmd",
+          content: "rule x {",
+          version: 2,
+          checksum: "sha256:8a7b3ab6...",
+        },
       ],
     });
     const status = await gateway.waitFor(isRulesStatus);
     expect(status.rules).toEqual([
       { name: "lsass_dump", version: 7, checksum: ruleChecksum(content), status: "applied" },
-      expect.objectContaining({ name: "credential_dumping_vaultcmd", status: "failed", error: expect.stringMatching(/checksum mismatch/) }),
+      expect.objectContaining({
+        name: "credential_dumping_vaultcmd",
+        status: "failed",
+        error: expect.stringMatching(/checksum mismatch/),
+      }),
     ]);
     expect(status.simulated).toBeUndefined();
     expect(await readFile(join(stateDir, "rules", "lsass_dump.yml"), "utf8")).toBe(content);
     gateway.drop();
-    const hello = await gateway.waitFor(isHello, () => gateway.messages(isHello).length === 2);
-    expect(hello.rules).toEqual([{ name: "lsass_dump", version: 7, checksum: ruleChecksum(content) }]);
+    const hello = await gateway.nth(isHello, 2);
+    expect(hello.rules).toEqual([
+      { name: "lsass_dump", version: 7, checksum: ruleChecksum(content) },
+    ]);
+  });
+});
+
+describe("wss with a self-signed portal certificate", () => {
+  it("enrolls and connects when given the CA, and refuses an unknown certificate", async () => {
+    const key = join(root, "portal.key");
+    const cert = join(root, "portal.pem");
+    await promisify(execFile)("openssl", [
+      ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=portal"],
+      ...["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+    ]);
+    gateway = await FakeGateway.start("127.0.0.1", {
+      key: await readFile(key),
+      cert: await readFile(cert),
+    });
+    expect(gateway.url).toMatch(/^https:/);
+    await expect(
+      startAgent({ gateway: gateway.url, enrollToken: ENROLL_TOKEN, stateDir: newDir() }),
+    ).rejects.toThrow(/self-signed certificate/);
+    await agent({ stateDir: newDir(), caFile: cert });
+    expect(await gateway.waitFor(isHello)).toMatchObject({ type: "hello" });
+    expect(gateway.enrollments).toBe(1);
   });
 });
 
 describe("mm agent (cli)", () => {
   const cli = (args: string[]) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "test/agent/support/run-agent.ts", ...args], {
-        cwd: "/work/main",
-        stdio: ["ignore", "ignore", "pipe"],
-      });
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", "test/agent/support/run-agent.ts", ...args],
+        {
+          cwd: "/work/main",
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
       let stderr = "";
       child.stderr.on("data", (chunk) => {
         stderr += chunk;
@@ -332,15 +443,31 @@ describe("mm agent (cli)", () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/mm agent: Unknown option '--gatway'[\s\S]*usage: mm agent/);
     const heartbeat = await cli(["--heartbeat-ms", "soon"]);
-    expect(heartbeat).toMatchObject({ code: 2, stderr: expect.stringMatching(/--heartbeat-ms must be a positive integer/) });
+    expect(heartbeat).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--heartbeat-ms must be a positive integer/),
+    });
   });
 
   it("explains a missing or refused enrollment", async () => {
     gateway = await FakeGateway.start();
     const stateDir = newDir();
     const missing = await cli(["--gateway", gateway.url, "--state-dir", stateDir]);
-    expect(missing).toMatchObject({ code: 1, stderr: expect.stringMatching(/not enrolled: pass --enroll <token>/) });
-    const refused = await cli(["--gateway", gateway.url, "--state-dir", stateDir, "--enroll", "wrong"]);
-    expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/refused \(HTTP 401\): unknown enrollment token/) });
+    expect(missing).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/not enrolled: pass --enroll <token>/),
+    });
+    const refused = await cli([
+      "--gateway",
+      gateway.url,
+      "--state-dir",
+      stateDir,
+      "--enroll",
+      "wrong",
+    ]);
+    expect(refused).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/refused \(HTTP 401\): unknown enrollment token/),
+    });
   });
 });

@@ -87,8 +87,11 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
       ["handle_ransomware", "ransomware_file"],
     ]);
 
-    // The flow instance finished at its last node.
-    const state = await get(`/api/incidents/${host}`);
+    // The flow instance finished at its last node; the incident saw every mitigation's outcome.
+    const state = await eventually("the incident to see the outcomes", async () => {
+      const s = await get(`/api/incidents/${host}`);
+      return s.mitigations.every((m: { outcome: string }) => m.outcome !== "running") && s;
+    });
     expect(state.instances).toEqual([]);
     expect(state.finished).toHaveLength(1);
     expect(state.finished[0].path).toEqual(["ncat_connection", "exec_permission", "ransomware_file"]);

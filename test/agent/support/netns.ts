@@ -35,13 +35,17 @@ export function createTopology(): Topology {
     host: address(2),
     attacker: address(3),
     destroy() {
-      for (const [command, args] of [
-        ["ip", ["netns", "del", hostNs]],
-        ["ip", ["netns", "del", attackerNs]],
-        ["ip", ["link", "del", bridge]],
-      ] as const) {
+      // The veths go explicitly: a namespace outlives its deletion while a socket in it lingers
+      // (e.g. a FIN retransmitted into a dropped path), and would keep its veth in the root.
+      for (const args of [
+        ["link", "del", `mmtv2${id}`],
+        ["link", "del", `mmtv3${id}`],
+        ["link", "del", bridge],
+        ["netns", "del", hostNs],
+        ["netns", "del", attackerNs],
+      ]) {
         try {
-          sh(command, [...args]);
+          sh("ip", args);
         } catch {
           // already gone (or never made): cleanup goes on with the rest
         }
@@ -80,15 +84,21 @@ export function inNs(ns: string | null, command: string, args: string[]): string
 }
 
 export function spawnInNs(ns: string, command: string, args: string[]): ChildProcess {
-  return spawn("ip", ["netns", "exec", ns, command, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  return spawn("ip", ["netns", "exec", ns, command, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
 }
 
 /** Whether a TCP connection from `ns` to address:port completes within a second. */
 export function tcpReachable(ns: string, address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn("ip", ["netns", "exec", ns, "ncat", "-z", "-w", "1", address, String(port)], {
-      stdio: "ignore",
-    });
+    const child = spawn(
+      "ip",
+      ["netns", "exec", ns, "ncat", "-z", "-w", "1", address, String(port)],
+      {
+        stdio: "ignore",
+      },
+    );
     child.once("close", (code) => resolve(code === 0));
   });
 }

@@ -60,10 +60,29 @@ import org.neo4j.server.security.auth.FileUserRepository;
  */
 public final class Neo4jLauncher {
 
+    // The DBMS that SIGTERM/SIGINT must close (phase 1 or the real one); guarded by LOCK so a
+    // signal that arrives mid-start waits for build() and then shuts that instance down.
+    private static final Object LOCK = new Object();
+    private static DatabaseManagementService running;
+    private static boolean stopping;
+
     public static void main(String[] args) {
+        // Closing the stores cleanly means the next start needs no recovery.
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            synchronized (LOCK) {
+                stopping = true;
+                if (running != null) {
+                    System.out.println("neo4j shutting down");
+                    running.shutdown();
+                }
+            }
+        }, "neo4j-shutdown"));
         try {
             run(args);
         } catch (Throwable e) {
+            synchronized (LOCK) {
+                if (stopping) return; // a signal stopped us mid-start; the hook has it in hand
+            }
             e.printStackTrace();
             fail("failed to start: " + e); // the cause as the last line a caller sees
         }
@@ -97,29 +116,26 @@ public final class Neo4jLauncher {
         } else {
             // Existing DBMS (or a custom user): check/fix the credentials with Bolt off first.
             // Costs ~1.5 s; the JVM warm-up it does is reused by the real start below.
-            DatabaseManagementService setup = builder(home, pagecache, logs).setConfig(BoltConnector.enabled, false).build();
+            DatabaseManagementService setup = start(builder(home, pagecache, logs).setConfig(BoltConnector.enabled, false));
             try {
                 if (!credentialsWork(setup, user, password)) ensureUser(setup.database(SYSTEM_DATABASE_NAME), user, password);
             } finally {
-                setup.shutdown();
+                synchronized (LOCK) {
+                    if (!stopping) {
+                        setup.shutdown();
+                        running = null;
+                    }
+                }
             }
         }
 
-        DatabaseManagementService dbms = builder(home, pagecache, logs)
+        DatabaseManagementService dbms = start(builder(home, pagecache, logs)
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, boltAddress)
                 // Bolt otherwise waits 5 s + 5 s on shutdown for connections/threads to drain;
                 // a local server should stop promptly (the stores are closed before this step).
                 .setConfig(BoltConnectorInternalSettings.connection_shutdown_wait_time, Duration.ofSeconds(1))
-                .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time, Duration.ofSeconds(1))
-                .build();
-        // SIGTERM/SIGINT run this: close the stores cleanly so the next start needs no recovery.
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            System.out.println("neo4j shutting down");
-            dbms.shutdown();
-            stopped.countDown();
-        }, "neo4j-shutdown"));
+                .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time, Duration.ofSeconds(1)));
 
         // Safety net (should not trigger): if the seeded/checked credentials still don't work, fix
         // them now rather than serve a server nobody can log in to.
@@ -128,7 +144,15 @@ public final class Neo4jLauncher {
         awaitPort(boltAddress, Duration.ofSeconds(60));
         System.out.println("neo4j ready bolt://" + bolt);
         System.out.flush();
-        stopped.await(); // Neo4j's own threads keep the JVM alive; this just parks main.
+        new CountDownLatch(1).await(); // park main; SIGTERM/SIGINT end the JVM via the shutdown hook
+    }
+
+    private static DatabaseManagementService start(DatabaseManagementServiceBuilder builder) {
+        synchronized (LOCK) {
+            if (stopping) throw new IllegalStateException("stopping");
+            running = builder.build();
+            return running;
+        }
     }
 
     private static DatabaseManagementServiceBuilder builder(Path home, long pagecache, Log4jLogProvider logs) {
@@ -137,6 +161,12 @@ public final class Neo4jLauncher {
                 .setConfig(GraphDatabaseSettings.auth_enabled, true)
                 .setConfig(GraphDatabaseSettings.pagecache_memory, pagecache)
                 .setConfig(GraphDatabaseSettings.udc_enabled, false) // no usage reports (no internet anyway)
+                // Transaction logs: by default each database preallocates 256 MB files and keeps two
+                // days of them; too much for throwaway dev/CI data dirs. Keep them small instead.
+                .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
+                .setConfig(GraphDatabaseSettings.logical_log_rotation_threshold, ByteUnit.mebiBytes(32))
+                .setConfig(GraphDatabaseSettings.keep_logical_logs, "128M size")
+                .setConfig(BoltConnectorInternalSettings.enable_local_connector, false) // in-JVM channel, unused
                 .setConfig(HttpConnector.enabled, false)
                 .setConfig(HttpsConnector.enabled, false);
     }

@@ -1,0 +1,238 @@
+// Real enforcement in network namespaces (root): the agent runs as a process in a "host" namespace,
+// managed by a gateway in the root namespace (the portal side); an "attacker" namespace shares the
+// link. Reachability is checked with real TCP connections, IPv4 and IPv6, both directions.
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AgentMessage } from "../../src/protocol/messages.ts";
+import {
+  ENROLL_TOKEN,
+  FakeGateway,
+  isCompletion,
+  isHeartbeat,
+  isHello,
+} from "./support/fake-gateway.ts";
+import {
+  createTopology,
+  inNs,
+  listenInNs,
+  spawnInNs,
+  type Topology,
+  tcpReachable,
+} from "./support/netns.ts";
+
+const RUN_AGENT = join(import.meta.dirname, "support/run-agent.ts");
+const ATTACKER_PORT = 9000;
+const HOST_PORT = 9001;
+
+let net: Topology;
+let gateway: FakeGateway;
+let portal: Server[] = [];
+let portalPort: number;
+let stateDir: string;
+let agent: ChildProcess | null = null;
+const listeners: ChildProcess[] = [];
+const agentLog: string[] = [];
+
+function startAgentProcess(extra: string[] = []) {
+  const child = spawnInNs(net.hostNs, process.execPath, [
+    "--import",
+    "tsx",
+    RUN_AGENT,
+    "--gateway",
+    gateway.url,
+    "--state-dir",
+    stateDir,
+    "--rules-dir",
+    join(stateDir, "rules"),
+    "--heartbeat-ms",
+    "200",
+    ...extra,
+  ]);
+  child.stderr?.on("data", (chunk: Buffer) => agentLog.push(chunk.toString()));
+  agent = child;
+  return child;
+}
+
+let commands = 0;
+type CompletionFrame = Extract<AgentMessage, { status: "completed" | "failed" }>;
+async function run(command: string, details: Record<string, unknown>): Promise<CompletionFrame> {
+  const id = `iso-${++commands}`;
+  gateway.send({ command, priority: "critical", id, details });
+  const of = (m: AgentMessage): m is CompletionFrame => isCompletion(m) && m.command_id === id;
+  return gateway.waitFor(of, () => true, 20_000);
+}
+
+async function reachability() {
+  const { portal: p, attacker: a, host: h, hostNs, attackerNs } = net;
+  const [portal4, portal6, attacker4, attacker6, dns, inbound4, inbound6] = await Promise.all([
+    tcpReachable(hostNs, p.v4, portalPort),
+    tcpReachable(hostNs, p.v6, portalPort),
+    tcpReachable(hostNs, a.v4, ATTACKER_PORT),
+    tcpReachable(hostNs, a.v6, ATTACKER_PORT),
+    tcpReachable(hostNs, a.v4, 53),
+    tcpReachable(attackerNs, h.v4, HOST_PORT),
+    tcpReachable(attackerNs, h.v6, HOST_PORT),
+  ]);
+  return {
+    portal: [portal4, portal6],
+    hostToAttacker: [attacker4, attacker6],
+    attackerToHost: [inbound4, inbound6],
+    dns,
+  };
+}
+const OPEN = {
+  portal: [true, true],
+  hostToAttacker: [true, true],
+  attackerToHost: [true, true],
+  dns: true,
+};
+
+const nftRuleset = () => inNs(net.hostNs, "nft", ["list", "ruleset"]);
+function isolationRules(): number {
+  const { nftables } = JSON.parse(
+    inNs(net.hostNs, "nft", ["-j", "list", "table", "inet", "mm_agent_isolation"]),
+  );
+  return (nftables as object[]).filter((item) => "rule" in item).length;
+}
+
+describe("isolation in network namespaces", () => {
+  beforeAll(async () => {
+    net = createTopology();
+    stateDir = await mkdtemp(join(tmpdir(), "mm-iso-"));
+    gateway = await FakeGateway.start(net.portal.v4);
+    // The portal's service, on the same address as the gateway but another port.
+    const first = createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => first.listen(0, net.portal.v4, resolve));
+    portalPort = (first.address() as { port: number }).port;
+    const second = createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => second.listen(portalPort, net.portal.v6, resolve));
+    portal = [first, second];
+    listeners.push(
+      await listenInNs(net.attackerNs, ATTACKER_PORT),
+      await listenInNs(net.attackerNs, 53),
+      await listenInNs(net.hostNs, HOST_PORT),
+    );
+    startAgentProcess(["--enroll", ENROLL_TOKEN]);
+    await gateway.waitFor(isHello, () => true, 20_000);
+  });
+
+  afterAll(async () => {
+    agent?.kill("SIGKILL");
+    for (const listener of listeners) listener.kill("SIGKILL");
+    await gateway?.stop();
+    for (const server of portal) server.close();
+    net?.destroy();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("starts with everything reachable", async () => {
+    expect(await reachability()).toEqual(OPEN);
+  });
+
+  it("isolate-host: the portal stays reachable, the attacker is cut off both ways, IPv4 and IPv6", async () => {
+    const before = nftRuleset();
+    const heartbeats = gateway.messages(isHeartbeat).length;
+    const done = await run("isolate-host", {
+      reason: "Ransomware detection",
+      allow_portal_communication: true,
+      allow_dns: true,
+      portal_ips: [net.portal.v4, net.portal.v6],
+      portal_ports: [portalPort],
+    });
+    expect(done).toMatchObject({
+      status: "completed",
+      success: true,
+      message: "Host isolated successfully",
+      details: { isolation_level: "full", execution_time_ms: expect.any(Number) },
+    });
+    expect(done.details.firewall_rules_added).toBe(isolationRules());
+    expect(await reachability()).toEqual({
+      portal: [true, true],
+      hostToAttacker: [false, false],
+      attackerToHost: [false, false],
+      dns: true, // allow_dns
+    });
+    // The management channel never dropped: same connection, heartbeats still flowing.
+    expect(gateway.connections).toBe(1);
+    await gateway.nth(isHeartbeat, heartbeats + 3);
+
+    const released = await run("release-host", {});
+    expect(released).toMatchObject({
+      success: true,
+      details: { firewall_rules_removed: done.details.firewall_rules_added },
+    });
+    expect(nftRuleset()).toBe(before); // exactly what isolation added is gone
+    expect(await reachability()).toEqual(OPEN);
+  });
+
+  it("keeps the gateway connection allowed even when portal_ips is wrong", async () => {
+    const done = await run("isolate-host", {
+      reason: "wrong list",
+      portal_ips: ["192.0.2.1"],
+      portal_ports: [443],
+    });
+    expect(done).toMatchObject({ success: true });
+    expect(await reachability()).toEqual({
+      portal: [false, false], // only the gateway's own address:port is let through
+      hostToAttacker: [false, false],
+      attackerToHost: [false, false],
+      dns: false,
+    });
+    expect(gateway.connected).toBe(true);
+    expect((await run("release-host", {})).success).toBe(true);
+  });
+
+  it("block-ip / unblock-ip cut one address both ways, and never the gateway's", async () => {
+    expect((await run("block-ip", { ip: net.attacker.v6 })).details).toEqual({
+      ip: net.attacker.v6,
+      blocked: true,
+    });
+    expect(await reachability()).toEqual({
+      ...OPEN,
+      hostToAttacker: [true, false],
+      attackerToHost: [true, false],
+    });
+    // blocks are not isolation: releasing leaves them
+    await run("isolate-host", { portal_ips: [net.portal.v4], portal_ports: [portalPort] });
+    await run("release-host", {});
+    expect((await reachability()).hostToAttacker).toEqual([true, false]);
+    expect((await run("unblock-ip", { ip: net.attacker.v6 })).success).toBe(true);
+    expect(await reachability()).toEqual(OPEN);
+
+    const refused = await run("block-ip", { ip: net.portal.v4 });
+    expect(refused).toMatchObject({
+      success: false,
+      message: expect.stringMatching(/managed through it/),
+    });
+  });
+
+  it("stays isolated when killed and started again after a reboot", async () => {
+    await run("isolate-host", {
+      portal_ips: [net.portal.v4, net.portal.v6],
+      portal_ports: [portalPort],
+    });
+    const killed = new Promise((resolve) => agent?.once("exit", resolve));
+    agent?.kill("SIGKILL");
+    await killed;
+    // A reboot loses the kernel's ruleset; the agent's state dir survives.
+    inNs(net.hostNs, "nft", ["delete", "table", "inet", "mm_agent_isolation"]);
+    expect((await reachability()).hostToAttacker).toEqual([true, true]);
+
+    const hellos = gateway.messages(isHello).length;
+    startAgentProcess(); // no --enroll: the stored key
+    const hello = await gateway.nth(isHello, hellos + 1);
+    expect(hello.isolation).toMatchObject({ isolated: true, since: expect.any(String) });
+    expect(await reachability()).toEqual({
+      portal: [true, true],
+      hostToAttacker: [false, false],
+      attackerToHost: [false, false],
+      dns: false,
+    });
+    expect((await run("release-host", {})).success).toBe(true);
+    expect(await reachability()).toEqual(OPEN);
+  }, 60_000);
+});
