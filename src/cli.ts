@@ -10,6 +10,7 @@ const USAGE = `usage: mm <command>
   worker         run the Temporal worker only
   ingest         run the NATS alert consumer only
   migrate        apply pending database migrations and exit
+  agent …        run the reference endpoint agent (mm agent --help)
   help           show this text
 
 Configuration comes from the environment (see .env.example).`;
@@ -18,6 +19,12 @@ async function main(argv: string[]): Promise<void> {
   const [command = "all", ...rest] = argv;
   if (command === "help" || command === "--help" || command === "-h") {
     console.log(USAGE);
+    return;
+  }
+  if (command === "agent") {
+    // The agent runs on endpoints: it needs none of the service's configuration.
+    const agent = await import("./agent/cli.ts");
+    await agent.main(rest);
     return;
   }
   if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(" ")}`);

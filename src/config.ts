@@ -8,6 +8,12 @@ const flag = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 const httpUrl = z.url({ protocol: /^https?$/ });
+/** A comma-separated list, each item checked by `item`; empty means none. */
+const list = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(item));
 
 const schema = z.object({
   MM_HOST: z.string().min(1).default("127.0.0.1"),
@@ -38,6 +44,21 @@ const schema = z.object({
   MM_FIREWALL_WEBHOOK_URL: httpUrl.default("http://127.0.0.1:8090/firewall/block"),
   MM_LOAD_DEFAULTS: flag.default(true),
   MM_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // --- operator authentication and the agent gateway ---
+  MM_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  MM_GATEWAY_TLS_CERT: z.string().min(1).optional(),
+  MM_GATEWAY_TLS_KEY: z.string().min(1).optional(),
+  MM_GATEWAY_HEARTBEAT_MS: positiveMs.min(1_000).default(30_000),
+  MM_GATEWAY_MISSED_HEARTBEATS: z.coerce.number().int().min(1).default(3),
+  MM_GATEWAY_MAX_FRAME_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
+  MM_GATEWAY_MAX_BAD_FRAMES: z.coerce.number().int().min(1).default(10),
+  // Below the mitigation workflow's 10-minute activity limit, so expiry is what an engine command meets first.
+  MM_COMMAND_TTL_SECONDS: z.coerce.number().int().positive().max(540).default(300),
+  MM_PORTAL_IPS: list(z.union([z.ipv4(), z.ipv6()])).default([]),
+  MM_PORTAL_PORTS: list(z.string().regex(/^[0-9]+$/, "must be a port number").transform(Number).pipe(z.number().int().min(1).max(65535))).default([]),
+}).refine((env) => (env.MM_GATEWAY_TLS_CERT === undefined) === (env.MM_GATEWAY_TLS_KEY === undefined), {
+  message: "MM_GATEWAY_TLS_CERT and MM_GATEWAY_TLS_KEY are set together or not at all",
+  path: ["MM_GATEWAY_TLS_CERT"],
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -70,6 +91,23 @@ function toConfig(env: z.infer<typeof schema>) {
     firewallWebhookUrl: env.MM_FIREWALL_WEBHOOK_URL,
     loadDefaults: env.MM_LOAD_DEFAULTS,
     logLevel: env.MM_LOG_LEVEL,
+    /** The first admin's bearer token; further operator tokens are created through the API. */
+    adminToken: env.MM_ADMIN_TOKEN,
+    gateway: {
+      tls:
+        env.MM_GATEWAY_TLS_CERT && env.MM_GATEWAY_TLS_KEY
+          ? { certFile: env.MM_GATEWAY_TLS_CERT, keyFile: env.MM_GATEWAY_TLS_KEY }
+          : undefined,
+      heartbeatMs: env.MM_GATEWAY_HEARTBEAT_MS,
+      missedHeartbeats: env.MM_GATEWAY_MISSED_HEARTBEATS,
+      maxFrameBytes: env.MM_GATEWAY_MAX_FRAME_BYTES,
+      maxBadFrames: env.MM_GATEWAY_MAX_BAD_FRAMES,
+    },
+    commands: {
+      ttlMs: env.MM_COMMAND_TTL_SECONDS * 1_000,
+      portalIps: env.MM_PORTAL_IPS,
+      portalPorts: env.MM_PORTAL_PORTS,
+    },
   };
 }
 

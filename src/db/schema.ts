@@ -59,10 +59,139 @@ export interface MetaTable {
   value: ColumnType<unknown, string, string>;
 }
 
+// --- agent gateway (migrations/0002_gateway.ts) ----------------------------------------------
+
+type NullableJson<T extends object> = JSONColumnType<T | null, string | null | undefined, string | null>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export interface EnrollmentTokensTable {
+  id: string;
+  token_hash: string;
+  prefix: string;
+  group: string | null;
+  description: string | null;
+  max_uses: number;
+  uses: Generated<number>;
+  expires_at: Timestamp;
+  created_at: Timestamp;
+  created_by: string;
+  revoked_at: NullableTimestamp;
+}
+
+export interface AgentIsolation {
+  isolated: boolean;
+  since?: string;
+  portal_ips?: string[];
+  /** Set by the isolation workflow: why and by whom, and the workflow holding it. */
+  reason?: string;
+  workflow_id?: string;
+}
+
+export interface AgentsTable {
+  id: string;
+  hostname: string;
+  os: NullableJson<{ platform: string; release: string; arch: string }>;
+  ips: ColumnType<string[], string[] | undefined, string[]>;
+  agent_version: string | null;
+  fibratus_version: string | null;
+  external_ids: JSONColumnType<Record<string, string>, string | undefined, string>;
+  wazuh_agent_id: string | null;
+  capabilities: ColumnType<string[], string[] | undefined, string[]>;
+  groups: ColumnType<string[], string[] | undefined, string[]>;
+  labels: JSONColumnType<Record<string, string>, string | undefined, string>;
+  isolation: JSONColumnType<AgentIsolation, string | undefined, string>;
+  rules: JSONColumnType<unknown[], string | undefined, string>;
+  rules_status: NullableJson<Record<string, unknown>>;
+  config: NullableJson<Record<string, unknown>>;
+  simulation: Generated<boolean>;
+  enrolled_at: Timestamp;
+  enrollment_token_id: string | null;
+  last_seen_at: NullableTimestamp;
+  connected_at: NullableTimestamp;
+  disconnected_at: NullableTimestamp;
+  session_id: string | null;
+  gateway_id: string | null;
+}
+
+export interface AgentKeysTable {
+  id: string;
+  agent_id: string;
+  key_hash: string;
+  prefix: string;
+  created_at: Timestamp;
+  created_by: string;
+  revoked_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+}
+
+export type OperatorRole = "viewer" | "responder" | "admin" | "ingest";
+
+export interface OperatorTokensTable {
+  id: string;
+  name: string;
+  role: OperatorRole;
+  token_hash: string;
+  prefix: string;
+  created_at: Timestamp;
+  created_by: string;
+  expires_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+}
+
+export type CommandStatus = "pending" | "delivered" | "acknowledged" | "completed" | "failed" | "expired";
+
+export interface CommandOutcome {
+  success: boolean;
+  message: string;
+  details: Record<string, unknown>;
+  /** The agent's completion timestamp; absent when the gateway decided (expiry). */
+  timestamp?: string;
+}
+
+export interface CommandsTable {
+  id: string;
+  agent_id: string;
+  command: string;
+  priority: "critical" | "high" | "normal" | "low";
+  details: JSONColumnType<Record<string, unknown>>;
+  status: CommandStatus;
+  origin: "engine" | "operator";
+  requested_by: string;
+  workflow_id: string | null;
+  created_at: Timestamp;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+  delivered_at: NullableTimestamp;
+  delivery_count: Generated<number>;
+  session_id: string | null;
+  gateway_id: string | null;
+  acknowledged_at: NullableTimestamp;
+  completed_at: NullableTimestamp;
+  result: NullableJson<CommandOutcome>;
+  task_token: Buffer | null;
+  reported_at: NullableTimestamp;
+}
+
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: Timestamp;
+  actor: string;
+  action: string;
+  agent_id: string | null;
+  command_id: string | null;
+  details: JSONColumnType<Record<string, unknown>>;
+}
+
 export interface Database {
   alerts: AlertsTable;
   catalog: CatalogTable;
   decisions: DecisionsTable;
   rejected_alerts: RejectedAlertsTable;
   meta: MetaTable;
+  enrollment_tokens: EnrollmentTokensTable;
+  agents: AgentsTable;
+  agent_keys: AgentKeysTable;
+  operator_tokens: OperatorTokensTable;
+  commands: CommandsTable;
+  audit_log: AuditLogTable;
 }

@@ -75,7 +75,7 @@ export function defaultCatalog(opts: { firewallWebhookUrl: string }): DefaultCat
   const mitigations: Mitigation[] = [
     {
       identifier: "close_conn",
-      name: "Close connection",
+      name: "close_conn",
       description: "Kill the ncat process and block the remote IP.",
       effective_attacks: ["T1041", "T1219"],
       cost: 10,
@@ -85,7 +85,7 @@ export function defaultCatalog(opts: { firewallWebhookUrl: string }): DefaultCat
     },
     {
       identifier: "delete_file",
-      name: "Delete file",
+      name: "delete_file",
       description: "Delete the file whose permissions were changed.",
       effective_attacks: ["T1222.002"],
       cost: 1,
@@ -95,7 +95,7 @@ export function defaultCatalog(opts: { firewallWebhookUrl: string }): DefaultCat
     },
     {
       identifier: "handle_ransomware",
-      name: "Handle ransomware",
+      name: "handle_ransomware",
       description: "Quarantine the malicious file and isolate the host.",
       effective_attacks: ["T1204.002"],
       cost: 5,
@@ -115,7 +115,7 @@ export function defaultCatalog(opts: { firewallWebhookUrl: string }): DefaultCat
     },
     {
       identifier: "filter_packets",
-      name: "Filter packets",
+      name: "filter_packets",
       description: "Ask the firewall to drop traffic from the attacker's IP.",
       url: opts.firewallWebhookUrl,
       effective_attacks: ["T1499", "T1110"],
