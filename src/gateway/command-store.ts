@@ -1,0 +1,377 @@
+// Agent commands in PostgreSQL: the durable half of delivery. A command is stored once under its
+// idempotent id, claimed by the session that delivers it, then acknowledged, completed, or expired.
+// Each transition and its audit entry are one statement (a data-modifying CTE), so the audit log
+// never misses a transition and never records one that did not happen.
+import { type Kysely, sql } from "kysely";
+import type { Db } from "../db/index.ts";
+import type { CommandOutcome, CommandStatus, CommandsTable, Database } from "../db/schema.ts";
+import type { Priority } from "../protocol/messages.ts";
+import { appendAudit } from "./audit.ts";
+
+export const FINAL_STATUSES = ["completed", "failed", "expired"] as const satisfies CommandStatus[];
+const OPEN_STATUSES = ["pending", "delivered", "acknowledged"] as const satisfies CommandStatus[];
+const PRIORITY_RANK: Record<Priority, number> = { critical: 0, high: 1, normal: 2, low: 3 };
+/** A delivered command may still be acknowledged this long after its deadline (it left in time). */
+const ACK_GRACE_MS = 10_000;
+
+export interface CommandSpec {
+  id: string;
+  agentId: string;
+  command: string;
+  priority: Priority;
+  details: Record<string, unknown>;
+  origin: CommandsTable["origin"];
+  requestedBy: string;
+  workflowId: string | null;
+  ttlMs: number;
+  /** The waiting activity's task token; a retried activity replaces its predecessor's. */
+  taskToken: Uint8Array | null;
+}
+
+export class UnknownAgentError extends Error {
+  override name = "UnknownAgentError";
+}
+
+/**
+ * Stores a command, or finds the one stored under the same id (a retry or a duplicate issue): its
+ * current state is returned either way, and only a new one is audited as issued.
+ */
+export async function issueCommand(db: Db, spec: CommandSpec) {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto("commands")
+        .values({
+          id: spec.id,
+          agent_id: spec.agentId,
+          command: spec.command,
+          priority: spec.priority,
+          details: JSON.stringify(spec.details),
+          status: "pending",
+          origin: spec.origin,
+          requested_by: spec.requestedBy,
+          workflow_id: spec.workflowId,
+          expires_at: sql<Date>`now() + ${spec.ttlMs} * interval '1 millisecond'`,
+          task_token: spec.taskToken ? Buffer.from(spec.taskToken) : null,
+        })
+        .onConflict((oc) =>
+          oc.column("id").doUpdateSet((eb) => ({
+            task_token: eb.fn.coalesce("excluded.task_token", "commands.task_token"),
+          })),
+        )
+        .returning(["id", "agent_id", "command", "status", "result", "reported_at", sql<boolean>`xmax = 0`.as("inserted")])
+        .executeTakeFirstOrThrow();
+      await appendAudit(trx, {
+        actor: spec.requestedBy,
+        action: row.inserted ? "command.issued" : "command.duplicate",
+        agentId: row.agent_id,
+        commandId: row.id,
+        details: row.inserted
+          ? { command: spec.command, priority: spec.priority, details: spec.details, origin: spec.origin, ttl_ms: spec.ttlMs }
+          : { status: row.status },
+      });
+      return row;
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code === "23503") throw new UnknownAgentError(`agent ${spec.agentId} is not enrolled`);
+    throw err;
+  }
+}
+
+export interface DeliverableCommand {
+  id: string;
+  command: string;
+  priority: Priority;
+  details: Record<string, unknown>;
+  status: CommandStatus;
+}
+
+/**
+ * Claims open commands of an agent for delivery on a session: the given ids, or all of them (a new
+ * session's backlog). Only the agent's current session can claim, and a session claims a command
+ * once, so concurrent notifications never send one twice. Pending and delivered commands past
+ * their deadline are never claimed (they expire instead); acknowledged ones are sent again so the
+ * agent can answer with its stored completion, which it never runs twice. Critical first.
+ */
+export async function claimForDelivery(
+  db: Db,
+  s: { agentId: string; sessionId: string; gatewayId: string; ids?: string[] },
+): Promise<DeliverableCommand[]> {
+  if (s.ids && s.ids.length === 0) return [];
+  const rows = await db
+    .with("claimed", (db) => {
+      let q = db
+        .updateTable("commands as c")
+        .set((eb) => ({
+          status: sql<CommandStatus>`case when c.status = 'pending' then 'delivered' else c.status end`,
+          delivered_at: sql<Date>`now()`,
+          delivery_count: eb("c.delivery_count", "+", 1),
+          session_id: s.sessionId,
+          gateway_id: s.gatewayId,
+        }))
+        .where("c.agent_id", "=", s.agentId)
+        .where("c.status", "in", OPEN_STATUSES)
+        .where(sql<boolean>`c.session_id is distinct from ${s.sessionId}`)
+        .where(sql<boolean>`(c.status = 'acknowledged' or c.expires_at > now())`)
+        .where(sql<boolean>`exists (select 1 from agents a where a.id = c.agent_id and a.session_id = ${s.sessionId})`);
+      if (s.ids) q = q.where("c.id", "in", s.ids);
+      return q.returning(["c.id", "c.agent_id", "c.command", "c.priority", "c.details", "c.status", "c.delivery_count", "c.created_at"]);
+    })
+    .with("logged", (db) =>
+      db
+        .insertInto("audit_log")
+        .columns(["actor", "action", "agent_id", "command_id", "details"])
+        .expression((eb) =>
+          eb
+            .selectFrom("claimed")
+            .select([
+              sql<string>`${`gateway:${s.gatewayId}`}::text`.as("actor"),
+              sql<string>`'command.delivered'`.as("action"),
+              "claimed.agent_id",
+              "claimed.id",
+              sql<string>`jsonb_build_object('session', ${s.sessionId}::text, 'delivery', claimed.delivery_count)`.as("details"),
+            ]),
+        ),
+    )
+    .selectFrom("claimed")
+    .selectAll()
+    .execute();
+  return rows
+    .sort((a, b) => PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || a.created_at.getTime() - b.created_at.getTime())
+    .map((r) => ({ id: r.id, command: r.command, priority: r.priority, details: r.details, status: r.status }));
+}
+
+export type AgentReport =
+  | { kind: "recorded"; command: string; taskToken: Buffer | null; reported: boolean; workflowId: string | null }
+  /** Already recorded (an answer to a re-delivery): nothing to do. */
+  | { kind: "repeat" }
+  /** Not a command this agent was sent. */
+  | { kind: "unknown" };
+
+/** The agent's acknowledgment: the command reached it and will run (once). */
+export async function recordAck(db: Db, a: { agentId: string; commandId: string; timestamp: string; actor: string }): Promise<AgentReport> {
+  const rows = await db
+    .with("acked", (db) =>
+      db
+        .updateTable("commands")
+        .set({
+          // An ack after expiry (it left in time, the ack was slow) is recorded; the status stays.
+          status: sql<CommandStatus>`case when status = 'delivered' then 'acknowledged' else status end`,
+          acknowledged_at: sql<Date>`now()`,
+        })
+        .where("id", "=", a.commandId)
+        .where("agent_id", "=", a.agentId)
+        .where("acknowledged_at", "is", null)
+        .where("delivered_at", "is not", null)
+        .returning(["id", "agent_id", "command", "status", "task_token", "reported_at", "workflow_id"]),
+    )
+    .with("logged", (db) =>
+      db
+        .insertInto("audit_log")
+        .columns(["actor", "action", "agent_id", "command_id", "details"])
+        .expression((eb) =>
+          eb
+            .selectFrom("acked")
+            .select([
+              sql<string>`${a.actor}::text`.as("actor"),
+              sql<string>`'command.acknowledged'`.as("action"),
+              "acked.agent_id",
+              "acked.id",
+              sql<string>`jsonb_build_object('timestamp', ${a.timestamp}::text, 'status', acked.status)`.as("details"),
+            ]),
+        ),
+    )
+    .selectFrom("acked")
+    .selectAll()
+    .execute();
+  const row = rows[0];
+  if (row) return { kind: "recorded", command: row.command, taskToken: row.task_token, reported: row.reported_at !== null, workflowId: row.workflow_id };
+  return (await exists(db, a.agentId, a.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
+}
+
+/**
+ * The agent's completion. Recorded once; a completion for a command that expired after it was
+ * delivered still records what really happened (the activity was already told it expired).
+ */
+export async function recordCompletion(
+  db: Db,
+  c: { agentId: string; commandId: string; outcome: CommandOutcome; actor: string },
+): Promise<AgentReport> {
+  const status: CommandStatus = c.outcome.success ? "completed" : "failed";
+  const rows = await db
+    .with("done", (db) =>
+      db
+        .updateTable("commands")
+        .set({ status, completed_at: sql<Date>`now()`, result: JSON.stringify(c.outcome) })
+        .where("id", "=", c.commandId)
+        .where("agent_id", "=", c.agentId)
+        .where((eb) =>
+          eb.or([
+            eb("status", "in", ["delivered", "acknowledged"]),
+            eb.and([eb("status", "=", "expired"), eb("delivered_at", "is not", null)]),
+          ]),
+        )
+        .returning(["id", "agent_id", "command", "task_token", "reported_at", "workflow_id"]),
+    )
+    .with("logged", (db) =>
+      db
+        .insertInto("audit_log")
+        .columns(["actor", "action", "agent_id", "command_id", "details"])
+        .expression((eb) =>
+          eb
+            .selectFrom("done")
+            .select([
+              sql<string>`${c.actor}::text`.as("actor"),
+              sql<string>`${c.outcome.success ? "command.completed" : "command.failed"}::text`.as("action"),
+              "done.agent_id",
+              "done.id",
+              sql<string>`${JSON.stringify(c.outcome)}::jsonb`.as("details"),
+            ]),
+        ),
+    )
+    .selectFrom("done")
+    .selectAll()
+    .execute();
+  const row = rows[0];
+  if (row) return { kind: "recorded", command: row.command, taskToken: row.task_token, reported: row.reported_at !== null, workflowId: row.workflow_id };
+  return (await exists(db, c.agentId, c.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
+}
+
+async function exists(db: Db, agentId: string, commandId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("commands")
+    .select("id")
+    .where("id", "=", commandId)
+    .where("agent_id", "=", agentId)
+    .where("delivered_at", "is not", null)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+export interface OutcomeToReport {
+  id: string;
+  status: CommandStatus;
+  result: CommandOutcome | null;
+  task_token: Buffer | null;
+}
+
+/**
+ * Expires open commands past their deadline: pending ones at once, delivered ones after a short
+ * grace for their acknowledgment. Safe to run in every process at once (SKIP LOCKED).
+ */
+export async function expireOverdue(db: Db, limit = 500): Promise<OutcomeToReport[]> {
+  const message = sql<string>`case when c.delivered_at is null
+      then 'expired: the agent did not receive the command before its deadline ' || to_char(c.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '; it will not run'
+      else 'expired: delivered but not acknowledged before its deadline ' || to_char(c.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') end`;
+  return db
+    .with("overdue", (db) =>
+      db
+        .selectFrom("commands")
+        .select("id")
+        .where((eb) =>
+          eb.or([
+            eb.and([eb("status", "=", "pending"), eb("expires_at", "<=", sql<Date>`now()`)]),
+            eb.and([eb("status", "=", "delivered"), eb("expires_at", "<=", sql<Date>`now() - ${ACK_GRACE_MS} * interval '1 millisecond'`)]),
+          ]),
+        )
+        .orderBy("expires_at")
+        .limit(limit)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .with("expired", (db) =>
+      db
+        .updateTable("commands as c")
+        .set({
+          status: "expired",
+          completed_at: sql<Date>`now()`,
+          result: sql<string>`jsonb_build_object('success', false, 'message', ${message}, 'details', jsonb_build_object('expired', true, 'expires_at', c.expires_at, 'delivered', c.delivered_at is not null))`,
+        })
+        .where("c.id", "in", (eb) => eb.selectFrom("overdue").select("overdue.id"))
+        .returning(["c.id", "c.agent_id", "c.status", "c.result", "c.task_token"]),
+    )
+    .with("logged", (db) =>
+      db
+        .insertInto("audit_log")
+        .columns(["actor", "action", "agent_id", "command_id", "details"])
+        .expression((eb) =>
+          eb
+            .selectFrom("expired")
+            .select([
+              sql<string>`'supervisor'`.as("actor"),
+              sql<string>`'command.expired'`.as("action"),
+              "expired.agent_id",
+              "expired.id",
+              sql<string>`expired.result`.as("details"),
+            ]),
+        ),
+    )
+    .selectFrom("expired")
+    .select(["expired.id", "expired.status", "expired.result", "expired.task_token"])
+    .execute();
+}
+
+/** Outcomes decided a while ago that no activity has been told of yet (a crash or outage between). */
+export async function unreportedOutcomes(db: Db, olderThanMs: number, limit = 100): Promise<OutcomeToReport[]> {
+  return db
+    .selectFrom("commands")
+    .select(["id", "status", "result", "task_token"])
+    .where("reported_at", "is", null)
+    .where("status", "in", FINAL_STATUSES)
+    .where("completed_at", "<", sql<Date>`now() - ${olderThanMs} * interval '1 millisecond'`)
+    .orderBy("completed_at")
+    .limit(limit)
+    .execute();
+}
+
+export async function markReported(db: Kysely<Database>, id: string): Promise<void> {
+  await db.updateTable("commands").set({ reported_at: sql<Date>`now()` }).where("id", "=", id).where("reported_at", "is", null).execute();
+}
+
+// --- operators' view ---------------------------------------------------------------------------
+
+const commandColumns = [
+  "id",
+  "agent_id",
+  "command",
+  "priority",
+  "details",
+  "status",
+  "origin",
+  "requested_by",
+  "workflow_id",
+  "created_at",
+  "expires_at",
+  "delivered_at",
+  "delivery_count",
+  "acknowledged_at",
+  "completed_at",
+  "result",
+] as const;
+
+export async function getCommand(db: Db, id: string) {
+  return db.selectFrom("commands").select(commandColumns).where("id", "=", id).executeTakeFirst();
+}
+
+export interface CommandFilter {
+  agentId?: string;
+  status?: CommandStatus;
+  command?: string;
+  origin?: CommandsTable["origin"];
+  limit: number;
+  offset: number;
+}
+
+/** Newest first. */
+export async function listCommands(db: Db, f: CommandFilter) {
+  let q = db.selectFrom("commands");
+  if (f.agentId) q = q.where("agent_id", "=", f.agentId);
+  if (f.status) q = q.where("status", "=", f.status);
+  if (f.command) q = q.where("command", "=", f.command);
+  if (f.origin) q = q.where("origin", "=", f.origin);
+  const [items, total] = await Promise.all([
+    q.select(commandColumns).orderBy("created_at", "desc").orderBy("id").limit(f.limit).offset(f.offset).execute(),
+    q.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
+  ]);
+  return { items, total: Number(total.n) };
+}
