@@ -91,7 +91,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("priority", "text", (c) =>
       c.notNull().check(sql`priority IN ('critical', 'high', 'normal', 'low')`),
     )
-    .addColumn("details", "jsonb", (c) => c.notNull())
+    // json, not jsonb: the agent gets the details exactly as they were issued, keys in order.
+    .addColumn("details", "json", (c) => c.notNull())
     .addColumn("status", "text", (c) =>
       c
         .notNull()

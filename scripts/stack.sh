@@ -152,9 +152,12 @@ temporal_up() {
     local attrs=()
     for a in "${SEARCH_ATTRIBUTES[@]}"; do attrs+=(--search-attribute "$a"); done
     [ "$TEMPORAL_NAMESPACE" = default ] || attrs+=(--namespace "$TEMPORAL_NAMESPACE")
+    # WAL without an fsync per commit: several times the throughput, and a crash of any process
+    # loses nothing (only a power cut can lose the last commits). Production runs on PostgreSQL.
     spawn temporal "$TEMPORAL_BIN" server start-dev --ip "$host" --port "$port" \
       --ui-port "$TEMPORAL_UI_PORT" --db-filename "$MM_DATA_DIR/temporal/temporal.db" \
-      --log-level warn "${attrs[@]}"
+      --log-level warn "${attrs[@]}" \
+      --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
     wait_ready temporal temporal_ready
   fi
   # A reused server (or a namespace created later) may lack the project's search attributes.

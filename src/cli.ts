@@ -1,14 +1,14 @@
-import { noAgentGateway } from "./activities/agent-commands.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createDb, migrate } from "./db/index.ts";
 import { ROLES, type Role, startService } from "./service.ts";
 
 const USAGE = `usage: mm <command>
 
-  all            run the REST API, the Temporal worker and the NATS ingest in one process (default)
+  all            run every role below (api, worker, ingest, gateway) in one process (default)
   api            run the REST API only
   worker         run the Temporal worker only
   ingest         run the NATS alert consumer only
+  gateway        run the agent gateway only (WebSocket sessions of endpoint agents)
   migrate        apply pending database migrations and exit
   agent …        run the reference endpoint agent (mm agent --help)
   help           show this text
@@ -41,7 +41,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const roles: readonly Role[] = command === "all" ? ROLES : ROLES.includes(command as Role) ? [command as Role] : [];
   if (!roles.length) throw new UsageError(`unknown command '${command}'`);
-  const service = await startService(config, roles, { agents: noAgentGateway });
+  const service = await startService(config, roles, {});
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

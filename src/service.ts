@@ -13,22 +13,30 @@ import { createDb, migrate } from "./db/index.ts";
 import { defaultCatalog } from "./domain/defaults.ts";
 import { alertIntake } from "./ingest/intake.ts";
 import { startNatsIngest } from "./ingest/nats.ts";
+import { agentGateway } from "./gateway/delivery.ts";
+import { startGateway } from "./gateway/server.ts";
+import { startCommandSupervisor } from "./gateway/supervisor.ts";
 import { createLogger } from "./log.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
 import { startWorker } from "./worker.ts";
 
-export const ROLES = ["api", "worker", "ingest"] as const;
+export const ROLES = ["api", "worker", "ingest", "gateway"] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface ServiceOptions {
-  /** Where agent commands go; the agent gateway's implementation in production. */
-  agents: AgentGateway;
+  /**
+   * Where agent commands go: by default the agent gateway's (PostgreSQL + NATS, so it works in a
+   * worker without the gateway role); engine tests give a recording double.
+   */
+  agents?: AgentGateway;
   workflowBundle?: WorkflowBundleOption;
 }
 
 export interface Service {
   /** The REST API's base URL, when the api role runs. */
   apiUrl?: string;
+  /** The agent gateway's base URL (what agents get as --gateway), when the gateway role runs. */
+  gatewayUrl?: string;
   close(): Promise<void>;
 }
 
@@ -63,17 +71,24 @@ export async function startService(config: Config, roles: readonly Role[], optio
 
     const intake = alertIntake({ db, temporal, taskQueue: config.temporal.taskQueue, incidentIdleMs: config.incidentIdleMs });
     const service: Service = { close };
+    const agents = options.agents ?? agentGateway({ db, nc, commands: config.commands });
+
+    // Expiry and lost reports of agent commands; wherever commands are issued or delivered.
+    if (roles.includes("worker") || roles.includes("gateway")) {
+      const supervisor = startCommandSupervisor({ db, temporal, log });
+      closers.push(() => supervisor.stop());
+    }
 
     if (roles.includes("worker")) {
       const activities = {
         ...engineActivities({
           db,
           neo4j: neo4jDriver,
-          agents: options.agents,
+          agents,
           queryTimeoutMs: config.neo4j.queryTimeoutMs,
           webhookTimeoutMs: config.webhookTimeoutMs,
         }),
-        runAgentCommand: options.agents.runAgentCommand.bind(options.agents),
+        runAgentCommand: agents.runAgentCommand.bind(agents),
       };
       const worker = await startWorker({ config, activities, workflowBundle: options.workflowBundle });
       closers.push(() => worker.stop());
@@ -89,8 +104,23 @@ export async function startService(config: Config, roles: readonly Role[], optio
       log.info("consuming alerts from NATS", { subject: config.nats.alertSubject, stream: config.nats.alertStream });
     }
 
+    if (roles.includes("gateway")) {
+      const gateway = await startGateway({ db, nc, temporal, intake, log, config });
+      closers.push(() => gateway.close());
+      service.gatewayUrl = gateway.url;
+      log.info("agent gateway listening", { url: gateway.url, gateway: gateway.gatewayId, tls: Boolean(config.gateway.tls) });
+    }
+
     if (roles.includes("api")) {
-      const app = createApi({ db, temporal, intake, log, health: healthCheck({ db, temporal, nats: nc, neo4j: neo4jDriver }) });
+      const app = createApi({
+        db,
+        temporal,
+        intake,
+        log,
+        nats: nc,
+        config,
+        health: healthCheck({ db, temporal, nats: nc, neo4j: neo4jDriver }),
+      });
       const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
         const s = serve({ fetch: app.fetch, port: config.apiPort, hostname: config.host }, () => resolve(s));
         s.once("error", reject);

@@ -2,7 +2,7 @@ import { ApplicationFailure } from "@temporalio/activity";
 import neo4j, { type Driver } from "neo4j-driver";
 import type { Db } from "../db/index.ts";
 import { resolveArgs } from "../domain/args.ts";
-import type { NodeCandidate } from "../domain/attack-flow.ts";
+import { type FlowInstance, type NodeCandidate, candidateNodes } from "../domain/attack-flow.ts";
 import { evaluateCheck } from "../domain/cel.ts";
 import { rankMitigations, stepDetails } from "../domain/mitigation.ts";
 import { type AgentCommand, type AttackFlow, type Identifier, identifierKey } from "../domain/model.ts";
@@ -30,15 +30,21 @@ export type PlannedStep =
   | { kind: "webhook"; url: string; body: Record<string, unknown> }
   | { kind: "agent"; agentId: string; command: AgentCommand; details: Record<string, unknown>; priority: CommandPriority };
 
-export type MitigationPlan = { applicable: true; steps: PlannedStep[] } | { applicable: false; reason: string };
-
-interface DecisionBase {
+export interface PlanInput {
   incidentId: string;
   alertId: string;
   runId: string;
   flowId: string;
   nodeId: string;
+  techniques: string[];
+  preemptive: boolean;
 }
+
+export type NextMitigation =
+  | { found: true; index: number; candidate: RankedMitigation; steps: PlannedStep[] }
+  | { found: false; candidates: number };
+
+const decisionBase = (i: PlanInput) => ({ incidentId: i.incidentId, alertId: i.alertId, runId: i.runId, flowId: i.flowId, nodeId: i.nodeId });
 
 type ConditionVerdict = { holds: true } | { holds: false; reason: string; error?: boolean };
 
@@ -89,17 +95,49 @@ export function engineActivities(deps: EngineDeps) {
 
   const record = (d: Decision) => recordDecision(deps.db, d);
 
-  return {
-    async attackFlows(): Promise<AttackFlow[]> {
-      return catalog.list("attack_flow");
-    },
+  /** Decides whether one candidate applies (args, conditions, agent and capability) and how to run it. */
+  async function plan(input: PlanInput, candidate: RankedMitigation): Promise<PlannedStep[] | string> {
+    const mitigation = await catalog.get("mitigation", candidate.key);
+    if (!mitigation) return "it no longer exists";
+    const alert = await loadAlert(input.alertId);
+    const args = resolveArgs(mitigation.args ?? {}, alert.raw);
+    if (!args.ok) return `missing args ${args.missing.join(", ")}`;
+    const verdict = await evaluateAll(mitigation.conditions ?? [], alert.raw);
+    if (!verdict.holds) return verdict.reason;
 
-    /** Returns the candidates whose conditions all hold; records every verdict. */
-    async evaluateCandidates(input: { incidentId: string; alertId: string; candidates: NodeCandidate[] }): Promise<NodeCandidate[]> {
+    const steps: PlannedStep[] = [];
+    if (mitigation.url) steps.push({ kind: "webhook", url: mitigation.url, body: { ...mitigation.params, ...args.values } });
+    if (mitigation.steps?.length) {
+      const agent = await deps.agents.resolveAgent({ name: alert.host, agentId: alert.agent_id, ip: alert.host_ip });
+      if (!agent) return `no agent is enrolled for host ${alert.host}`;
+      const missing = mitigation.steps.map((s) => s.agent).filter((c) => !agent.capabilities.includes(c));
+      if (missing.length) return `agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`;
+      for (const step of mitigation.steps) {
+        steps.push({
+          kind: "agent",
+          agentId: agent.agentId,
+          command: step.agent,
+          details: stepDetails(mitigation, args.values, step),
+          priority: step.agent === "isolate-host" ? "critical" : "high",
+        });
+      }
+    }
+    return steps;
+  }
+
+  return {
+    /**
+     * The attack flows and, among the nodes the alert could reach, those whose conditions all
+     * hold. Every verdict is recorded.
+     */
+    async matchAlert(input: { incidentId: string; alertId: string; techniques: string[]; instances: FlowInstance[] }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[] }> {
+      const flows = await catalog.list("attack_flow");
+      const candidates = candidateNodes(flows, input.instances, input.techniques);
+      if (candidates.length === 0) return { flows, holding: [] };
       const alert = await loadAlert(input.alertId);
       const cache = new Map<string, Promise<ConditionVerdict>>();
       const holding: NodeCandidate[] = [];
-      for (const candidate of input.candidates) {
+      for (const candidate of candidates) {
         const verdict = await evaluateAll(candidate.conditions, alert.raw, cache);
         if (verdict.holds) holding.push(candidate);
         await record({
@@ -116,54 +154,36 @@ export function engineActivities(deps: EngineDeps) {
           details: { techniques: candidate.techniques, instance: candidate.instanceId },
         });
       }
-      return holding;
+      return { flows, holding };
     },
 
-    async rankedMitigations(input: { techniques: string[] }): Promise<RankedMitigation[]> {
-      const all = await catalog.list("mitigation");
-      return rankMitigations(all, input.techniques).map((m) => ({ key: identifierKey(m.identifier), name: m.name, cost: m.cost }));
-    },
-
-    /** Decides whether a candidate applies (args, conditions, agent and capability) and how to run it. */
-    async planMitigation(input: DecisionBase & { mitigation: RankedMitigation; host: string; preemptive: boolean }): Promise<MitigationPlan> {
-      const { mitigation: candidate } = input;
-      const base = { ...input, mitigation: candidate.key };
-      const skip = async (reason: string): Promise<MitigationPlan> => {
-        await record({ ...base, kind: "mitigation_skipped", reason: `${candidate.name} skipped: ${reason}`, details: { cost: candidate.cost } });
-        return { applicable: false, reason };
-      };
-      const mitigation = await catalog.get("mitigation", candidate.key);
-      if (!mitigation) return skip("it no longer exists");
-      const alert = await loadAlert(input.alertId);
-      const args = resolveArgs(mitigation.args ?? {}, alert.raw);
-      if (!args.ok) return skip(`missing args ${args.missing.join(", ")}`);
-      const verdict = await evaluateAll(mitigation.conditions ?? [], alert.raw);
-      if (!verdict.holds) return skip(verdict.reason);
-
-      const steps: PlannedStep[] = [];
-      if (mitigation.url) steps.push({ kind: "webhook", url: mitigation.url, body: { ...mitigation.params, ...args.values } });
-      if (mitigation.steps?.length) {
-        const agent = await deps.agents.resolveAgent({ name: alert.host, agentId: alert.agent_id, ip: alert.host_ip });
-        if (!agent) return skip(`no agent is enrolled for host ${alert.host}`);
-        const missing = mitigation.steps.map((s) => s.agent).filter((c) => !agent.capabilities.includes(c));
-        if (missing.length) return skip(`agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`);
-        for (const step of mitigation.steps) {
-          steps.push({
-            kind: "agent",
-            agentId: agent.agentId,
-            command: step.agent,
-            details: stepDetails(mitigation, args.values, step),
-            priority: step.agent === "isolate-host" ? "critical" : "high",
-          });
+    /**
+     * The cheapest applicable mitigation after the first `from` candidates (ascending cost), with
+     * its steps; every candidate passed over is recorded as skipped with its reason.
+     */
+    async planNextMitigation(input: PlanInput & { from: number }): Promise<NextMitigation> {
+      const ranked = rankMitigations(await catalog.list("mitigation"), input.techniques).map((m) => ({
+        key: identifierKey(m.identifier),
+        name: m.name,
+        cost: m.cost,
+      }));
+      for (let index = input.from; index < ranked.length; index++) {
+        const candidate = ranked[index] as RankedMitigation;
+        const base = { ...decisionBase(input), mitigation: candidate.key };
+        const steps = await plan(input, candidate);
+        if (typeof steps === "string") {
+          await record({ ...base, kind: "mitigation_skipped", reason: `${candidate.name} skipped: ${steps}`, details: { cost: candidate.cost } });
+          continue;
         }
+        await record({
+          ...base,
+          kind: "mitigation_chosen",
+          reason: `${candidate.name} chosen (cost ${candidate.cost})${input.preemptive ? " preemptively" : ""}`,
+          details: { cost: candidate.cost, steps: steps.map((s) => (s.kind === "webhook" ? { webhook: s.url, body: s.body } : { command: s.command, details: s.details })) },
+        });
+        return { found: true, index, candidate, steps };
       }
-      await record({
-        ...base,
-        kind: "mitigation_chosen",
-        reason: `${candidate.name} chosen (cost ${candidate.cost})${input.preemptive ? " preemptively" : ""}`,
-        details: { cost: candidate.cost, steps: steps.map((s) => (s.kind === "webhook" ? { webhook: s.url, body: s.body } : { command: s.command, details: s.details })) },
-      });
-      return { applicable: true, steps };
+      return { found: false, candidates: ranked.length };
     },
 
     async recordDecision(decision: Decision): Promise<void> {

@@ -5,15 +5,16 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
-  proxyActivities,
+  proxyLocalActivities,
   setHandler,
+  sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from "@temporalio/workflow";
 import type { EngineActivities } from "../activities/engine.ts";
 import type { Severity } from "../domain/alert.ts";
-import { type FlowInstance, type Reached, advance, candidateNodes } from "../domain/attack-flow.ts";
+import { type FlowInstance, type Reached, advance } from "../domain/attack-flow.ts";
 import { type MitigationOutcome, mitigationWorkflow } from "./mitigation.ts";
 import { HOST, INCIDENT_STATUS, SEVERITY, TECHNIQUES } from "./search-attributes.ts";
 
@@ -61,8 +62,9 @@ export interface IncidentInput {
 export const alertSignal = defineSignal<[IncidentAlert]>("alert");
 export const stateQuery = defineQuery<IncidentState>("state");
 
-const { attackFlows, evaluateCandidates } = proxyActivities<EngineActivities>({
-  startToCloseTimeout: "1 minute",
+// Local: a few PostgreSQL/Neo4j reads that take milliseconds need no task queue round trip.
+const { matchAlert } = proxyLocalActivities<EngineActivities>({
+  startToCloseTimeout: "30 seconds",
   retry: { initialInterval: "1 second", maximumAttempts: 5 },
 });
 
@@ -147,23 +149,26 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     state.alerts.push(alert.id);
     if (state.alerts.length > REMEMBERED_ALERTS) state.alerts.splice(0, state.alerts.length - REMEMBERED_ALERTS);
     state.lastAlertAt = alert.time;
-    state.techniques = [...new Set([...state.techniques, ...alert.techniques])].sort();
-    if (!state.severity || SEVERITY_ORDER.indexOf(alert.severity) > SEVERITY_ORDER.indexOf(state.severity)) {
-      state.severity = alert.severity;
+    const techniques = [...new Set([...state.techniques, ...alert.techniques])].sort();
+    const severity =
+      state.severity && SEVERITY_ORDER.indexOf(state.severity) >= SEVERITY_ORDER.indexOf(alert.severity) ? state.severity : alert.severity;
+    // Visibility is updated only when what operators filter on changes.
+    if (severity !== state.severity || techniques.length !== state.techniques.length) {
+      state.techniques = techniques;
+      state.severity = severity;
+      upsertSearchAttributes([
+        { key: TECHNIQUES, value: techniques },
+        { key: SEVERITY, value: severity },
+      ]);
     }
-    upsertSearchAttributes([
-      { key: TECHNIQUES, value: state.techniques },
-      { key: SEVERITY, value: state.severity },
-    ]);
 
-    const flows = await attackFlows();
-    const candidates = candidateNodes(flows, state.instances, alert.techniques);
-    if (candidates.length === 0) return;
-    const holding = await evaluateCandidates({
+    const { flows, holding } = await matchAlert({
       incidentId: workflowInfo().workflowId,
       alertId: alert.id,
-      candidates,
+      techniques: alert.techniques,
+      instances: state.instances,
     });
+    if (holding.length === 0) return;
     const step = advance(flows, state.instances, holding, () => `i${++state.instanceCounter}`);
     state.instances = step.instances;
     state.finished = [...state.finished, ...step.finished].slice(-MAX_FINISHED_KEPT);
@@ -174,17 +179,25 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     { key: HOST, value: state.host },
     { key: INCIDENT_STATUS, value: "open" },
   ]);
+  // One idle timer at a time, re-armed for what is left when it fires: a fresh timer per alert
+  // would add two history events to every alert.
+  let lastAlertAt = Date.now();
+  let idle = false;
+  const watchIdle = async () => {
+    for (let left = input.idleMs; left > 0; left = lastAlertAt + input.idleMs - Date.now()) await sleep(left);
+    idle = true;
+  };
+  void watchIdle();
   for (;;) {
-    const gotAlert = await condition(() => pending.length > 0, input.idleMs);
-    if (!gotAlert && pending.length === 0) {
-      if (running > 0) {
-        await condition(() => running === 0 || pending.length > 0);
-        continue;
-      }
-      break;
-    }
+    await condition(() => pending.length > 0 || (idle && running === 0));
     const alert = pending.shift();
-    if (alert) await handleAlert(alert);
+    if (!alert) break; // idle, and no mitigation still running
+    lastAlertAt = Date.now();
+    if (idle) {
+      idle = false;
+      void watchIdle();
+    }
+    await handleAlert(alert);
     const info = workflowInfo();
     if ((info.continueAsNewSuggested || info.historyLength > HISTORY_LIMIT) && running === 0) {
       await continueAsNew<typeof incidentWorkflow>({ host: state.host, idleMs: input.idleMs, state, pending });

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from "@temporalio/workflow";
+import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, workflowInfo } from "@temporalio/workflow";
 import type { AgentCommandActivities } from "../activities/agent-commands.ts";
 import type { EngineActivities } from "../activities/engine.ts";
 
@@ -17,8 +17,9 @@ export interface MitigationOutcome {
   mitigation?: string;
 }
 
-const { rankedMitigations, planMitigation, recordDecision } = proxyActivities<EngineActivities>({
-  startToCloseTimeout: "1 minute",
+// Local: planning and recording are short database work beside the workflow.
+const { planNextMitigation, recordDecision } = proxyLocalActivities<EngineActivities>({
+  startToCloseTimeout: "30 seconds",
   retry: { initialInterval: "1 second", maximumAttempts: 5 },
 });
 
@@ -49,13 +50,22 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
     flowId: input.flowId,
     nodeId: input.nodeId,
   };
-  const candidates = await rankedMitigations({ techniques: input.techniques });
   let failures = 0;
-  for (const candidate of candidates) {
-    const plan = await planMitigation({ ...base, mitigation: candidate, host: input.host, preemptive: input.preemptive });
-    if (!plan.applicable) continue; // planMitigation recorded why
+  for (let from = 0; ; ) {
+    const next = await planNextMitigation({ ...base, techniques: input.techniques, preemptive: input.preemptive, from });
+    if (!next.found) {
+      const reason =
+        next.candidates === 0
+          ? `no mitigation covers ${input.techniques.join(", ")}`
+          : failures > 0
+            ? "every applicable mitigation failed"
+            : "no candidate mitigation applies";
+      await recordDecision({ ...base, mitigation: null, kind: "no_mitigation", reason, details: {} });
+      return { outcome: failures > 0 ? "failed" : "none" };
+    }
+    const { candidate, steps } = next;
     try {
-      for (const [index, step] of plan.steps.entries()) {
+      for (const [index, step] of steps.entries()) {
         if (step.kind === "webhook") {
           await callWebhook({ url: step.url, body: step.body, idempotencyKey: `${runId}/${candidate.key}` });
         } else {
@@ -68,21 +78,14 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
           });
         }
       }
-      await recordDecision({ ...base, mitigation: candidate.key, kind: "mitigation_succeeded", reason: `${candidate.name} succeeded`, details: { steps: plan.steps.length } });
+      await recordDecision({ ...base, mitigation: candidate.key, kind: "mitigation_succeeded", reason: `${candidate.name} succeeded`, details: { steps: steps.length } });
       return { outcome: "succeeded", mitigation: candidate.key };
     } catch (err) {
       failures++;
       await recordDecision({ ...base, mitigation: candidate.key, kind: "mitigation_failed", reason: `${candidate.name} failed: ${failureMessage(err)}`, details: {} });
     }
+    from = next.index + 1;
   }
-  const reason =
-    candidates.length === 0
-      ? `no mitigation covers ${input.techniques.join(", ")}`
-      : failures > 0
-        ? "every applicable mitigation failed"
-        : "no candidate mitigation applies";
-  await recordDecision({ ...base, mitigation: null, kind: "no_mitigation", reason, details: {} });
-  return { outcome: failures > 0 ? "failed" : "none" };
 }
 
 function failureMessage(err: unknown): string {

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as connectNats } from "@nats-io/transport-node";
-import pg from "pg";
 import { inject } from "vitest";
 import type { AgentGateway } from "../../src/activities/agent-commands.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { type Role, ROLES, type Service, startService } from "../../src/service.ts";
+import { TEST_ADMIN_TOKEN } from "./http.ts";
+import { createScratchDatabase, dropScratchDatabase } from "./scratch-database.ts";
 
 export interface TestContext {
   /** Unique per test file: database, task queue, NATS subject/stream/consumer. */
@@ -13,7 +14,8 @@ export interface TestContext {
   config: Config;
   /** A host name no other test uses, so incident workflow ids never collide. */
   host(label?: string): string;
-  start(opts: { agents: AgentGateway; roles?: readonly Role[]; config?: Partial<Config> }): Promise<Service>;
+  /** Without `agents`, agent commands go through the real gateway (PostgreSQL + NATS). */
+  start(opts: { agents?: AgentGateway; roles?: readonly Role[]; config?: Partial<Config> }): Promise<Service>;
   cleanup(): Promise<void>;
 }
 
@@ -25,16 +27,13 @@ export async function createTestContext(name: string, overrides: Partial<Config>
   const base = loadConfig();
   const suffix = `${name.replace(/[^a-z0-9]/gi, "_").toLowerCase()}_${randomBytes(4).toString("hex")}`;
   const database = `mm_test_${suffix}`;
-  const admin = new pg.Client({ connectionString: base.databaseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${database}`);
-  await admin.end();
-  const url = new URL(base.databaseUrl);
-  url.pathname = `/${database}`;
   const config: Config = {
     ...base,
     apiPort: 0,
-    databaseUrl: url.toString(),
+    gatewayPort: 0,
+    // restClient sends it by default, so every test is an admin unless it says otherwise.
+    adminToken: TEST_ADMIN_TOKEN,
+    databaseUrl: await createScratchDatabase(base.databaseUrl, database),
     temporal: { ...base.temporal, taskQueue: `test-${suffix}` },
     nats: { ...base.nats, alertSubject: `test.${suffix}.alerts`, alertStream: `T_${suffix}`, alertConsumer: `C_${suffix}` },
     ...overrides,
@@ -58,10 +57,7 @@ export async function createTestContext(name: string, overrides: Partial<Config>
       const nc = await connectNats({ servers: config.nats.url });
       await (await jetstreamManager(nc)).streams.delete(config.nats.alertStream).catch(() => {});
       await nc.close();
-      const admin = new pg.Client({ connectionString: base.databaseUrl });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      await admin.end();
+      await dropScratchDatabase(base.databaseUrl, database);
     },
   };
 }

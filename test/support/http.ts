@@ -2,12 +2,16 @@
 // biome-ignore lint/suspicious/noExplicitAny: see above
 export type Json = any;
 
-/** A small JSON client for the REST API under test. */
-export function restClient(baseUrl: () => string | undefined) {
+/** The MM_ADMIN_TOKEN of every test context (test/support/context.ts). */
+export const TEST_ADMIN_TOKEN = "mm-test-admin-token-0123456789";
+
+/** A small JSON client for the REST API under test; it authenticates with `token` (null: not at all). */
+export function restClient(baseUrl: () => string | undefined, token: string | null = TEST_ADMIN_TOKEN) {
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const auth: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
     const res = await fetch(`${baseUrl()}${path}`, {
       method,
-      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+      headers: body === undefined ? { ...auth, ...headers } : { "content-type": "application/json", ...auth, ...headers },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
     });
     const text = await res.text();

@@ -1,0 +1,162 @@
+// Operator authentication on the REST API: bearer tokens with a role. MM_ADMIN_TOKEN is the first
+// admin (not stored); admins create every other token through /api/tokens. Each token is shown once
+// and stored only as its SHA-256 digest.
+//
+//   viewer     reads everything operators read (agents, commands, alerts, incidents, audit, catalog)
+//   responder  a viewer who also issues agent commands and submits alerts
+//   admin      everything: the catalog, agents' groups and labels, keys, enrollment and operator tokens
+//   ingest     submits alerts (POST /api/alert) and nothing else: for Wazuh's integration
+import { createHash, timingSafeEqual } from "node:crypto";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { sql } from "kysely";
+import { z } from "zod";
+import type { Db } from "../db/index.ts";
+import type { OperatorRole } from "../db/schema.ts";
+import { describeIssues } from "../protocol/messages.ts";
+import { appendAudit } from "../gateway/audit.ts";
+import { bearerToken, hashSecret, newId, newSecret } from "../gateway/secrets.ts";
+import { notFound, readJson } from "./http.ts";
+
+export const OPERATOR_ROLES = ["viewer", "responder", "admin", "ingest"] as const satisfies OperatorRole[];
+
+export interface Principal {
+  /** How the audit log names this operator: `operator:<token name>`. */
+  actor: string;
+  role: OperatorRole;
+}
+
+export type AuthEnv = { Variables: { principal: Principal } };
+
+/** What a request needs; `ingest` is met by ingest, responder and admin tokens. */
+type Requirement = "public" | OperatorRole;
+
+/**
+ * Who may call what, in one table (most specific first). A route not listed needs an admin for
+ * anything but reading, so a new route is closed until someone opens it here.
+ */
+const ACCESS: { method: string; path: RegExp; needs: Requirement }[] = [
+  { method: "GET", path: /^\/api\/version$/, needs: "public" },
+  { method: "POST", path: /^\/api\/alert$/, needs: "ingest" },
+  { method: "POST", path: /^\/api\/commands$/, needs: "responder" },
+  // Secrets and who holds them are admins' business even to read.
+  { method: "GET", path: /^\/api\/(tokens|enrollment-tokens)(\/|$)|^\/api\/agents\/[^/]+\/keys$/, needs: "admin" },
+  { method: "GET", path: /^\/api\//, needs: "viewer" },
+  { method: "*", path: /^\/api\//, needs: "admin" },
+];
+
+export function requirementOf(method: string, path: string): Requirement {
+  const m = method === "HEAD" ? "GET" : method;
+  return ACCESS.find((rule) => (rule.method === "*" || rule.method === m) && rule.path.test(path))?.needs ?? "admin";
+}
+
+function satisfies(role: OperatorRole, needs: Requirement): boolean {
+  switch (needs) {
+    case "public":
+      return true;
+    case "ingest":
+      return role !== "viewer";
+    case "viewer":
+      return role !== "ingest";
+    case "responder":
+      return role === "responder" || role === "admin";
+    case "admin":
+      return role === "admin";
+  }
+}
+
+/** Authenticates every /api request (but the public ones) and checks its role; 401 and 403 otherwise. */
+export function operatorAuth(deps: { db: Db; adminToken?: string }): MiddlewareHandler<AuthEnv> {
+  const adminDigest = deps.adminToken ? createHash("sha256").update(deps.adminToken).digest() : null;
+  return async (c, next) => {
+    const needs = requirementOf(c.req.method, c.req.path);
+    if (needs === "public") return next();
+    const token = bearerToken(c.req.header("authorization"));
+    if (!token) return unauthorized(c, "authentication required: send Authorization: Bearer <token>");
+    const principal = await authenticate(deps.db, adminDigest, token);
+    if (!principal) return unauthorized(c, "the token is unknown, revoked or expired");
+    if (!satisfies(principal.role, needs)) {
+      return c.json({ error: `forbidden: ${c.req.method} ${c.req.path} needs the ${needs} role; this token's role is ${principal.role}` }, 403);
+    }
+    c.set("principal", principal);
+    return next();
+  };
+}
+
+function unauthorized(c: Context, error: string) {
+  c.header("WWW-Authenticate", 'Bearer realm="mitigation-manager"');
+  return c.json({ error }, 401);
+}
+
+async function authenticate(db: Db, adminDigest: Buffer | null, token: string): Promise<Principal | null> {
+  if (adminDigest && timingSafeEqual(adminDigest, createHash("sha256").update(token).digest())) {
+    return { actor: "operator:MM_ADMIN_TOKEN", role: "admin" };
+  }
+  const row = await db
+    .selectFrom("operator_tokens")
+    .select(["id", "name", "role", "last_used_at"])
+    .where("token_hash", "=", hashSecret(token))
+    .where("revoked_at", "is", null)
+    .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", sql<Date>`now()`)]))
+    .executeTakeFirst();
+  if (!row) return null;
+  // Last use is kept to the minute: an ingest token may carry thousands of alerts a minute.
+  if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
+    void db.updateTable("operator_tokens").set({ last_used_at: sql<Date>`now()` }).where("id", "=", row.id).execute().catch(() => {});
+  }
+  return { actor: `operator:${row.name}`, role: row.role };
+}
+
+const TokenRequest = z.object({
+  name: z.string().trim().min(1).max(100),
+  role: z.enum(OPERATOR_ROLES),
+  expires_in_seconds: z.number().int().positive().optional(),
+});
+
+const tokenColumns = ["id", "name", "role", "prefix", "created_at", "created_by", "expires_at", "revoked_at", "last_used_at"] as const;
+
+/** /api/tokens: operator tokens (admin only). The token itself is in the 201 answer and nowhere else. */
+export function tokensApi(db: Db) {
+  const app = new Hono<AuthEnv>();
+
+  app.get("/tokens", async (c) => c.json({ items: await db.selectFrom("operator_tokens").select(tokenColumns).orderBy("created_at").execute() }));
+
+  app.post("/tokens", async (c) => {
+    const body = await readJson(c);
+    if (!body.ok) return body.response;
+    const input = TokenRequest.safeParse(body.body);
+    if (!input.success) return c.json({ error: `invalid request: ${describeIssues(input.error)}` }, 400);
+    const secret = newSecret("operator_token");
+    const actor = c.get("principal").actor;
+    const row = await db
+      .insertInto("operator_tokens")
+      .values({
+        id: newId("tok"),
+        name: input.data.name,
+        role: input.data.role,
+        token_hash: secret.hash,
+        prefix: secret.prefix,
+        created_by: actor,
+        expires_at:
+          input.data.expires_in_seconds === undefined ? null : sql<Date>`now() + ${input.data.expires_in_seconds} * interval '1 second'`,
+      })
+      .returning(tokenColumns)
+      .executeTakeFirstOrThrow();
+    await appendAudit(db, { actor, action: "operator_token.created", details: { token_id: row.id, name: row.name, role: row.role } });
+    return c.json({ ...row, token: secret.value }, 201);
+  });
+
+  app.delete("/tokens/:id", async (c) => {
+    const actor = c.get("principal").actor;
+    const row = await db
+      .updateTable("operator_tokens")
+      .set({ revoked_at: sql<Date>`coalesce(revoked_at, now())` })
+      .where("id", "=", c.req.param("id"))
+      .returning(tokenColumns)
+      .executeTakeFirst();
+    if (!row) return notFound(c, `token ${c.req.param("id")}`);
+    await appendAudit(db, { actor, action: "operator_token.revoked", details: { token_id: row.id, name: row.name } });
+    return c.json(row);
+  });
+
+  return app;
+}

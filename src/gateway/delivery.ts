@@ -1,0 +1,120 @@
+// The engine's side of the gateway (the AgentGateway of src/activities/agent-commands.ts): host
+// resolution, and the agent-command activity. The activity stores the command, tells whichever
+// gateway holds the agent's session, and returns without a result: the activity completes
+// asynchronously when the agent's completion arrives (or the command expires), so no worker slot
+// is held while the agent works. Any process with PostgreSQL and NATS can run it.
+import { ApplicationFailure, CompleteAsyncError, Context } from "@temporalio/activity";
+import type { Client } from "@temporalio/client";
+import { ActivityNotFoundError } from "@temporalio/client";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { AgentCommandInput, AgentCommandResult, AgentGateway } from "../activities/agent-commands.ts";
+import type { Config } from "../config.ts";
+import type { Db } from "../db/index.ts";
+import type { CommandOutcome, CommandStatus } from "../db/schema.ts";
+import type { Logger } from "../log.ts";
+import { FINAL_STATUSES, issueCommand, markReported, UnknownAgentError } from "./command-store.ts";
+import { resolveHost } from "./registry.ts";
+import { commandSubject, encode } from "./subjects.ts";
+
+/** What operator workflows add to the engine's input. */
+export interface GatewayCommandInput extends AgentCommandInput {
+  /** Who asked (`operator:<name>`); engine commands are attributed to their workflow. */
+  requestedBy?: string;
+  /** Overrides the configured time to live. */
+  ttlMs?: number;
+}
+
+export function agentGateway(deps: { db: Db; nc: NatsConnection; commands: Config["commands"] }): AgentGateway {
+  return {
+    resolveAgent: (host) => resolveHost(deps.db, host),
+
+    async runAgentCommand(input: GatewayCommandInput): Promise<AgentCommandResult> {
+      const { info } = Context.current();
+      // Standalone activities have no workflow; the engine's and operators' commands always do.
+      const workflowId = info.workflowExecution?.workflowId ?? null;
+      const details = input.command === "isolate-host" ? withPortal(input.details, deps.commands) : input.details;
+      let row: Awaited<ReturnType<typeof issueCommand>>;
+      try {
+        row = await issueCommand(deps.db, {
+          id: input.commandId,
+          agentId: input.agentId,
+          command: input.command,
+          priority: input.priority,
+          details,
+          origin: input.requestedBy ? "operator" : "engine",
+          requestedBy: input.requestedBy ?? `workflow:${workflowId ?? info.activityId}`,
+          workflowId,
+          ttlMs: input.ttlMs ?? deps.commands.ttlMs,
+          taskToken: info.taskToken,
+        });
+      } catch (err) {
+        if (err instanceof UnknownAgentError) throw ApplicationFailure.nonRetryable(err.message, "UnknownAgent");
+        throw err;
+      }
+      if (row.agent_id !== input.agentId) {
+        throw ApplicationFailure.nonRetryable(`command id ${input.commandId} was issued to agent ${row.agent_id}`, "CommandIdConflict");
+      }
+      // Issued before and already decided: the same answer again, and nothing reaches the agent.
+      if (isFinal(row.status) && row.result) {
+        await markReported(deps.db, row.id);
+        return settle(row.status, row.result);
+      }
+      deps.nc.publish(commandSubject(input.agentId), encode({ ids: [input.commandId] }));
+      throw new CompleteAsyncError();
+    },
+  };
+}
+
+/** Isolation must leave the portal reachable: configured portal addresses fill what the details lack. */
+export function withPortal(details: Record<string, unknown>, portal: Config["commands"]): Record<string, unknown> {
+  return {
+    ...details,
+    ...(details.portal_ips === undefined && portal.portalIps.length > 0 && { portal_ips: portal.portalIps }),
+    ...(details.portal_ports === undefined && portal.portalPorts.length > 0 && { portal_ports: portal.portalPorts }),
+  };
+}
+
+const isFinal = (status: CommandStatus) => (FINAL_STATUSES as readonly string[]).includes(status);
+
+/** The activity's result, or its non-retryable failure carrying the agent's message. */
+function settle(status: CommandStatus, outcome: CommandOutcome): AgentCommandResult {
+  if (outcome.success) return { success: true, message: outcome.message, details: outcome.details };
+  throw failureOf(status, outcome);
+}
+
+function failureOf(status: CommandStatus, outcome: CommandOutcome): ApplicationFailure {
+  // Not retried by Temporal: the mitigation falls back to its next candidate instead, and a
+  // command is never delivered twice anyway.
+  return ApplicationFailure.nonRetryable(
+    outcome.message,
+    status === "expired" ? "AgentCommandExpired" : "AgentCommandFailed",
+    outcome.details,
+  );
+}
+
+/**
+ * Completes the activity waiting for a command with its outcome, then marks it reported. When the
+ * activity is gone (timed out, workflow terminated) there is nobody left to tell: reported too.
+ * Any other failure leaves it unreported, for the supervisor to try again.
+ */
+export async function reportOutcome(
+  deps: { db: Db; temporal: Client; log: Logger },
+  o: { id: string; status: CommandStatus; result: CommandOutcome | null; task_token: Buffer | null },
+): Promise<void> {
+  if (o.task_token && o.result) {
+    try {
+      if (o.result.success) {
+        await deps.temporal.activity.complete(o.task_token, { success: true, message: o.result.message, details: o.result.details });
+      } else {
+        await deps.temporal.activity.fail(o.task_token, failureOf(o.status, o.result));
+      }
+    } catch (err) {
+      if (!(err instanceof ActivityNotFoundError)) {
+        deps.log.warn("command outcome not reported yet", { command: o.id, error: (err as Error).message });
+        return;
+      }
+      deps.log.info("command outcome has no waiting activity", { command: o.id, status: o.status });
+    }
+  }
+  await markReported(deps.db, o.id);
+}

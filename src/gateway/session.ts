@@ -1,0 +1,354 @@
+// One agent's WebSocket session on this gateway: hello → welcome, then commands out, and acks,
+// completions, heartbeats, rule status and alerts in. Everything the agent sends is validated;
+// nothing it sends can throw out of here, so one agent's bad input never reaches another's session.
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { WebSocket } from "ws";
+import type { Db } from "../db/index.ts";
+import type { AlertIntake } from "../ingest/intake.ts";
+import type { Logger } from "../log.ts";
+import {
+  type AgentMessage,
+  type AlertForward,
+  type Command,
+  type Completion,
+  type GatewayMessage,
+  type Hello,
+  parseAgentMessage,
+} from "../protocol/messages.ts";
+import { rejectAlert } from "../store/alerts.ts";
+import { appendAudit } from "./audit.ts";
+import { claimForDelivery, recordAck, recordCompletion } from "./command-store.ts";
+import type { AgentCredentials } from "./registry.ts";
+import { recordDisconnect, recordHello, recordIsolation, recordRulesStatus, touchSession } from "./registry.ts";
+import { newId } from "./secrets.ts";
+import { agentSubjects, type CommandNotice, type ControlMessage, controlSubject, encode } from "./subjects.ts";
+
+/** WebSocket close codes of this gateway (4000-4999 are the application's). */
+export const CLOSE = {
+  goingAway: 1001,
+  policy: 1008,
+  tooBig: 1009,
+  replaced: 4000,
+  revoked: 4001,
+  noHello: 4002,
+} as const;
+
+const BAD_FRAME_WINDOW_MS = 60_000;
+
+export interface SessionDeps {
+  db: Db;
+  nc: NatsConnection;
+  intake: AlertIntake;
+  log: Logger;
+  gatewayId: string;
+  heartbeatMs: number;
+  /** Invalid frames tolerated within a minute; the next one closes the session. */
+  maxBadFrames: number;
+  /** The gateway's live sessions, by agent id: at most one per agent. */
+  sessions: Map<string, AgentSession>;
+  /** Tells the waiting activity about a recorded completion. */
+  report(commandId: string): Promise<void>;
+}
+
+export class AgentSession {
+  readonly id = newId("ses");
+  readonly openedAt = Date.now();
+  lastFrameAt = Date.now();
+  private ws: WebSocket | null = null;
+  private subscription: Subscription | null = null;
+  private hello: Hello | null = null;
+  private welcomed = false;
+  private ended = false;
+  private closeReason: string | null = null;
+  private badFrames: number[] = [];
+  // Frames are handled in arrival order (an ack before its completion); alerts keep their own
+  // order on a second chain, so a slow alert intake does not hold back command traffic.
+  private frames: Promise<void> = Promise.resolve();
+  private alerts: Promise<void> = Promise.resolve();
+  private noticed = new Set<string>();
+  private flushing = false;
+
+  constructor(
+    readonly credentials: AgentCredentials,
+    private readonly deps: SessionDeps,
+  ) {}
+
+  get agentId(): string {
+    return this.credentials.agentId;
+  }
+
+  get isWelcomed(): boolean {
+    return this.welcomed;
+  }
+
+  /** The socket is open: listen for this agent's commands and control messages at once. */
+  open(ws: WebSocket): void {
+    this.ws = ws;
+    ws.on("ping", () => {
+      this.lastFrameAt = Date.now();
+    });
+    this.subscription = this.deps.nc.subscribe(agentSubjects(this.agentId), {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          if (msg.subject.endsWith(".cmd")) this.notice((msg.json() as CommandNotice).ids);
+          else this.control(msg.json() as ControlMessage);
+        } catch (error) {
+          this.deps.log.warn("unreadable gateway notice", { subject: msg.subject, error: (error as Error).message });
+        }
+      },
+    });
+  }
+
+  message(data: unknown): void {
+    this.lastFrameAt = Date.now();
+    if (this.ended) return;
+    if (typeof data !== "string") {
+      this.bad("invalid_message", "binary frames are not part of the protocol; send JSON text");
+      return;
+    }
+    const parsed = parseAgentMessage(data);
+    if (!parsed.ok) {
+      this.bad(parsed.code, parsed.message);
+      return;
+    }
+    const message = parsed.message;
+    if (isHello(message)) {
+      if (this.hello) {
+        this.bad("invalid_message", "hello was already received on this session");
+        return;
+      }
+      this.hello = message;
+    } else if (!this.hello) {
+      this.bad("hello_required", "the first frame of a session must be hello");
+      return;
+    }
+    if ("alert" in message) {
+      this.alerts = this.alerts.then(() => this.guard(() => this.onAlert(message, data)));
+      return;
+    }
+    this.frames = this.frames.then(() => this.guard(() => this.onFrame(message)));
+  }
+
+  /** Asks the agent to go (it reconnects with backoff); the close handshake gets 2 s. */
+  close(code: number, reason: string): void {
+    if (this.ended) return;
+    this.closeReason ??= reason;
+    const ws = this.ws;
+    ws?.close(code, reason);
+    setTimeout(() => ws?.terminate(), 2_000).unref();
+  }
+
+  /** Drops a peer that stopped answering (no close handshake to wait for). */
+  terminate(reason: string): void {
+    this.closeReason ??= reason;
+    this.ws?.terminate();
+  }
+
+  error(err: unknown): void {
+    // ws reports an oversized frame here before closing with 1009.
+    const code = (err as { code?: string }).code;
+    if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") this.closeReason ??= "frame larger than the configured limit";
+    else this.deps.log.debug("agent socket error", { agent: this.agentId, error: String(err) });
+  }
+
+  /** The socket closed, however it happened: the agent is offline here. */
+  async closed(code: number): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.subscription?.unsubscribe();
+    if (this.deps.sessions.get(this.agentId) === this) this.deps.sessions.delete(this.agentId);
+    const reason = this.closeReason ?? (code === CLOSE.tooBig ? "frame larger than the configured limit" : null);
+    this.deps.log.info("agent session closed", { agent: this.agentId, session: this.id, code, reason });
+    await this.guard(async () => {
+      await recordDisconnect(this.deps.db, { agentId: this.agentId, sessionId: this.id });
+      if (reason && code !== CLOSE.goingAway) {
+        await appendAudit(this.deps.db, {
+          actor: `gateway:${this.deps.gatewayId}`,
+          action: "agent.session_closed",
+          agentId: this.agentId,
+          details: { session: this.id, code, reason },
+        });
+      }
+    });
+  }
+
+  // --- from the agent ----------------------------------------------------------------------------
+
+  private async onFrame(message: Exclude<AgentMessage, AlertForward>): Promise<void> {
+    if (this.ended) return;
+    if ("type" in message) {
+      if (message.type === "hello") return this.onHello(message);
+      if (message.type === "heartbeat") {
+        const live = await touchSession(this.deps.db, { ...this.credentials, sessionId: this.id });
+        if (!live) this.close(CLOSE.revoked, "this session was replaced or its API key revoked");
+        return;
+      }
+      return recordRulesStatus(this.deps.db, this.agentId, message);
+    }
+    if (message.status === "received") {
+      const ack = await recordAck(this.deps.db, {
+        agentId: this.agentId,
+        commandId: message.command_id,
+        timestamp: message.timestamp,
+        actor: `agent:${this.agentId}`,
+      });
+      if (ack.kind === "unknown") this.bad("unknown_command", "no such command was sent to this agent", message.command_id);
+      return;
+    }
+    return this.onCompletion(message);
+  }
+
+  private async onHello(hello: Hello): Promise<void> {
+    const live = await recordHello(this.deps.db, {
+      ...this.credentials,
+      sessionId: this.id,
+      gatewayId: this.deps.gatewayId,
+      hello,
+    });
+    if (!live) {
+      this.close(CLOSE.revoked, "API key revoked");
+      return;
+    }
+    // One session per agent: a newer one replaces the older, here and on every other gateway.
+    const previous = this.deps.sessions.get(this.agentId);
+    if (previous && previous !== this) previous.close(CLOSE.replaced, "replaced by a newer session of this agent");
+    this.deps.sessions.set(this.agentId, this);
+    this.deps.nc.publish(controlSubject(this.agentId), encode({ action: "replaced", session: this.id }));
+    this.welcomed = true;
+    this.send({ type: "welcome", agent_id: this.agentId, heartbeat_interval_ms: this.deps.heartbeatMs });
+    this.deps.log.info("agent session open", { agent: this.agentId, session: this.id, hostname: hello.hostname });
+    await this.deliver();
+  }
+
+  private async onCompletion(completion: Completion): Promise<void> {
+    const outcome = {
+      success: completion.success,
+      message: completion.message,
+      details: completion.details,
+      timestamp: completion.timestamp,
+    };
+    const done = await recordCompletion(this.deps.db, {
+      agentId: this.agentId,
+      commandId: completion.command_id,
+      outcome,
+      actor: `agent:${this.agentId}`,
+    });
+    if (done.kind === "unknown") {
+      this.bad("unknown_command", "no such command was sent to this agent", completion.command_id);
+      return;
+    }
+    if (done.kind === "repeat") return;
+    if (completion.success && (done.command === "isolate-host" || done.command === "release-host")) {
+      // The registry follows the agent's own word, whichever workflow asked.
+      await recordIsolation(
+        this.deps.db,
+        this.agentId,
+        done.command === "isolate-host"
+          ? { isolated: true, since: completion.timestamp, ...(done.workflowId && { workflow_id: done.workflowId }) }
+          : { isolated: false },
+      );
+    }
+    if (!done.reported) await this.deps.report(completion.command_id);
+  }
+
+  private async onAlert(message: AlertForward, raw: string): Promise<void> {
+    const hello = this.hello as Hello;
+    const wazuhId = hello.external_ids.wazuh_agent_id;
+    const ip = primaryIp(hello.ips);
+    const ref = message.seq === undefined ? undefined : String(message.seq);
+    try {
+      const result = await this.deps.intake({ alert: message.alert }, "agent", {
+        host: { name: hello.hostname, ...(wazuhId && { agentId: wazuhId }), ...(ip && { ip }) },
+      });
+      if (!result.ok) {
+        // Kept for operators, and acknowledged: sending it again would not make it readable.
+        await rejectAlert(this.deps.db, "agent", raw, result.errors);
+        const summary = result.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
+        this.send({ type: "error", code: "invalid_alert", message: summary, ...(ref && { ref }) });
+      }
+    } catch (err) {
+      this.deps.log.warn("agent alert not stored", { agent: this.agentId, error: (err as Error).message });
+      this.send({ type: "error", code: "alert_not_stored", message: "the alert could not be stored; send it again later", ...(ref && { ref }) });
+      return;
+    }
+    if (message.seq !== undefined) this.send({ type: "alert_ack", seq: message.seq });
+  }
+
+  // --- to the agent ------------------------------------------------------------------------------
+
+  private notice(ids: string[]): void {
+    for (const id of ids) this.noticed.add(id);
+    if (this.welcomed) void this.flush();
+  }
+
+  /** Notices arriving together are claimed with one query. */
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.noticed.size && !this.ended) {
+        const ids = [...this.noticed];
+        this.noticed.clear();
+        await this.guard(() => this.deliver(ids));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Claims and sends the given commands, or the agent's whole backlog; critical ones first. */
+  private async deliver(ids?: string[]): Promise<void> {
+    const commands = await claimForDelivery(this.deps.db, {
+      agentId: this.agentId,
+      sessionId: this.id,
+      gatewayId: this.deps.gatewayId,
+      ...(ids && { ids }),
+    });
+    for (const c of commands) {
+      // Exactly the seed's command frame, keys in the seed's order.
+      const frame: Command = { command: c.command, priority: c.priority, id: c.id, details: c.details };
+      this.send(frame);
+    }
+  }
+
+  private control(message: ControlMessage): void {
+    if (message.action === "replaced" && message.session !== this.id) {
+      this.close(CLOSE.replaced, "replaced by a newer session of this agent");
+    } else if (message.action === "revoked" && (!message.key_ids || message.key_ids.includes(this.credentials.keyId))) {
+      this.close(CLOSE.revoked, "API key revoked");
+    }
+  }
+
+  private send(message: GatewayMessage): void {
+    if (this.ws?.readyState === 1 /* OPEN */) this.ws.send(JSON.stringify(message));
+  }
+
+  /** A protocol error frame; too many within a minute and the session ends. */
+  private bad(code: string, message: string, ref?: string): void {
+    this.send({ type: "error", code, message: message.slice(0, 1_000), ...(ref && { ref }) });
+    const now = Date.now();
+    this.badFrames.push(now);
+    while ((this.badFrames[0] ?? now) < now - BAD_FRAME_WINDOW_MS) this.badFrames.shift();
+    if (this.badFrames.length >= this.deps.maxBadFrames) {
+      this.close(CLOSE.policy, `too many invalid frames (${this.badFrames.length} within a minute)`);
+    }
+  }
+
+  /** Runs a step; a failure (e.g. the database briefly away) is logged and answered, never thrown. */
+  private async guard(step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      this.deps.log.error("agent frame not handled", { agent: this.agentId, session: this.id, error: (err as Error).message });
+      this.send({ type: "error", code: "internal_error", message: "the gateway could not handle this frame" });
+    }
+  }
+}
+
+const isHello = (m: AgentMessage): m is Hello => "type" in m && m.type === "hello";
+
+/** The address to name the host by: the first that is neither loopback nor link-local. */
+export function primaryIp(ips: string[]): string | undefined {
+  return ips.find((ip) => !/^(127\.|::1$|fe80:|169\.254\.)/i.test(ip)) ?? ips[0];
+}

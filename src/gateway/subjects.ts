@@ -1,0 +1,24 @@
+// NATS subjects between the processes of the service (core NATS, not JetStream: PostgreSQL holds
+// the durable state, so a lost notification only delays a command until the agent's next
+// session claims its backlog). Agent ids are `agt_<hex>`, safe as a subject token.
+
+/** Whoever holds the agent's session listens on `mm.agent.<id>.*`; nobody does while it is offline. */
+export const agentSubjects = (agentId: string) => `mm.agent.${agentId}.*`;
+
+/** "Commands are waiting for you": the holder claims them from PostgreSQL and sends them. */
+export const commandSubject = (agentId: string) => `mm.agent.${agentId}.cmd`;
+
+/** Ends sessions: a newer session replaced them, or their key was revoked. */
+export const controlSubject = (agentId: string) => `mm.agent.${agentId}.control`;
+
+export interface CommandNotice {
+  ids: string[];
+}
+
+export type ControlMessage =
+  /** Every session of the agent other than `session` ends. */
+  | { action: "replaced"; session: string }
+  /** Sessions authenticated with one of these keys end (all of the agent's when absent). */
+  | { action: "revoked"; key_ids?: string[] };
+
+export const encode = (value: CommandNotice | ControlMessage): Uint8Array => new TextEncoder().encode(JSON.stringify(value));

@@ -1,0 +1,164 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from "@temporalio/workflow";
+import { commandActivities } from "./agent-command.ts";
+
+export interface IsolateRequest {
+  /** isolate-host details (the seed's: reason, allow_portal_communication, allow_dns, portal_ips, portal_ports). */
+  details: Record<string, unknown>;
+  requestedBy: string;
+  /** Released automatically after this long; held until released otherwise. */
+  releaseAfterMs?: number;
+  /** Delivery deadline of each command to the agent. */
+  ttlMs: number;
+}
+
+export interface ReleaseRequest {
+  requestedBy: string;
+  reason?: string;
+}
+
+export type IsolationStatus = "isolating" | "isolated" | "releasing" | "released" | "failed";
+
+export interface IsolationState {
+  agentId: string;
+  status: IsolationStatus;
+  requestedBy: string | null;
+  reason: string | null;
+  isolatedAt: string | null;
+  /** When the time limit releases the host, if there is one. */
+  releaseAt: string | null;
+  releaseRequestedBy: string | null;
+  releasedAt: string | null;
+  /** The agent's completion details of isolate-host, which verified the isolation. */
+  verification: Record<string, unknown> | null;
+  commands: string[];
+  error: string | null;
+}
+
+export interface IsolationInput {
+  agentId: string;
+}
+
+export const isolateSignal = defineSignal<[IsolateRequest]>("isolate");
+export const releaseSignal = defineSignal<[ReleaseRequest]>("release");
+export const isolationStateQuery = defineQuery<IsolationState>("state");
+
+const RELEASE_RETRY_FIRST_MS = 30_000;
+const RELEASE_RETRY_MAX_MS = 10 * 60_000;
+
+/**
+ * One per agent (`isolation/<agent>`): isolate the host, verify it from the agent's completion,
+ * hold it until an operator releases it (REST or the `release` signal) or the time limit passes,
+ * then release it. An isolate request while this runs changes nothing: isolating an isolated host
+ * is a no-op. Every step is durable: a restart of everything resumes where it was.
+ */
+export async function isolationWorkflow(input: IsolationInput): Promise<IsolationState> {
+  const requests: { isolate?: IsolateRequest; release?: ReleaseRequest } = {};
+  const state: IsolationState = {
+    agentId: input.agentId,
+    status: "isolating",
+    requestedBy: null,
+    reason: null,
+    isolatedAt: null,
+    releaseAt: null,
+    releaseRequestedBy: null,
+    releasedAt: null,
+    verification: null,
+    commands: [],
+    error: null,
+  };
+  setHandler(isolateSignal, (r) => {
+    requests.isolate ??= r;
+  });
+  setHandler(releaseSignal, (r) => {
+    requests.release ??= r;
+  });
+  setHandler(isolationStateQuery, () => state);
+
+  // Started with signalWithStart: the isolate request is the first thing this workflow sees.
+  await condition(() => requests.isolate !== undefined);
+  const isolate = requests.isolate as IsolateRequest;
+  state.requestedBy = isolate.requestedBy;
+  state.reason = typeof isolate.details.reason === "string" ? isolate.details.reason : null;
+  const base = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
+
+  const isolateId = `${base}/isolate`;
+  state.commands.push(isolateId);
+  try {
+    const result = await commandActivities(isolate.ttlMs).runAgentCommand({
+      agentId: input.agentId,
+      command: "isolate-host",
+      details: isolate.details,
+      priority: "critical",
+      commandId: isolateId,
+      requestedBy: isolate.requestedBy,
+      ttlMs: isolate.ttlMs,
+    });
+    const problem = unverifiedIsolation(result.details);
+    if (problem) throw ApplicationFailure.nonRetryable(problem, "IsolationNotVerified");
+    state.verification = result.details;
+  } catch (err) {
+    state.status = "failed";
+    state.error = failureMessage(err);
+    throw ApplicationFailure.nonRetryable(`isolation of ${input.agentId} failed: ${state.error}`, "IsolationFailed");
+  }
+  state.status = "isolated";
+  state.isolatedAt = new Date().toISOString();
+
+  const limit = isolate.releaseAfterMs;
+  if (limit !== undefined) state.releaseAt = new Date(Date.now() + limit).toISOString();
+  if (limit === undefined) await condition(() => requests.release !== undefined);
+  else await condition(() => requests.release !== undefined, limit);
+  state.status = "releasing";
+  state.releaseRequestedBy = requests.release?.requestedBy ?? "time limit";
+
+  // A host must not stay isolated because its agent was offline once: release until it succeeds.
+  for (let attempt = 1, backoff = RELEASE_RETRY_FIRST_MS; ; attempt++, backoff = Math.min(backoff * 2, RELEASE_RETRY_MAX_MS)) {
+    const releaseId = `${base}/release/${attempt}`;
+    state.commands.push(releaseId);
+    try {
+      await commandActivities(isolate.ttlMs).runAgentCommand({
+        agentId: input.agentId,
+        command: "release-host",
+        details: {},
+        priority: "critical",
+        commandId: releaseId,
+        requestedBy: state.releaseRequestedBy,
+        ttlMs: isolate.ttlMs,
+      });
+      break;
+    } catch (err) {
+      state.error = `release attempt ${attempt} failed: ${failureMessage(err)}`;
+      await sleep(backoff);
+    }
+  }
+  state.status = "released";
+  state.releasedAt = new Date().toISOString();
+  state.error = null;
+  return state;
+}
+
+/** Why an isolate-host completion does not prove a full isolation, or null when it does. */
+export function unverifiedIsolation(details: Record<string, unknown>): string | null {
+  if (details.isolation_level !== "full") {
+    return `the agent reported isolation_level ${JSON.stringify(details.isolation_level)}, not "full"`;
+  }
+  if (typeof details.firewall_rules_added !== "number" || details.firewall_rules_added < 1) {
+    return "the agent reported no firewall rules added";
+  }
+  return null;
+}
+
+function failureMessage(err: unknown): string {
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  return cause instanceof Error ? cause.message : String(cause);
+}
