@@ -113,8 +113,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("acknowledged_at", "timestamptz")
     .addColumn("completed_at", "timestamptz")
     .addColumn("result", "jsonb")
-    // Temporal's token of the activity waiting for this command (asynchronous completion).
-    .addColumn("task_token", "bytea")
+    // Temporal's tokens of the activities waiting for this command (asynchronous completion):
+    // each issue of the id adds its own, and the outcome completes them all.
+    .addColumn("task_tokens", sql`bytea[]`, (c) => c.notNull().defaultTo(sql`'{}'`))
     // When the outcome reached the waiting activity; null while it still has to be reported.
     .addColumn("reported_at", "timestamptz")
     .execute();

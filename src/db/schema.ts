@@ -168,7 +168,7 @@ export interface CommandsTable {
   acknowledged_at: NullableTimestamp;
   completed_at: NullableTimestamp;
   result: NullableJson<CommandOutcome>;
-  task_token: Buffer | null;
+  task_tokens: ColumnType<Buffer[], Buffer[] | undefined, Buffer[]>;
   reported_at: NullableTimestamp;
 }
 

@@ -24,7 +24,7 @@ export interface CommandSpec {
   requestedBy: string;
   workflowId: string | null;
   ttlMs: number;
-  /** The waiting activity's task token; a retried activity replaces its predecessor's. */
+  /** The waiting activity's task token, added to those of earlier issues of the same id. */
   taskToken: Uint8Array | null;
 }
 
@@ -52,11 +52,11 @@ export async function issueCommand(db: Db, spec: CommandSpec) {
           requested_by: spec.requestedBy,
           workflow_id: spec.workflowId,
           expires_at: sql<Date>`now() + ${spec.ttlMs} * interval '1 millisecond'`,
-          task_token: spec.taskToken ? Buffer.from(spec.taskToken) : null,
+          task_tokens: spec.taskToken ? [Buffer.from(spec.taskToken)] : [],
         })
         .onConflict((oc) =>
           oc.column("id").doUpdateSet((eb) => ({
-            task_token: eb.fn.coalesce("excluded.task_token", "commands.task_token"),
+            task_tokens: sql<Buffer[]>`${eb.ref("commands.task_tokens")} || ${eb.ref("excluded.task_tokens")}`,
           })),
         )
         .returning(["id", "agent_id", "command", "status", "result", "reported_at", sql<boolean>`xmax = 0`.as("inserted")])
@@ -142,7 +142,7 @@ export async function claimForDelivery(
 }
 
 export type AgentReport =
-  | { kind: "recorded"; command: string; taskToken: Buffer | null; reported: boolean; workflowId: string | null }
+  | { kind: "recorded"; command: string; reported: boolean; workflowId: string | null }
   /** Already recorded (an answer to a re-delivery): nothing to do. */
   | { kind: "repeat" }
   /** Not a command this agent was sent. */
@@ -163,7 +163,7 @@ export async function recordAck(db: Db, a: { agentId: string; commandId: string;
         .where("agent_id", "=", a.agentId)
         .where("acknowledged_at", "is", null)
         .where("delivered_at", "is not", null)
-        .returning(["id", "agent_id", "command", "status", "task_token", "reported_at", "workflow_id"]),
+        .returning(["id", "agent_id", "command", "status", "reported_at", "workflow_id"]),
     )
     .with("logged", (db) =>
       db
@@ -185,7 +185,7 @@ export async function recordAck(db: Db, a: { agentId: string; commandId: string;
     .selectAll()
     .execute();
   const row = rows[0];
-  if (row) return { kind: "recorded", command: row.command, taskToken: row.task_token, reported: row.reported_at !== null, workflowId: row.workflow_id };
+  if (row) return { kind: "recorded", command: row.command, reported: row.reported_at !== null, workflowId: row.workflow_id };
   return (await exists(db, a.agentId, a.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
 }
 
@@ -211,7 +211,7 @@ export async function recordCompletion(
             eb.and([eb("status", "=", "expired"), eb("delivered_at", "is not", null)]),
           ]),
         )
-        .returning(["id", "agent_id", "command", "task_token", "reported_at", "workflow_id"]),
+        .returning(["id", "agent_id", "command", "reported_at", "workflow_id"]),
     )
     .with("logged", (db) =>
       db
@@ -233,7 +233,7 @@ export async function recordCompletion(
     .selectAll()
     .execute();
   const row = rows[0];
-  if (row) return { kind: "recorded", command: row.command, taskToken: row.task_token, reported: row.reported_at !== null, workflowId: row.workflow_id };
+  if (row) return { kind: "recorded", command: row.command, reported: row.reported_at !== null, workflowId: row.workflow_id };
   return (await exists(db, c.agentId, c.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
 }
 
@@ -252,7 +252,7 @@ export interface OutcomeToReport {
   id: string;
   status: CommandStatus;
   result: CommandOutcome | null;
-  task_token: Buffer | null;
+  task_tokens: Buffer[];
 }
 
 /**
@@ -288,7 +288,7 @@ export async function expireOverdue(db: Db, limit = 500): Promise<OutcomeToRepor
           result: sql<string>`jsonb_build_object('success', false, 'message', ${message}, 'details', jsonb_build_object('expired', true, 'expires_at', c.expires_at, 'delivered', c.delivered_at is not null))`,
         })
         .where("c.id", "in", (eb) => eb.selectFrom("overdue").select("overdue.id"))
-        .returning(["c.id", "c.agent_id", "c.status", "c.result", "c.task_token"]),
+        .returning(["c.id", "c.agent_id", "c.status", "c.result", "c.task_tokens"]),
     )
     .with("logged", (db) =>
       db
@@ -307,7 +307,7 @@ export async function expireOverdue(db: Db, limit = 500): Promise<OutcomeToRepor
         ),
     )
     .selectFrom("expired")
-    .select(["expired.id", "expired.status", "expired.result", "expired.task_token"])
+    .select(["expired.id", "expired.status", "expired.result", "expired.task_tokens"])
     .execute();
 }
 
@@ -315,7 +315,7 @@ export async function expireOverdue(db: Db, limit = 500): Promise<OutcomeToRepor
 export async function unreportedOutcomes(db: Db, olderThanMs: number, limit = 100): Promise<OutcomeToReport[]> {
   return db
     .selectFrom("commands")
-    .select(["id", "status", "result", "task_token"])
+    .select(["id", "status", "result", "task_tokens"])
     .where("reported_at", "is", null)
     .where("status", "in", FINAL_STATUSES)
     .where("completed_at", "<", sql<Date>`now() - ${olderThanMs} * interval '1 millisecond'`)

@@ -93,28 +93,27 @@ function failureOf(status: CommandStatus, outcome: CommandOutcome): ApplicationF
 }
 
 /**
- * Completes the activity waiting for a command with its outcome, then marks it reported. When the
- * activity is gone (timed out, workflow terminated) there is nobody left to tell: reported too.
- * Any other failure leaves it unreported, for the supervisor to try again.
+ * Completes every activity waiting for a command with its outcome, then marks it reported. An
+ * activity that is gone (completed already, timed out, workflow terminated) has nobody left to
+ * tell. Any other failure leaves the outcome unreported, for the supervisor to try again.
  */
 export async function reportOutcome(
   deps: { db: Db; temporal: Client; log: Logger },
-  o: { id: string; status: CommandStatus; result: CommandOutcome | null; task_token: Buffer | null },
+  o: { id: string; status: CommandStatus; result: CommandOutcome | null; task_tokens: Buffer[] },
 ): Promise<void> {
-  if (o.task_token && o.result) {
-    try {
-      if (o.result.success) {
-        await deps.temporal.activity.complete(o.task_token, { success: true, message: o.result.message, details: o.result.details });
-      } else {
-        await deps.temporal.activity.fail(o.task_token, failureOf(o.status, o.result));
-      }
-    } catch (err) {
-      if (!(err instanceof ActivityNotFoundError)) {
-        deps.log.warn("command outcome not reported yet", { command: o.id, error: (err as Error).message });
-        return;
-      }
-      deps.log.info("command outcome has no waiting activity", { command: o.id, status: o.status });
-    }
+  const outcome = o.result;
+  if (!outcome) return;
+  const results = await Promise.allSettled(
+    o.task_tokens.map((token) =>
+      outcome.success
+        ? deps.temporal.activity.complete(token, { success: true, message: outcome.message, details: outcome.details })
+        : deps.temporal.activity.fail(token, failureOf(o.status, outcome)),
+    ),
+  );
+  const failed = results.flatMap((r) => (r.status === "rejected" && !(r.reason instanceof ActivityNotFoundError) ? [r.reason as Error] : []));
+  if (failed.length) {
+    deps.log.warn("command outcome not reported yet", { command: o.id, error: failed[0]?.message });
+    return;
   }
   await markReported(deps.db, o.id);
 }

@@ -80,7 +80,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const report = (commandId: string) =>
     deps.db
       .selectFrom("commands")
-      .select(["id", "status", "result", "task_token"])
+      .select(["id", "status", "result", "task_tokens"])
       .where("id", "=", commandId)
       .executeTakeFirstOrThrow()
       .then((o) => reportOutcome(deps, o));

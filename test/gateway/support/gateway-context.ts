@@ -26,7 +26,7 @@ export interface GatewayTestContext {
 }
 
 export async function gatewayTestContext(name: string, overrides: Partial<Config> = {}): Promise<GatewayTestContext> {
-  const ctx = await createTestContext(name, { loadDefaults: false, ...overrides });
+  const ctx = await createTestContext(name, { loadDefaults: false, logLevel: "warn", ...overrides });
   const service = await ctx.start({});
   const rest = restClient(() => service.apiUrl);
   const connection = await Connection.connect({ address: ctx.config.temporal.address });
