@@ -23,8 +23,13 @@ const base = loadConfig({ ...process.env, MM_LOG_LEVEL: "error" });
 
 function alerts(prefix: string) {
   return Array.from({ length: N }, (_, i) => {
-    const a = wazuhAlert("100100-flow-processor", `bench-${tag}-${prefix}-${i % HOSTS}`, `${prefix}-${tag}-${i}`);
-    (a.data as { attack_flow_alert: { destination_ip: string } }).attack_flow_alert.destination_ip = `10.99.${i >> 8}.${i & 255}`;
+    const a = wazuhAlert(
+      "100100-flow-processor",
+      `bench-${tag}-${prefix}-${i % HOSTS}`,
+      `${prefix}-${tag}-${i}`,
+    );
+    (a.data as { attack_flow_alert: { destination_ip: string } }).attack_flow_alert.destination_ip =
+      `10.99.${i >> 8}.${i & 255}`;
     return a;
   });
 }
@@ -65,7 +70,12 @@ const config = {
   apiPort: 0,
   databaseUrl: await createScratchDatabase(base.databaseUrl, dbName),
   temporal: { ...base.temporal, taskQueue: `bench-${tag}` },
-  nats: { ...base.nats, alertSubject: `bench.${tag}.alerts`, alertStream: `BENCH_${tag}`, alertConsumer: `bench_${tag}` },
+  nats: {
+    ...base.nats,
+    alertSubject: `bench.${tag}.alerts`,
+    alertStream: `BENCH_${tag}`,
+    alertConsumer: `bench_${tag}`,
+  },
   firewallWebhookUrl: firewall.url("/firewall/block"),
   adminToken,
 };
@@ -73,9 +83,19 @@ const service = await startService(config, ["api", "worker", "ingest"], { agents
 const db = createDb(config.databaseUrl, 2);
 const mitigated = () => new Set(firewall.received.map((r) => r.idempotencyKey)).size;
 const handedOff = async () =>
-  Number((await db.selectFrom("alerts").select((eb) => eb.fn.countAll<string>().as("n")).where("handed_off_at", "is not", null).executeTakeFirstOrThrow()).n);
+  Number(
+    (
+      await db
+        .selectFrom("alerts")
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .where("handed_off_at", "is not", null)
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
-console.log(`alerts: ${N} per transport over ${HOSTS} hosts, ${CONCURRENCY} concurrent REST clients`);
+console.log(
+  `alerts: ${N} per transport over ${HOSTS} hosts, ${CONCURRENCY} concurrent REST clients`,
+);
 
 // --- REST ---------------------------------------------------------------------------------------
 const bare = createServer((req, res) => {
@@ -98,7 +118,9 @@ const restIntakeMs = performance.now() - t;
 await until(() => mitigated() >= N);
 const restEndToEndMs = performance.now() - t;
 console.log(`REST  intake      ${rate(N, restIntakeMs)} alerts/s (stored + handed to Temporal)`);
-console.log(`REST  raw HTTP    ${rate(N, rawRestMs)} requests/s → intake is ${(rawRestMs / restIntakeMs).toFixed(3)}× the bare HTTP rate`);
+console.log(
+  `REST  raw HTTP    ${rate(N, rawRestMs)} requests/s → intake is ${(rawRestMs / restIntakeMs).toFixed(3)}× the bare HTTP rate`,
+);
 console.log(`REST  mitigated   ${rate(N, restEndToEndMs)} alerts/s end to end (webhook called)`);
 
 // --- NATS ---------------------------------------------------------------------------------------
@@ -128,8 +150,12 @@ await until(async () => (await handedOff()) - before >= N);
 const natsIntakeMs = performance.now() - t;
 await until(() => mitigated() >= 2 * N);
 const natsEndToEndMs = performance.now() - t;
-console.log(`NATS  intake      ${rate(N, natsIntakeMs)} alerts/s (published → stored + handed to Temporal)`);
-console.log(`NATS  raw consume ${rate(N, rawNatsMs)} messages/s → intake is ${(rawNatsMs / natsIntakeMs).toFixed(3)}× the raw JetStream rate`);
+console.log(
+  `NATS  intake      ${rate(N, natsIntakeMs)} alerts/s (published → stored + handed to Temporal)`,
+);
+console.log(
+  `NATS  raw consume ${rate(N, rawNatsMs)} messages/s → intake is ${(rawNatsMs / natsIntakeMs).toFixed(3)}× the raw JetStream rate`,
+);
 console.log(`NATS  mitigated   ${rate(N, natsEndToEndMs)} alerts/s end to end (webhook called)`);
 
 await nc.close();

@@ -47,7 +47,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable("catalog")
-    .addColumn("kind", "text", (c) => c.notNull().check(sql`kind IN ('condition', 'mitigation', 'attack_flow')`))
+    .addColumn("kind", "text", (c) =>
+      c.notNull().check(sql`kind IN ('condition', 'mitigation', 'attack_flow')`),
+    )
     .addColumn("key", "text", (c) => c.notNull())
     .addColumn("document", "jsonb", (c) => c.notNull())
     .addColumn("created_at", "timestamptz", (c) => c.notNull().defaultTo(sql`now()`))
@@ -71,7 +73,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     // Activities may be retried: a decision is written once per idempotency key.
     .addColumn("dedupe_key", "text", (c) => c.notNull().unique())
     .execute();
-  await db.schema.createIndex("decisions_incident").on("decisions").columns(["incident_id", "id"]).execute();
+  await db.schema
+    .createIndex("decisions_incident")
+    .on("decisions")
+    .columns(["incident_id", "id"])
+    .execute();
   await db.schema.createIndex("decisions_alert").on("decisions").column("alert_id").execute();
 }
 

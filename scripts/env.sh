@@ -37,3 +37,16 @@ ensure_node_modules() {
     (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || { echo "✗ npm ci failed" >&2; exit 1; }
   fi
 }
+
+# Installs Debian packages the project needs when they are missing (root; apt-get update once).
+apt_install() {
+  echo "▸ installing Debian packages: $* (apt-get)"
+  if [ "$(id -u)" != 0 ]; then echo "✗ installing $* needs root; install them with apt-get and run again" >&2; exit 1; fi
+  mkdir -p "$MM_DATA_DIR/logs"
+  if [ ! -f "$MM_DATA_DIR/.apt-updated" ]; then
+    apt-get update -qq >"$MM_DATA_DIR/logs/apt.log" 2>&1 || { echo "✗ apt-get update failed (see $MM_DATA_DIR/logs/apt.log)" >&2; exit 1; }
+    touch "$MM_DATA_DIR/.apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >>"$MM_DATA_DIR/logs/apt.log" 2>&1 ||
+    { echo "✗ apt-get install $* failed (see $MM_DATA_DIR/logs/apt.log)" >&2; exit 1; }
+}

@@ -31,17 +31,6 @@ die() { say "✗" "$*" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-apt_install() {
-  say "▸" "installing Debian packages: $* (apt-get)"
-  if [ "$(id -u)" != 0 ]; then die "installing $* needs root; install them with apt-get and run again"; fi
-  if [ ! -f "$MM_DATA_DIR/.apt-updated" ]; then
-    apt-get update -qq >"$LOG_DIR/apt.log" 2>&1 || die "apt-get update failed (see $LOG_DIR/apt.log)"
-    touch "$MM_DATA_DIR/.apt-updated"
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >>"$LOG_DIR/apt.log" 2>&1 ||
-    die "apt-get install $* failed (see $LOG_DIR/apt.log)"
-}
-
 # Runs a command detached from this shell, logging to LOG_DIR and remembering its pid.
 spawn() {
   local name=$1; shift

@@ -5,6 +5,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 ensure_node_modules
+# The reference agent's tests enforce for real in network namespaces.
+missing=()
+for tool in nft:nftables ncat:ncat openssl:openssl ip:iproute2; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+done
+[ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
 cd "$ROOT"
 export MM_LOG_LEVEL=${MM_LOG_LEVEL:-warn}
 echo "▸ type-checking"

@@ -12,54 +12,76 @@ const httpUrl = z.url({ protocol: /^https?$/ });
 const list = <T extends z.ZodType<unknown, string>>(item: T) =>
   z
     .string()
-    .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(item));
 
-const schema = z.object({
-  MM_HOST: z.string().min(1).default("127.0.0.1"),
-  MM_API_PORT: port.default(8333),
-  MM_GATEWAY_PORT: port.default(8334),
-  DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/ })
-    .default("postgres://mm:mm@127.0.0.1:5433/mm"),
-  NATS_URL: z.string().regex(/^nats:\/\/.+/, "must look like nats://host:port").default("nats://127.0.0.1:4222"),
-  MM_ALERT_SUBJECT: z.string().min(1).default("alerts"),
-  MM_ALERT_STREAM: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
-    .default("ALERTS"),
-  MM_ALERT_CONSUMER: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
-    .default("mitigation-manager"),
-  TEMPORAL_ADDRESS: z.string().min(1).default("127.0.0.1:7233"),
-  TEMPORAL_NAMESPACE: z.string().min(1).default("default"),
-  MM_TASK_QUEUE: z.string().min(1).default("mitigation-manager"),
-  NEO4J_URI: z.string().regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\/.+/, "must be a bolt:// or neo4j:// URI").default("bolt://127.0.0.1:7687"),
-  NEO4J_USER: z.string().min(1).default("neo4j"),
-  NEO4J_PASSWORD: z.string().min(1).default("mitigation-manager"),
-  MM_QUERY_TIMEOUT_MS: positiveMs.default(5_000),
-  MM_INCIDENT_IDLE_MINUTES: z.coerce.number().positive().default(60),
-  MM_WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
-  MM_FIREWALL_WEBHOOK_URL: httpUrl.default("http://127.0.0.1:8090/firewall/block"),
-  MM_LOAD_DEFAULTS: flag.default(true),
-  MM_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  // --- operator authentication and the agent gateway ---
-  MM_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
-  MM_GATEWAY_TLS_CERT: z.string().min(1).optional(),
-  MM_GATEWAY_TLS_KEY: z.string().min(1).optional(),
-  MM_GATEWAY_HEARTBEAT_MS: positiveMs.min(1_000).default(30_000),
-  MM_GATEWAY_MISSED_HEARTBEATS: z.coerce.number().int().min(1).default(3),
-  MM_GATEWAY_MAX_FRAME_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
-  MM_GATEWAY_MAX_BAD_FRAMES: z.coerce.number().int().min(1).default(10),
-  // Below the mitigation workflow's 10-minute activity limit, so expiry is what an engine command meets first.
-  MM_COMMAND_TTL_SECONDS: z.coerce.number().int().positive().max(540).default(300),
-  MM_PORTAL_IPS: list(z.union([z.ipv4(), z.ipv6()])).default([]),
-  MM_PORTAL_PORTS: list(z.string().regex(/^[0-9]+$/, "must be a port number").transform(Number).pipe(z.number().int().min(1).max(65535))).default([]),
-}).refine((env) => (env.MM_GATEWAY_TLS_CERT === undefined) === (env.MM_GATEWAY_TLS_KEY === undefined), {
-  message: "MM_GATEWAY_TLS_CERT and MM_GATEWAY_TLS_KEY are set together or not at all",
-  path: ["MM_GATEWAY_TLS_CERT"],
-});
+const schema = z
+  .object({
+    MM_HOST: z.string().min(1).default("127.0.0.1"),
+    MM_API_PORT: port.default(8333),
+    MM_GATEWAY_PORT: port.default(8334),
+    DATABASE_URL: z
+      .url({ protocol: /^postgres(ql)?$/ })
+      .default("postgres://mm:mm@127.0.0.1:5433/mm"),
+    NATS_URL: z
+      .string()
+      .regex(/^nats:\/\/.+/, "must look like nats://host:port")
+      .default("nats://127.0.0.1:4222"),
+    MM_ALERT_SUBJECT: z.string().min(1).default("alerts"),
+    MM_ALERT_STREAM: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
+      .default("ALERTS"),
+    MM_ALERT_CONSUMER: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only")
+      .default("mitigation-manager"),
+    TEMPORAL_ADDRESS: z.string().min(1).default("127.0.0.1:7233"),
+    TEMPORAL_NAMESPACE: z.string().min(1).default("default"),
+    MM_TASK_QUEUE: z.string().min(1).default("mitigation-manager"),
+    NEO4J_URI: z
+      .string()
+      .regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\/.+/, "must be a bolt:// or neo4j:// URI")
+      .default("bolt://127.0.0.1:7687"),
+    NEO4J_USER: z.string().min(1).default("neo4j"),
+    NEO4J_PASSWORD: z.string().min(1).default("mitigation-manager"),
+    MM_QUERY_TIMEOUT_MS: positiveMs.default(5_000),
+    MM_INCIDENT_IDLE_MINUTES: z.coerce.number().positive().default(60),
+    MM_WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
+    MM_FIREWALL_WEBHOOK_URL: httpUrl.default("http://127.0.0.1:8090/firewall/block"),
+    MM_LOAD_DEFAULTS: flag.default(true),
+    MM_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    // --- operator authentication and the agent gateway ---
+    MM_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+    MM_GATEWAY_TLS_CERT: z.string().min(1).optional(),
+    MM_GATEWAY_TLS_KEY: z.string().min(1).optional(),
+    MM_GATEWAY_HEARTBEAT_MS: positiveMs.min(1_000).default(30_000),
+    MM_GATEWAY_MISSED_HEARTBEATS: z.coerce.number().int().min(1).default(3),
+    MM_GATEWAY_MAX_FRAME_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
+    MM_GATEWAY_MAX_BAD_FRAMES: z.coerce.number().int().min(1).default(10),
+    // Below the mitigation workflow's 10-minute activity limit, so expiry is what an engine command meets first.
+    MM_COMMAND_TTL_SECONDS: z.coerce.number().int().positive().max(540).default(300),
+    MM_PORTAL_IPS: list(z.union([z.ipv4(), z.ipv6()])).default([]),
+    MM_PORTAL_PORTS: list(
+      z
+        .string()
+        .regex(/^[0-9]+$/, "must be a port number")
+        .transform(Number)
+        .pipe(z.number().int().min(1).max(65535)),
+    ).default([]),
+  })
+  .refine(
+    (env) => (env.MM_GATEWAY_TLS_CERT === undefined) === (env.MM_GATEWAY_TLS_KEY === undefined),
+    {
+      message: "MM_GATEWAY_TLS_CERT and MM_GATEWAY_TLS_KEY are set together or not at all",
+      path: ["MM_GATEWAY_TLS_CERT"],
+    },
+  );
 
 export type Config = ReturnType<typeof toConfig>;
 
@@ -118,7 +140,9 @@ export class ConfigError extends Error {
 /** Reads and validates the configuration; every invalid variable is named in one error. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "not set", as in most .env files.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+  );
   const parsed = schema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);

@@ -13,7 +13,9 @@ export function createLogger(level: LogLevel, component = "mm"): Logger {
   const min = LEVELS.indexOf(level);
   const write = (l: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS.indexOf(l) < min) return;
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: l, component, message, ...fields })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: l, component, message, ...fields })}\n`,
+    );
   };
   return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
 }

@@ -1,5 +1,11 @@
 import { fileURLToPath } from "node:url";
-import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from "@temporalio/worker";
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkflowBundleOption,
+} from "@temporalio/worker";
 import type { Config } from "./config.ts";
 
 export const workflowsPath = fileURLToPath(new URL("./workflows/index.ts", import.meta.url));
@@ -10,7 +16,11 @@ let runtimeInstalled = false;
 function installRuntime(level: Config["logLevel"]): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger(level === "debug" ? "DEBUG" : level === "info" ? "INFO" : level === "warn" ? "WARN" : "ERROR") });
+  Runtime.install({
+    logger: new DefaultLogger(
+      level === "debug" ? "DEBUG" : level === "info" ? "INFO" : level === "warn" ? "WARN" : "ERROR",
+    ),
+  });
 }
 
 /** A Temporal worker on the configured task queue, running the project's workflows and the given activities. */

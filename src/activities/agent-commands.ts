@@ -47,6 +47,8 @@ export const noAgentGateway: AgentGateway = {
     return null;
   },
   async runAgentCommand(input) {
-    throw new Error(`no agent gateway is configured to deliver ${input.command} to ${input.agentId}`);
+    throw new Error(
+      `no agent gateway is configured to deliver ${input.command} to ${input.agentId}`,
+    );
   },
 };

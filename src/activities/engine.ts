@@ -2,10 +2,15 @@ import { ApplicationFailure } from "@temporalio/activity";
 import neo4j, { type Driver } from "neo4j-driver";
 import type { Db } from "../db/index.ts";
 import { resolveArgs } from "../domain/args.ts";
-import { type FlowInstance, type NodeCandidate, candidateNodes } from "../domain/attack-flow.ts";
+import { candidateNodes, type FlowInstance, type NodeCandidate } from "../domain/attack-flow.ts";
 import { evaluateCheck } from "../domain/cel.ts";
 import { rankMitigations, stepDetails } from "../domain/mitigation.ts";
-import { type AgentCommand, type AttackFlow, type Identifier, identifierKey } from "../domain/model.ts";
+import {
+  type AgentCommand,
+  type AttackFlow,
+  type Identifier,
+  identifierKey,
+} from "../domain/model.ts";
 import { getAlertRow } from "../store/alerts.ts";
 import { catalogStore } from "../store/catalog.ts";
 import { type Decision, recordDecision } from "../store/decisions.ts";
@@ -28,7 +33,13 @@ export interface RankedMitigation {
 
 export type PlannedStep =
   | { kind: "webhook"; url: string; body: Record<string, unknown> }
-  | { kind: "agent"; agentId: string; command: AgentCommand; details: Record<string, unknown>; priority: CommandPriority };
+  | {
+      kind: "agent";
+      agentId: string;
+      command: AgentCommand;
+      details: Record<string, unknown>;
+      priority: CommandPriority;
+    };
 
 export interface PlanInput {
   incidentId: string;
@@ -44,7 +55,13 @@ export type NextMitigation =
   | { found: true; index: number; candidate: RankedMitigation; steps: PlannedStep[] }
   | { found: false; candidates: number };
 
-const decisionBase = (i: PlanInput) => ({ incidentId: i.incidentId, alertId: i.alertId, runId: i.runId, flowId: i.flowId, nodeId: i.nodeId });
+const decisionBase = (i: PlanInput) => ({
+  incidentId: i.incidentId,
+  alertId: i.alertId,
+  runId: i.runId,
+  flowId: i.flowId,
+  nodeId: i.nodeId,
+});
 
 type ConditionVerdict = { holds: true } | { holds: false; reason: string; error?: boolean };
 
@@ -59,31 +76,52 @@ export function engineActivities(deps: EngineDeps) {
   }
 
   /** A condition holds when its args resolve, its query runs and its check yields true. */
-  async function evaluateCondition(id: Identifier, alert: Record<string, unknown>): Promise<ConditionVerdict> {
+  async function evaluateCondition(
+    id: Identifier,
+    alert: Record<string, unknown>,
+  ): Promise<ConditionVerdict> {
     const condition = await catalog.get("condition", identifierKey(id));
     if (!condition) return { holds: false, reason: `condition ${id} does not exist` };
     const args = resolveArgs(condition.args ?? {}, alert);
-    if (!args.ok) return { holds: false, reason: `condition ${id}: missing args ${args.missing.join(", ")}` };
+    if (!args.ok)
+      return { holds: false, reason: `condition ${id}: missing args ${args.missing.join(", ")}` };
     let rows: Record<string, unknown>[] = [];
     if (condition.query?.trim()) {
       const session = deps.neo4j.session({ defaultAccessMode: neo4j.session.READ });
       try {
-        const result = await session.executeRead((tx) => tx.run(condition.query ?? "", { ...condition.params, ...args.values }), {
-          timeout: deps.queryTimeoutMs,
-        });
+        const result = await session.executeRead(
+          (tx) => tx.run(condition.query ?? "", { ...condition.params, ...args.values }),
+          {
+            timeout: deps.queryTimeoutMs,
+          },
+        );
         rows = toRows(result.records);
       } catch (err) {
-        return { holds: false, error: true, reason: `condition ${id}: query failed: ${(err as Error).message}` };
+        return {
+          holds: false,
+          error: true,
+          reason: `condition ${id}: query failed: ${(err as Error).message}`,
+        };
       } finally {
         await session.close();
       }
     }
-    const check = evaluateCheck(condition.check, { params: condition.params ?? {}, args: args.values, alert, rows });
-    if (!check.ok) return { holds: false, error: true, reason: `condition ${id}: check failed: ${check.error}` };
+    const check = evaluateCheck(condition.check, {
+      params: condition.params ?? {},
+      args: args.values,
+      alert,
+      rows,
+    });
+    if (!check.ok)
+      return { holds: false, error: true, reason: `condition ${id}: check failed: ${check.error}` };
     return check.value ? { holds: true } : { holds: false, reason: `condition ${id} is false` };
   }
 
-  async function evaluateAll(ids: Identifier[], alert: Record<string, unknown>, cache = new Map<string, Promise<ConditionVerdict>>()) {
+  async function evaluateAll(
+    ids: Identifier[],
+    alert: Record<string, unknown>,
+    cache = new Map<string, Promise<ConditionVerdict>>(),
+  ) {
     for (const id of ids) {
       const key = identifierKey(id);
       if (!cache.has(key)) cache.set(key, evaluateCondition(id, alert));
@@ -96,7 +134,10 @@ export function engineActivities(deps: EngineDeps) {
   const record = (d: Decision) => recordDecision(deps.db, d);
 
   /** Decides whether one candidate applies (args, conditions, agent and capability) and how to run it. */
-  async function plan(input: PlanInput, candidate: RankedMitigation): Promise<PlannedStep[] | string> {
+  async function plan(
+    input: PlanInput,
+    candidate: RankedMitigation,
+  ): Promise<PlannedStep[] | string> {
     const mitigation = await catalog.get("mitigation", candidate.key);
     if (!mitigation) return "it no longer exists";
     const alert = await loadAlert(input.alertId);
@@ -106,11 +147,22 @@ export function engineActivities(deps: EngineDeps) {
     if (!verdict.holds) return verdict.reason;
 
     const steps: PlannedStep[] = [];
-    if (mitigation.url) steps.push({ kind: "webhook", url: mitigation.url, body: { ...mitigation.params, ...args.values } });
+    if (mitigation.url)
+      steps.push({
+        kind: "webhook",
+        url: mitigation.url,
+        body: { ...mitigation.params, ...args.values },
+      });
     if (mitigation.steps?.length) {
-      const agent = await deps.agents.resolveAgent({ name: alert.host, agentId: alert.agent_id, ip: alert.host_ip });
+      const agent = await deps.agents.resolveAgent({
+        name: alert.host,
+        agentId: alert.agent_id,
+        ip: alert.host_ip,
+      });
       if (!agent) return `no agent is enrolled for host ${alert.host}`;
-      const missing = mitigation.steps.map((s) => s.agent).filter((c) => !agent.capabilities.includes(c));
+      const missing = mitigation.steps
+        .map((s) => s.agent)
+        .filter((c) => !agent.capabilities.includes(c));
       if (missing.length) return `agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`;
       for (const step of mitigation.steps) {
         steps.push({
@@ -130,7 +182,12 @@ export function engineActivities(deps: EngineDeps) {
      * The attack flows and, among the nodes the alert could reach, those whose conditions all
      * hold. Every verdict is recorded.
      */
-    async matchAlert(input: { incidentId: string; alertId: string; techniques: string[]; instances: FlowInstance[] }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[] }> {
+    async matchAlert(input: {
+      incidentId: string;
+      alertId: string;
+      techniques: string[];
+      instances: FlowInstance[];
+    }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[] }> {
       const flows = await catalog.list("attack_flow");
       const candidates = candidateNodes(flows, input.instances, input.techniques);
       if (candidates.length === 0) return { flows, holding: [] };
@@ -147,7 +204,11 @@ export function engineActivities(deps: EngineDeps) {
           flowId: candidate.flowId,
           nodeId: candidate.nodeId,
           mitigation: null,
-          kind: verdict.holds ? "node_matched" : "error" in verdict && verdict.error ? "condition_error" : "node_not_matched",
+          kind: verdict.holds
+            ? "node_matched"
+            : "error" in verdict && verdict.error
+              ? "condition_error"
+              : "node_not_matched",
           reason: verdict.holds
             ? `${candidate.techniques.join(", ")} matched node ${candidate.nodeId} of ${candidate.flowId}`
             : verdict.reason,
@@ -162,24 +223,38 @@ export function engineActivities(deps: EngineDeps) {
      * its steps; every candidate passed over is recorded as skipped with its reason.
      */
     async planNextMitigation(input: PlanInput & { from: number }): Promise<NextMitigation> {
-      const ranked = rankMitigations(await catalog.list("mitigation"), input.techniques).map((m) => ({
-        key: identifierKey(m.identifier),
-        name: m.name,
-        cost: m.cost,
-      }));
+      const ranked = rankMitigations(await catalog.list("mitigation"), input.techniques).map(
+        (m) => ({
+          key: identifierKey(m.identifier),
+          name: m.name,
+          cost: m.cost,
+        }),
+      );
       for (let index = input.from; index < ranked.length; index++) {
         const candidate = ranked[index] as RankedMitigation;
         const base = { ...decisionBase(input), mitigation: candidate.key };
         const steps = await plan(input, candidate);
         if (typeof steps === "string") {
-          await record({ ...base, kind: "mitigation_skipped", reason: `${candidate.name} skipped: ${steps}`, details: { cost: candidate.cost } });
+          await record({
+            ...base,
+            kind: "mitigation_skipped",
+            reason: `${candidate.name} skipped: ${steps}`,
+            details: { cost: candidate.cost },
+          });
           continue;
         }
         await record({
           ...base,
           kind: "mitigation_chosen",
           reason: `${candidate.name} chosen (cost ${candidate.cost})${input.preemptive ? " preemptively" : ""}`,
-          details: { cost: candidate.cost, steps: steps.map((s) => (s.kind === "webhook" ? { webhook: s.url, body: s.body } : { command: s.command, details: s.details })) },
+          details: {
+            cost: candidate.cost,
+            steps: steps.map((s) =>
+              s.kind === "webhook"
+                ? { webhook: s.url, body: s.body }
+                : { command: s.command, details: s.details },
+            ),
+          },
         });
         return { found: true, index, candidate, steps };
       }
@@ -191,7 +266,11 @@ export function engineActivities(deps: EngineDeps) {
     },
 
     /** POSTs a SOAR webhook; 2xx is success, 4xx is permanent, anything else is retried. */
-    async callWebhook(input: { url: string; body: Record<string, unknown>; idempotencyKey: string }): Promise<{ status: number }> {
+    async callWebhook(input: {
+      url: string;
+      body: Record<string, unknown>;
+      idempotencyKey: string;
+    }): Promise<{ status: number }> {
       let response: Response;
       try {
         response = await fetch(input.url, {
@@ -202,12 +281,20 @@ export function engineActivities(deps: EngineDeps) {
         });
       } catch (err) {
         const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
-        throw ApplicationFailure.retryable(`webhook ${input.url} unreachable: ${cause}`, "WebhookUnreachable");
+        throw ApplicationFailure.retryable(
+          `webhook ${input.url} unreachable: ${cause}`,
+          "WebhookUnreachable",
+        );
       }
       await response.body?.cancel();
       if (response.ok) return { status: response.status };
       const message = `webhook ${input.url} answered ${response.status}`;
-      if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+      if (
+        response.status >= 400 &&
+        response.status < 500 &&
+        response.status !== 408 &&
+        response.status !== 429
+      ) {
         throw ApplicationFailure.nonRetryable(message, "WebhookRejected");
       }
       throw ApplicationFailure.retryable(message, "WebhookFailed");

@@ -2,7 +2,11 @@
 // enrollment tokens, commands (each one a Temporal workflow) and the audit log.
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from "@temporalio/client";
+import {
+  type Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+} from "@temporalio/client";
 import { WorkflowIdReusePolicy } from "@temporalio/common";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
@@ -26,7 +30,12 @@ import {
 import { controlSubject, encode } from "../gateway/subjects.ts";
 import { CommandDetails, describeIssues, Priority } from "../protocol/messages.ts";
 import { agentCommandWorkflow } from "../workflows/agent-command.ts";
-import { isolateSignal, isolationStateQuery, isolationWorkflow, releaseSignal } from "../workflows/isolation.ts";
+import {
+  isolateSignal,
+  isolationStateQuery,
+  isolationWorkflow,
+  releaseSignal,
+} from "../workflows/isolation.ts";
 import { AGENT_ID } from "../workflows/search-attributes.ts";
 import type { AuthEnv } from "./auth.ts";
 import { dateParam, intParam, invalid, isFieldError, notFound, readJson } from "./http.ts";
@@ -43,7 +52,10 @@ export interface AgentsApiDeps {
 
 const AgentChange = z
   .object({
-    groups: z.array(z.string().regex(NAME, "letters, digits, _ . : - (at most 64)")).max(100).optional(),
+    groups: z
+      .array(z.string().regex(NAME, "letters, digits, _ . : - (at most 64)"))
+      .max(100)
+      .optional(),
     labels: z
       .record(z.string().regex(NAME, "letters, digits, _ . : - (at most 64)"), z.string().max(256))
       .refine((l) => Object.keys(l).length <= 100, "at most 100 labels")
@@ -56,7 +68,12 @@ const EnrollmentTokenRequest = z
     group: z.string().regex(NAME, "letters, digits, _ . : - (at most 64)").nullable().default(null),
     description: z.string().max(500).nullable().default(null),
     max_uses: z.number().int().positive().max(100_000).default(1),
-    expires_in_seconds: z.number().int().positive().max(365 * 86_400).default(86_400),
+    expires_in_seconds: z
+      .number()
+      .int()
+      .positive()
+      .max(365 * 86_400)
+      .default(86_400),
   })
   .strict();
 
@@ -71,8 +88,18 @@ const CommandRequest = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/, "letters, digits, _ . : / - (at most 200)")
       .optional(),
-    expires_in_seconds: z.number().int().positive().max(7 * 86_400).optional(),
-    release_after_seconds: z.number().int().positive().max(365 * 86_400).optional(),
+    expires_in_seconds: z
+      .number()
+      .int()
+      .positive()
+      .max(7 * 86_400)
+      .optional(),
+    release_after_seconds: z
+      .number()
+      .int()
+      .positive()
+      .max(365 * 86_400)
+      .optional(),
   })
   .strict()
   .refine((r) => r.release_after_seconds === undefined || r.command === "isolate-host", {
@@ -80,14 +107,22 @@ const CommandRequest = z
     path: ["release_after_seconds"],
   });
 
-const COMMAND_STATUSES = ["pending", "delivered", "acknowledged", "completed", "failed", "expired"] as const;
+const COMMAND_STATUSES = [
+  "pending",
+  "delivered",
+  "acknowledged",
+  "completed",
+  "failed",
+  "expired",
+] as const;
 
 export function agentsApi(deps: AgentsApiDeps) {
   const { db, temporal, config } = deps;
   const app = new Hono<AuthEnv>();
   const onlineWindowMs = config.gateway.heartbeatMs * config.gateway.missedHeartbeats;
   const actorOf = (c: Context<AuthEnv>) => c.get("principal").actor;
-  const badBody = (c: Context, error: z.ZodError) => c.json({ error: `invalid request: ${describeIssues(error)}` }, 400);
+  const badBody = (c: Context, error: z.ZodError) =>
+    c.json({ error: `invalid request: ${describeIssues(error)}` }, 400);
 
   // --- agents ------------------------------------------------------------------------------------
 
@@ -96,13 +131,16 @@ export function agentsApi(deps: AgentsApiDeps) {
     const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
     const errors = [limit, offset].filter(isFieldError);
     const status = c.req.query("status");
-    if (status && !["online", "offline", "revoked"].includes(status)) errors.push({ field: "status", message: "must be online, offline or revoked" });
+    if (status && !["online", "offline", "revoked"].includes(status))
+      errors.push({ field: "status", message: "must be online, offline or revoked" });
     const isolated = c.req.query("isolated");
-    if (isolated && isolated !== "true" && isolated !== "false") errors.push({ field: "isolated", message: "must be true or false" });
+    if (isolated && isolated !== "true" && isolated !== "false")
+      errors.push({ field: "isolated", message: "must be true or false" });
     const labels: Record<string, string> = {};
     for (const label of c.req.queries("label") ?? []) {
       const [key, ...value] = label.split("=");
-      if (!key || !value.length) errors.push({ field: "label", message: "must look like key=value" });
+      if (!key || !value.length)
+        errors.push({ field: "label", message: "must look like key=value" });
       else labels[key] = value.join("=");
     }
     if (errors.length) return invalid(c, errors);
@@ -141,7 +179,8 @@ export function agentsApi(deps: AgentsApiDeps) {
   app.get("/agent-groups", async (c) => c.json({ items: await listGroups(db) }));
 
   app.get("/agents/:id/keys", async (c) => {
-    if (!(await getAgent(db, c.req.param("id"), onlineWindowMs))) return notFound(c, `agent ${c.req.param("id")}`);
+    if (!(await getAgent(db, c.req.param("id"), onlineWindowMs)))
+      return notFound(c, `agent ${c.req.param("id")}`);
     return c.json({ items: await listAgentKeys(db, c.req.param("id")) });
   });
 
@@ -151,20 +190,27 @@ export function agentsApi(deps: AgentsApiDeps) {
     const text = await c.req.text();
     let revokeOthers = false;
     if (text.trim()) {
-      const parsed = z.object({ revoke_others: z.boolean().default(false) }).strict().safeParse(safeJson(text));
+      const parsed = z
+        .object({ revoke_others: z.boolean().default(false) })
+        .strict()
+        .safeParse(safeJson(text));
       if (!parsed.success) return badBody(c, parsed.error);
       revokeOthers = parsed.data.revoke_others;
     }
     const key = await createAgentKey(db, c.req.param("id"), { revokeOthers, actor: actorOf(c) });
     if (!key) return notFound(c, `agent ${c.req.param("id")}`);
     if (key.revokedKeyIds.length) endSessions(c.req.param("id"), key.revokedKeyIds);
-    return c.json({ key_id: key.keyId, api_key: key.apiKey, revoked_key_ids: key.revokedKeyIds }, 201);
+    return c.json(
+      { key_id: key.keyId, api_key: key.apiKey, revoked_key_ids: key.revokedKeyIds },
+      201,
+    );
   });
 
   app.delete("/agents/:id/keys/:keyId", async (c) => {
     const agentId = c.req.param("id");
     const keys = await listAgentKeys(db, agentId);
-    if (!keys.some((k) => k.id === c.req.param("keyId"))) return notFound(c, `key ${c.req.param("keyId")} of agent ${agentId}`);
+    if (!keys.some((k) => k.id === c.req.param("keyId")))
+      return notFound(c, `key ${c.req.param("keyId")} of agent ${agentId}`);
     const revoked = await revokeAgentKeys(db, agentId, c.req.param("keyId"), actorOf(c));
     if (revoked.length) endSessions(agentId, revoked);
     return c.json({ revoked_key_ids: revoked });
@@ -181,14 +227,18 @@ export function agentsApi(deps: AgentsApiDeps) {
 
   /** Whichever gateway holds the agent's session ends it (a heartbeat would notice too, later). */
   const endSessions = (agentId: string, keyIds?: string[]) =>
-    deps.nc.publish(controlSubject(agentId), encode({ action: "revoked", ...(keyIds && { key_ids: keyIds }) }));
+    deps.nc.publish(
+      controlSubject(agentId),
+      encode({ action: "revoked", ...(keyIds && { key_ids: keyIds }) }),
+    );
 
   app.get("/agents/:id/isolation", async (c) => {
     const handle = temporal.workflow.getHandle(isolationWorkflowId(c.req.param("id")));
     try {
       return c.json(await handle.query(isolationStateQuery));
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return notFound(c, `isolation of agent ${c.req.param("id")}`);
+      if (err instanceof WorkflowNotFoundError)
+        return notFound(c, `isolation of agent ${c.req.param("id")}`);
       throw err;
     }
   });
@@ -213,7 +263,8 @@ export function agentsApi(deps: AgentsApiDeps) {
   });
 
   app.delete("/enrollment-tokens/:id", async (c) => {
-    if (!(await revokeEnrollmentToken(db, c.req.param("id"), actorOf(c)))) return notFound(c, `enrollment token ${c.req.param("id")}`);
+    if (!(await revokeEnrollmentToken(db, c.req.param("id"), actorOf(c))))
+      return notFound(c, `enrollment token ${c.req.param("id")}`);
     return c.body(null, 204);
   });
 
@@ -227,23 +278,43 @@ export function agentsApi(deps: AgentsApiDeps) {
     const request = parsed.data;
     // The agent validates too; checking here turns a doomed command into a 400.
     const details = CommandDetails[request.command].safeParse(request.details);
-    if (!details.success) return c.json({ error: `invalid details for ${request.command}: ${describeIssues(details.error)}` }, 400);
+    if (!details.success)
+      return c.json(
+        { error: `invalid details for ${request.command}: ${describeIssues(details.error)}` },
+        400,
+      );
     const agent = await getAgent(db, request.agent_id, onlineWindowMs);
     if (!agent) return notFound(c, `agent ${request.agent_id}`);
-    if (agent.status === "revoked") return c.json({ error: `agent ${agent.id} is revoked: it can no longer connect` }, 409);
+    if (agent.status === "revoked")
+      return c.json({ error: `agent ${agent.id} is revoked: it can no longer connect` }, 409);
     const actor = actorOf(c);
     const ttlMs = (request.expires_in_seconds ?? config.commands.ttlMs / 1_000) * 1_000;
 
-    if (request.command === "isolate-host") return isolate(c, agent.id, request.details, ttlMs, request.release_after_seconds, actor);
+    if (request.command === "isolate-host")
+      return isolate(c, agent.id, request.details, ttlMs, request.release_after_seconds, actor);
     if (request.command === "release-host" && (await isolationRunning(agent.id))) {
-      await temporal.workflow.getHandle(isolationWorkflowId(agent.id)).signal(releaseSignal, { requestedBy: actor });
+      await temporal.workflow
+        .getHandle(isolationWorkflowId(agent.id))
+        .signal(releaseSignal, { requestedBy: actor });
       await appendAudit(db, { actor, action: "release.requested", agentId: agent.id, details: {} });
-      return c.json({ command: "release-host", agent_id: agent.id, workflow_id: isolationWorkflowId(agent.id), state: "releasing" }, 202);
+      return c.json(
+        {
+          command: "release-host",
+          agent_id: agent.id,
+          workflow_id: isolationWorkflowId(agent.id),
+          state: "releasing",
+        },
+        202,
+      );
     }
 
     if (request.id) {
       const existing = await getCommand(db, request.id);
-      if (existing && existing.agent_id !== agent.id) return c.json({ error: `command id ${request.id} was used for agent ${existing.agent_id}` }, 409);
+      if (existing && existing.agent_id !== agent.id)
+        return c.json(
+          { error: `command id ${request.id} was used for agent ${existing.agent_id}` },
+          409,
+        );
     }
     const suffix = request.id ?? randomBytes(8).toString("hex");
     const workflowId = `command/${agent.id}/${suffix}`;
@@ -268,16 +339,30 @@ export function agentsApi(deps: AgentsApiDeps) {
       });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      return c.json({ ...(await commandView(commandId)), workflow_id: workflowId, duplicate: true }, 200);
+      return c.json(
+        { ...(await commandView(commandId)), workflow_id: workflowId, duplicate: true },
+        200,
+      );
     }
-    return c.json({ id: commandId, workflow_id: workflowId, agent_id: agent.id, command: request.command, status: "pending" }, 202);
+    return c.json(
+      {
+        id: commandId,
+        workflow_id: workflowId,
+        agent_id: agent.id,
+        command: request.command,
+        status: "pending",
+      },
+      202,
+    );
   });
 
   const commandView = async (id: string) => (await getCommand(db, id)) ?? { id, status: "pending" };
 
   const isolationRunning = async (agentId: string) => {
     try {
-      const description = await temporal.workflow.getHandle(isolationWorkflowId(agentId)).describe();
+      const description = await temporal.workflow
+        .getHandle(isolationWorkflowId(agentId))
+        .describe();
       return description.status.name === "RUNNING";
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return false;
@@ -297,7 +382,10 @@ export function agentsApi(deps: AgentsApiDeps) {
     const workflowId = isolationWorkflowId(agentId);
     if (await isolationRunning(agentId)) {
       const state = await temporal.workflow.getHandle(workflowId).query(isolationStateQuery);
-      return c.json({ command: "isolate-host", agent_id: agentId, workflow_id: workflowId, no_op: true, state }, 200);
+      return c.json(
+        { command: "isolate-host", agent_id: agentId, workflow_id: workflowId, no_op: true, state },
+        200,
+      );
     }
     await temporal.workflow.signalWithStart(isolationWorkflow, {
       workflowId,
@@ -314,8 +402,16 @@ export function agentsApi(deps: AgentsApiDeps) {
       ],
       typedSearchAttributes: [{ key: AGENT_ID, value: agentId }],
     });
-    await appendAudit(db, { actor, action: "isolation.requested", agentId, details: { details, release_after_seconds: releaseAfterSeconds ?? null } });
-    return c.json({ command: "isolate-host", agent_id: agentId, workflow_id: workflowId, no_op: false }, 202);
+    await appendAudit(db, {
+      actor,
+      action: "isolation.requested",
+      agentId,
+      details: { details, release_after_seconds: releaseAfterSeconds ?? null },
+    });
+    return c.json(
+      { command: "isolate-host", agent_id: agentId, workflow_id: workflowId, no_op: false },
+      202,
+    );
   };
 
   // The seed's style: ?id= reads one (command ids contain slashes), otherwise a filtered list.
@@ -333,7 +429,8 @@ export function agentsApi(deps: AgentsApiDeps) {
       errors.push({ field: "status", message: `must be one of ${COMMAND_STATUSES.join(", ")}` });
     }
     const origin = c.req.query("origin");
-    if (origin && origin !== "engine" && origin !== "operator") errors.push({ field: "origin", message: "must be engine or operator" });
+    if (origin && origin !== "engine" && origin !== "operator")
+      errors.push({ field: "origin", message: "must be engine or operator" });
     if (errors.length) return invalid(c, errors);
     const page = await listCommands(db, {
       agentId: c.req.query("agent"),
@@ -387,10 +484,22 @@ function safeJson(text: string): unknown {
 // --- OpenAPI ---------------------------------------------------------------------------------------
 
 const json = (schema: object) => ({ "application/json": { schema } });
-const error = (description: string) => ({ description, content: json({ $ref: "#/components/schemas/Error" }) });
-const q = (name: string, description: string, schema: object = { type: "string" }) => ({ name, in: "query", required: false, description, schema });
+const error = (description: string) => ({
+  description,
+  content: json({ $ref: "#/components/schemas/Error" }),
+});
+const q = (name: string, description: string, schema: object = { type: "string" }) => ({
+  name,
+  in: "query",
+  required: false,
+  description,
+  schema,
+});
 const p = (name: string) => ({ name, in: "path", required: true, schema: { type: "string" } });
-const paging = [q("limit", "page size (at most 500)", { type: "integer" }), q("offset", "rows to skip", { type: "integer" })];
+const paging = [
+  q("limit", "page size (at most 500)", { type: "integer" }),
+  q("offset", "rows to skip", { type: "integer" }),
+];
 const ok = (description: string) => ({ 200: { description } });
 
 /** The paths of this module, merged into /openapi.json by the app. */
@@ -411,30 +520,76 @@ export const agentsOpenApiPaths = {
     },
   },
   "/api/agents/{id}": {
-    get: { summary: "One agent: identity, OS, IPs, versions, external ids, capabilities, groups, labels, isolation, config, status", parameters: [p("id")], responses: { ...ok("the agent"), 404: error("unknown agent") } },
+    get: {
+      summary:
+        "One agent: identity, OS, IPs, versions, external ids, capabilities, groups, labels, isolation, config, status",
+      parameters: [p("id")],
+      responses: { ...ok("the agent"), 404: error("unknown agent") },
+    },
     patch: {
       summary: "Set an agent's groups and/or labels (admin); agents never set these",
       parameters: [p("id")],
-      requestBody: { required: true, content: json({ type: "object", properties: { groups: { type: "array", items: { type: "string" } }, labels: { type: "object", additionalProperties: { type: "string" } } } }) },
-      responses: { ...ok("the updated agent"), 400: error("invalid groups or labels"), 404: error("unknown agent") },
+      requestBody: {
+        required: true,
+        content: json({
+          type: "object",
+          properties: {
+            groups: { type: "array", items: { type: "string" } },
+            labels: { type: "object", additionalProperties: { type: "string" } },
+          },
+        }),
+      },
+      responses: {
+        ...ok("the updated agent"),
+        400: error("invalid groups or labels"),
+        404: error("unknown agent"),
+      },
     },
   },
-  "/api/agent-groups": { get: { summary: "Every group with its number of agents (viewer)", responses: ok("groups") } },
+  "/api/agent-groups": {
+    get: { summary: "Every group with its number of agents (viewer)", responses: ok("groups") },
+  },
   "/api/agents/{id}/keys": {
-    get: { summary: "The agent's API keys, by prefix (admin)", parameters: [p("id")], responses: { ...ok("keys"), 404: error("unknown agent") } },
-    post: {
-      summary: "Rotate: a new API key, shown once (admin); revoke_others revokes the old ones at once and ends their sessions",
+    get: {
+      summary: "The agent's API keys, by prefix (admin)",
       parameters: [p("id")],
-      requestBody: { required: false, content: json({ type: "object", properties: { revoke_others: { type: "boolean", default: false } } }) },
-      responses: { 201: { description: "{key_id, api_key, revoked_key_ids}" }, 404: error("unknown agent") },
+      responses: { ...ok("keys"), 404: error("unknown agent") },
     },
-    delete: { summary: "Revoke every key of the agent; its live session ends at once (admin)", parameters: [p("id")], responses: { ...ok("{revoked_key_ids}"), 404: error("unknown agent") } },
+    post: {
+      summary:
+        "Rotate: a new API key, shown once (admin); revoke_others revokes the old ones at once and ends their sessions",
+      parameters: [p("id")],
+      requestBody: {
+        required: false,
+        content: json({
+          type: "object",
+          properties: { revoke_others: { type: "boolean", default: false } },
+        }),
+      },
+      responses: {
+        201: { description: "{key_id, api_key, revoked_key_ids}" },
+        404: error("unknown agent"),
+      },
+    },
+    delete: {
+      summary: "Revoke every key of the agent; its live session ends at once (admin)",
+      parameters: [p("id")],
+      responses: { ...ok("{revoked_key_ids}"), 404: error("unknown agent") },
+    },
   },
   "/api/agents/{id}/keys/{keyId}": {
-    delete: { summary: "Revoke one key; sessions using it end at once (admin)", parameters: [p("id"), p("keyId")], responses: { ...ok("{revoked_key_ids}"), 404: error("unknown key") } },
+    delete: {
+      summary: "Revoke one key; sessions using it end at once (admin)",
+      parameters: [p("id"), p("keyId")],
+      responses: { ...ok("{revoked_key_ids}"), 404: error("unknown key") },
+    },
   },
   "/api/agents/{id}/isolation": {
-    get: { summary: "The state of the agent's isolation workflow (isolation/<agent>) (viewer)", parameters: [p("id")], responses: { ...ok("isolation state"), 404: error("never isolated through the API") } },
+    get: {
+      summary: "The state of the agent's isolation workflow (isolation/<agent>) (viewer)",
+      parameters: [p("id")],
+      responses: { ...ok("isolation state"), 404: error("never isolated through the API") },
+    },
   },
   "/api/enrollment-tokens": {
     get: { summary: "Enrollment tokens, by prefix (admin)", responses: ok("tokens") },
@@ -445,25 +600,45 @@ export const agentsOpenApiPaths = {
         content: json({
           type: "object",
           properties: {
-            group: { type: ["string", "null"], description: "agents enrolled with it join this group" },
+            group: {
+              type: ["string", "null"],
+              description: "agents enrolled with it join this group",
+            },
             description: { type: ["string", "null"] },
             max_uses: { type: "integer", default: 1 },
             expires_in_seconds: { type: "integer", default: 86_400 },
           },
         }),
       },
-      responses: { 201: { description: "the token with its secret `token`" }, 400: error("invalid request") },
+      responses: {
+        201: { description: "the token with its secret `token`" },
+        400: error("invalid request"),
+      },
     },
   },
-  "/api/enrollment-tokens/{id}": { delete: { summary: "Revoke an enrollment token (admin)", parameters: [p("id")], responses: { 204: { description: "revoked" }, 404: error("unknown token") } } },
+  "/api/enrollment-tokens/{id}": {
+    delete: {
+      summary: "Revoke an enrollment token (admin)",
+      parameters: [p("id")],
+      responses: { 204: { description: "revoked" }, 404: error("unknown token") },
+    },
+  },
   "/api/commands": {
     get: {
       summary: "One command (?id=) or a filtered list, newest first (viewer)",
-      parameters: [q("id", "command id"), q("agent", "agent id"), q("status", "pending, delivered, acknowledged, completed, failed or expired"), q("command", "e.g. kill-process"), q("origin", "engine or operator"), ...paging],
+      parameters: [
+        q("id", "command id"),
+        q("agent", "agent id"),
+        q("status", "pending, delivered, acknowledged, completed, failed or expired"),
+        q("command", "e.g. kill-process"),
+        q("origin", "engine or operator"),
+        ...paging,
+      ],
       responses: { ...ok("the command, or a page of them"), 404: error("unknown id") },
     },
     post: {
-      summary: "Issue a command to an agent as a Temporal workflow (responder): isolate-host and release-host go through the agent's isolation workflow",
+      summary:
+        "Issue a command to an agent as a Temporal workflow (responder): isolate-host and release-host go through the agent's isolation workflow",
       requestBody: {
         required: true,
         content: json({
@@ -472,11 +647,23 @@ export const agentsOpenApiPaths = {
           properties: {
             agent_id: { type: "string" },
             command: { type: "string", enum: [...AGENT_COMMANDS] },
-            details: { type: "object", description: "the command's details (docs/protocol/details/<command>.schema.json)" },
+            details: {
+              type: "object",
+              description: "the command's details (docs/protocol/details/<command>.schema.json)",
+            },
             priority: { type: "string", enum: ["critical", "high", "normal", "low"] },
-            id: { type: "string", description: "idempotency: posting the same id again reports the existing command" },
-            expires_in_seconds: { type: "integer", description: "delivery deadline (default MM_COMMAND_TTL_SECONDS)" },
-            release_after_seconds: { type: "integer", description: "isolate-host: release automatically after this long" },
+            id: {
+              type: "string",
+              description: "idempotency: posting the same id again reports the existing command",
+            },
+            expires_in_seconds: {
+              type: "integer",
+              description: "delivery deadline (default MM_COMMAND_TTL_SECONDS)",
+            },
+            release_after_seconds: {
+              type: "integer",
+              description: "isolate-host: release automatically after this long",
+            },
           },
         }),
       },
@@ -492,7 +679,15 @@ export const agentsOpenApiPaths = {
   "/api/audit": {
     get: {
       summary: "The append-only audit log, oldest first (viewer)",
-      parameters: [q("agent", "agent id"), q("command", "command id"), q("action", 'an action, or a family such as "command."'), q("actor", "e.g. operator:alice"), q("since", "ISO 8601"), q("until", "ISO 8601"), ...paging],
+      parameters: [
+        q("agent", "agent id"),
+        q("command", "command id"),
+        q("action", 'an action, or a family such as "command."'),
+        q("actor", "e.g. operator:alice"),
+        q("since", "ISO 8601"),
+        q("until", "ISO 8601"),
+        ...paging,
+      ],
       responses: ok("a page of entries with the total"),
     },
   },
@@ -500,9 +695,29 @@ export const agentsOpenApiPaths = {
     get: { summary: "Operator tokens, by prefix (admin)", responses: ok("tokens") },
     post: {
       summary: "Create an operator token, shown once (admin)",
-      requestBody: { required: true, content: json({ type: "object", required: ["name", "role"], properties: { name: { type: "string" }, role: { type: "string", enum: ["viewer", "responder", "admin", "ingest"] }, expires_in_seconds: { type: "integer" } } }) },
-      responses: { 201: { description: "the token with its secret `token`" }, 400: error("invalid request") },
+      requestBody: {
+        required: true,
+        content: json({
+          type: "object",
+          required: ["name", "role"],
+          properties: {
+            name: { type: "string" },
+            role: { type: "string", enum: ["viewer", "responder", "admin", "ingest"] },
+            expires_in_seconds: { type: "integer" },
+          },
+        }),
+      },
+      responses: {
+        201: { description: "the token with its secret `token`" },
+        400: error("invalid request"),
+      },
     },
   },
-  "/api/tokens/{id}": { delete: { summary: "Revoke an operator token (admin)", parameters: [p("id")], responses: { ...ok("the revoked token"), 404: error("unknown token") } } },
+  "/api/tokens/{id}": {
+    delete: {
+      summary: "Revoke an operator token (admin)",
+      parameters: [p("id")],
+      responses: { ...ok("the revoked token"), 404: error("unknown token") },
+    },
+  },
 };

@@ -46,13 +46,21 @@ export function createApi(deps: ApiDeps) {
   // Every /api route below needs an operator token (but GET /api/version); see auth.ts for who may do what.
   app.use("/api/*", operatorAuth({ db: deps.db, adminToken: deps.config.adminToken }));
   app.route("/api", tokensApi(deps.db));
-  app.route("/api", agentsApi({ db: deps.db, temporal: deps.temporal, nc: deps.nats, config: deps.config }));
+  app.route(
+    "/api",
+    agentsApi({ db: deps.db, temporal: deps.temporal, nc: deps.nats, config: deps.config }),
+  );
   app.route("/api", catalogApi(catalogStore(deps.db)));
   app.route("/api", viewsApi(deps));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
-    deps.log.error("request failed", { method: c.req.method, path: c.req.path, error: err.message, stack: err.stack });
+    deps.log.error("request failed", {
+      method: c.req.method,
+      path: c.req.path,
+      error: err.message,
+      stack: err.stack,
+    });
     return c.json({ error: "internal error; the request was not applied" }, 500);
   });
   return app;
@@ -66,7 +74,12 @@ function withOperatorApi(doc: ReturnType<typeof openApiDocument>) {
     components: {
       ...doc.components,
       securitySchemes: {
-        bearer: { type: "http", scheme: "bearer", description: "an operator token (viewer, responder, admin) or, for POST /api/alert, an ingest token" },
+        bearer: {
+          type: "http",
+          scheme: "bearer",
+          description:
+            "an operator token (viewer, responder, admin) or, for POST /api/alert, an ingest token",
+        },
       },
     },
     security: [{ bearer: [] }],

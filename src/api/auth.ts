@@ -12,12 +12,17 @@ import { sql } from "kysely";
 import { z } from "zod";
 import type { Db } from "../db/index.ts";
 import type { OperatorRole } from "../db/schema.ts";
-import { describeIssues } from "../protocol/messages.ts";
 import { appendAudit } from "../gateway/audit.ts";
 import { bearerToken, hashSecret, newId, newSecret } from "../gateway/secrets.ts";
+import { describeIssues } from "../protocol/messages.ts";
 import { notFound, readJson } from "./http.ts";
 
-export const OPERATOR_ROLES = ["viewer", "responder", "admin", "ingest"] as const satisfies OperatorRole[];
+export const OPERATOR_ROLES = [
+  "viewer",
+  "responder",
+  "admin",
+  "ingest",
+] as const satisfies OperatorRole[];
 
 export interface Principal {
   /** How the audit log names this operator: `operator:<token name>`. */
@@ -39,14 +44,21 @@ const ACCESS: { method: string; path: RegExp; needs: Requirement }[] = [
   { method: "POST", path: /^\/api\/alert$/, needs: "ingest" },
   { method: "POST", path: /^\/api\/commands$/, needs: "responder" },
   // Secrets and who holds them are admins' business even to read.
-  { method: "GET", path: /^\/api\/(tokens|enrollment-tokens)(\/|$)|^\/api\/agents\/[^/]+\/keys$/, needs: "admin" },
+  {
+    method: "GET",
+    path: /^\/api\/(tokens|enrollment-tokens)(\/|$)|^\/api\/agents\/[^/]+\/keys$/,
+    needs: "admin",
+  },
   { method: "GET", path: /^\/api\//, needs: "viewer" },
   { method: "*", path: /^\/api\//, needs: "admin" },
 ];
 
 export function requirementOf(method: string, path: string): Requirement {
   const m = method === "HEAD" ? "GET" : method;
-  return ACCESS.find((rule) => (rule.method === "*" || rule.method === m) && rule.path.test(path))?.needs ?? "admin";
+  return (
+    ACCESS.find((rule) => (rule.method === "*" || rule.method === m) && rule.path.test(path))
+      ?.needs ?? "admin"
+  );
 }
 
 function satisfies(role: OperatorRole, needs: Requirement): boolean {
@@ -66,16 +78,24 @@ function satisfies(role: OperatorRole, needs: Requirement): boolean {
 
 /** Authenticates every /api request (but the public ones) and checks its role; 401 and 403 otherwise. */
 export function operatorAuth(deps: { db: Db; adminToken?: string }): MiddlewareHandler<AuthEnv> {
-  const adminDigest = deps.adminToken ? createHash("sha256").update(deps.adminToken).digest() : null;
+  const adminDigest = deps.adminToken
+    ? createHash("sha256").update(deps.adminToken).digest()
+    : null;
   return async (c, next) => {
     const needs = requirementOf(c.req.method, c.req.path);
     if (needs === "public") return next();
     const token = bearerToken(c.req.header("authorization"));
-    if (!token) return unauthorized(c, "authentication required: send Authorization: Bearer <token>");
+    if (!token)
+      return unauthorized(c, "authentication required: send Authorization: Bearer <token>");
     const principal = await authenticate(deps.db, adminDigest, token);
     if (!principal) return unauthorized(c, "the token is unknown, revoked or expired");
     if (!satisfies(principal.role, needs)) {
-      return c.json({ error: `forbidden: ${c.req.method} ${c.req.path} needs the ${needs} role; this token's role is ${principal.role}` }, 403);
+      return c.json(
+        {
+          error: `forbidden: ${c.req.method} ${c.req.path} needs the ${needs} role; this token's role is ${principal.role}`,
+        },
+        403,
+      );
     }
     c.set("principal", principal);
     return next();
@@ -87,7 +107,11 @@ function unauthorized(c: Context, error: string) {
   return c.json({ error }, 401);
 }
 
-async function authenticate(db: Db, adminDigest: Buffer | null, token: string): Promise<Principal | null> {
+async function authenticate(
+  db: Db,
+  adminDigest: Buffer | null,
+  token: string,
+): Promise<Principal | null> {
   if (adminDigest && timingSafeEqual(adminDigest, createHash("sha256").update(token).digest())) {
     return { actor: "operator:MM_ADMIN_TOKEN", role: "admin" };
   }
@@ -101,7 +125,12 @@ async function authenticate(db: Db, adminDigest: Buffer | null, token: string): 
   if (!row) return null;
   // Last use is kept to the minute: an ingest token may carry thousands of alerts a minute.
   if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
-    void db.updateTable("operator_tokens").set({ last_used_at: sql<Date>`now()` }).where("id", "=", row.id).execute().catch(() => {});
+    void db
+      .updateTable("operator_tokens")
+      .set({ last_used_at: sql<Date>`now()` })
+      .where("id", "=", row.id)
+      .execute()
+      .catch(() => {});
   }
   return { actor: `operator:${row.name}`, role: row.role };
 }
@@ -112,19 +141,38 @@ const TokenRequest = z.object({
   expires_in_seconds: z.number().int().positive().optional(),
 });
 
-const tokenColumns = ["id", "name", "role", "prefix", "created_at", "created_by", "expires_at", "revoked_at", "last_used_at"] as const;
+const tokenColumns = [
+  "id",
+  "name",
+  "role",
+  "prefix",
+  "created_at",
+  "created_by",
+  "expires_at",
+  "revoked_at",
+  "last_used_at",
+] as const;
 
 /** /api/tokens: operator tokens (admin only). The token itself is in the 201 answer and nowhere else. */
 export function tokensApi(db: Db) {
   const app = new Hono<AuthEnv>();
 
-  app.get("/tokens", async (c) => c.json({ items: await db.selectFrom("operator_tokens").select(tokenColumns).orderBy("created_at").execute() }));
+  app.get("/tokens", async (c) =>
+    c.json({
+      items: await db
+        .selectFrom("operator_tokens")
+        .select(tokenColumns)
+        .orderBy("created_at")
+        .execute(),
+    }),
+  );
 
   app.post("/tokens", async (c) => {
     const body = await readJson(c);
     if (!body.ok) return body.response;
     const input = TokenRequest.safeParse(body.body);
-    if (!input.success) return c.json({ error: `invalid request: ${describeIssues(input.error)}` }, 400);
+    if (!input.success)
+      return c.json({ error: `invalid request: ${describeIssues(input.error)}` }, 400);
     const secret = newSecret("operator_token");
     const actor = c.get("principal").actor;
     const row = await db
@@ -137,11 +185,17 @@ export function tokensApi(db: Db) {
         prefix: secret.prefix,
         created_by: actor,
         expires_at:
-          input.data.expires_in_seconds === undefined ? null : sql<Date>`now() + ${input.data.expires_in_seconds} * interval '1 second'`,
+          input.data.expires_in_seconds === undefined
+            ? null
+            : sql<Date>`now() + ${input.data.expires_in_seconds} * interval '1 second'`,
       })
       .returning(tokenColumns)
       .executeTakeFirstOrThrow();
-    await appendAudit(db, { actor, action: "operator_token.created", details: { token_id: row.id, name: row.name, role: row.role } });
+    await appendAudit(db, {
+      actor,
+      action: "operator_token.created",
+      details: { token_id: row.id, name: row.name, role: row.role },
+    });
     return c.json({ ...row, token: secret.value }, 201);
   });
 
@@ -154,7 +208,11 @@ export function tokensApi(db: Db) {
       .returning(tokenColumns)
       .executeTakeFirst();
     if (!row) return notFound(c, `token ${c.req.param("id")}`);
-    await appendAudit(db, { actor, action: "operator_token.revoked", details: { token_id: row.id, name: row.name } });
+    await appendAudit(db, {
+      actor,
+      action: "operator_token.revoked",
+      details: { token_id: row.id, name: row.name },
+    });
     return c.json(row);
   });
 

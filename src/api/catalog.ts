@@ -32,7 +32,9 @@ const attackFlowRoute: CatalogRoute<"attack_flow"> = {
   noun: "attack flow",
   validate: validateAttackFlow,
   conditionRefs: (f) =>
-    f.nodes.flatMap((n, i) => (n.conditions ?? []).map((id, j) => ({ field: `nodes[${i}].conditions[${j}]`, id }))),
+    f.nodes.flatMap((n, i) =>
+      (n.conditions ?? []).map((id, j) => ({ field: `nodes[${i}].conditions[${j}]`, id })),
+    ),
 };
 
 /**
@@ -46,13 +48,18 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
     const errors: FieldError[] = [];
     for (const ref of route.conditionRefs(doc)) {
       if (!(await store.get("condition", identifierKey(ref.id)))) {
-        errors.push({ field: ref.field, message: `condition ${JSON.stringify(ref.id)} does not exist` });
+        errors.push({
+          field: ref.field,
+          message: `condition ${JSON.stringify(ref.id)} does not exist`,
+        });
       }
     }
     return errors;
   };
 
-  const readDocument = async (c: Context): Promise<{ document: DocumentOf[K] } | { response: Response }> => {
+  const readDocument = async (
+    c: Context,
+  ): Promise<{ document: DocumentOf[K] } | { response: Response }> => {
     const body = await readJson(c);
     if (!body.ok) return { response: body.response };
     const checked = route.validate(body.body);
@@ -73,7 +80,8 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
     const read = await readDocument(c);
     if ("response" in read) return read.response;
     const key = identifierKey(read.document.identifier);
-    if (!(await store.create(route.kind, read.document))) return conflict(c, `${route.noun} ${key} already exists`);
+    if (!(await store.create(route.kind, read.document)))
+      return conflict(c, `${route.noun} ${key} already exists`);
     return c.json(read.document, 201);
   });
 
@@ -83,9 +91,12 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
     const read = await readDocument(c);
     if ("response" in read) return read.response;
     if (identifierKey(read.document.identifier) !== id) {
-      return invalid(c, [{ field: "identifier", message: `must equal the id being updated (${id})` }]);
+      return invalid(c, [
+        { field: "identifier", message: `must equal the id being updated (${id})` },
+      ]);
     }
-    if (!(await store.update(route.kind, id, read.document))) return notFound(c, `${route.noun} ${id}`);
+    if (!(await store.update(route.kind, id, read.document)))
+      return notFound(c, `${route.noun} ${id}`);
     return c.json(read.document);
   });
 
@@ -104,7 +115,10 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
 }
 
 async function conditionUsers(store: CatalogStore, key: string): Promise<string[]> {
-  const [mitigations, flows] = await Promise.all([store.list("mitigation"), store.list("attack_flow")]);
+  const [mitigations, flows] = await Promise.all([
+    store.list("mitigation"),
+    store.list("attack_flow"),
+  ]);
   return [
     ...mitigations
       .filter((m) => mitigationRoute.conditionRefs(m).some((r) => identifierKey(r.id) === key))

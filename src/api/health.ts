@@ -1,5 +1,5 @@
-import type { Client } from "@temporalio/client";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Client } from "@temporalio/client";
 import { sql } from "kysely";
 import type { Driver } from "neo4j-driver";
 import type { Db } from "../db/index.ts";
@@ -7,7 +7,12 @@ import type { Db } from "../db/index.ts";
 export type DependencyState = { status: "up" } | { status: "down"; reason: string };
 export interface HealthReport {
   status: "up" | "down";
-  dependencies: { temporal: DependencyState; postgres: DependencyState; nats: DependencyState; neo4j: DependencyState };
+  dependencies: {
+    temporal: DependencyState;
+    postgres: DependencyState;
+    nats: DependencyState;
+    neo4j: DependencyState;
+  };
 }
 export type HealthCheck = () => Promise<HealthReport>;
 
@@ -16,7 +21,10 @@ const CHECK_TIMEOUT_MS = 3_000;
 async function probe(check: () => Promise<unknown>): Promise<DependencyState> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)),
+      CHECK_TIMEOUT_MS,
+    );
   });
   try {
     await Promise.race([check(), timeout]);
@@ -29,7 +37,12 @@ async function probe(check: () => Promise<unknown>): Promise<DependencyState> {
 }
 
 /** Each dependency up or down with a reason; the service is up only when all four are. */
-export function healthCheck(deps: { db: Db; temporal: Client; nats: NatsConnection; neo4j: Driver }): HealthCheck {
+export function healthCheck(deps: {
+  db: Db;
+  temporal: Client;
+  nats: NatsConnection;
+  neo4j: Driver;
+}): HealthCheck {
   return async () => {
     const [temporal, postgres, nats, neo4j] = await Promise.all([
       probe(() => deps.temporal.workflowService.getSystemInfo({})),

@@ -16,22 +16,39 @@ export function conflict(c: Context, message: string) {
 }
 
 /** The request body as JSON, or the 400 to answer with. */
-export async function readJson(c: Context): Promise<{ ok: true; body: unknown } | { ok: false; response: Response }> {
+export async function readJson(
+  c: Context,
+): Promise<{ ok: true; body: unknown } | { ok: false; response: Response }> {
   const text = await c.req.text();
-  if (text.trim() === "") return { ok: false, response: invalid(c, [{ field: "(body)", message: "a JSON body is required" }]) };
+  if (text.trim() === "")
+    return {
+      ok: false,
+      response: invalid(c, [{ field: "(body)", message: "a JSON body is required" }]),
+    };
   try {
     return { ok: true, body: JSON.parse(text) };
   } catch (err) {
-    return { ok: false, response: invalid(c, [{ field: "(body)", message: `not valid JSON: ${(err as Error).message}` }]) };
+    return {
+      ok: false,
+      response: invalid(c, [
+        { field: "(body)", message: `not valid JSON: ${(err as Error).message}` },
+      ]),
+    };
   }
 }
 
 /** Reads `?name=` as a non-negative integer within bounds, or names the field in the error. */
-export function intParam(c: Context, name: string, fallback: number, max: number): number | FieldError {
+export function intParam(
+  c: Context,
+  name: string,
+  fallback: number,
+  max: number,
+): number | FieldError {
   const raw = c.req.query(name);
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > max) return { field: name, message: `must be an integer from 0 to ${max}` };
+  if (!Number.isInteger(n) || n < 0 || n > max)
+    return { field: name, message: `must be an integer from 0 to ${max}` };
   return n;
 }
 

@@ -18,7 +18,10 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
     if (!body.ok) return body.response;
     const result = await deps.intake(body.body, "rest");
     if (!result.ok) return invalid(c, result.errors);
-    return c.json({ id: result.alertId, incident: result.incidentId, duplicate: result.duplicate }, 202);
+    return c.json(
+      { id: result.alertId, incident: result.incidentId, duplicate: result.duplicate },
+      202,
+    );
   });
 
   app.get("/alerts", async (c) => {
@@ -28,7 +31,8 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
     const until = dateParam(c, "until");
     const technique = c.req.query("technique");
     const errors = [limit, offset, since, until].filter(isFieldError);
-    if (technique && !TECHNIQUE_ID.test(technique)) errors.push({ field: "technique", message: "must look like T1234 or T1234.001" });
+    if (technique && !TECHNIQUE_ID.test(technique))
+      errors.push({ field: "technique", message: "must look like T1234 or T1234.001" });
     if (errors.length) return invalid(c, errors);
     const page = await listAlerts(deps.db, {
       host: c.req.query("host"),
@@ -52,7 +56,11 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
     const alert = c.req.query("alert");
     if (incident) q = q.where("incident_id", "=", incident);
     if (alert) q = q.where("alert_id", "=", alert);
-    const items = await q.orderBy("id").limit(limit as number).offset(offset as number).execute();
+    const items = await q
+      .orderBy("id")
+      .limit(limit as number)
+      .offset(offset as number)
+      .execute();
     return c.json({ items, limit, offset });
   });
 
@@ -60,7 +68,8 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
     const limit = intParam(c, "limit", 50, MAX_PAGE);
     const status = c.req.query("status");
     const errors: FieldError[] = [limit].filter(isFieldError);
-    if (status && status !== "open" && status !== "closed") errors.push({ field: "status", message: "must be open or closed" });
+    if (status && status !== "open" && status !== "closed")
+      errors.push({ field: "status", message: "must be open or closed" });
     if (errors.length) return invalid(c, errors);
     const clauses = ["WorkflowType = 'incidentWorkflow'"];
     const host = c.req.query("host");
@@ -90,7 +99,8 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
     try {
       return c.json(await handle.query(stateQuery));
     } catch (err) {
-      if ((err as Error).name === "WorkflowNotFoundError") return notFound(c, `incident for host ${c.req.param("host")}`);
+      if ((err as Error).name === "WorkflowNotFoundError")
+        return notFound(c, `incident for host ${c.req.param("host")}`);
       throw err;
     }
   });

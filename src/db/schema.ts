@@ -61,8 +61,16 @@ export interface MetaTable {
 
 // --- agent gateway (migrations/0002_gateway.ts) ----------------------------------------------
 
-type NullableJson<T extends object> = JSONColumnType<T | null, string | null | undefined, string | null>;
-type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type NullableJson<T extends object> = JSONColumnType<
+  T | null,
+  string | null | undefined,
+  string | null
+>;
+type NullableTimestamp = ColumnType<
+  Date | null,
+  Date | string | null | undefined,
+  Date | string | null
+>;
 
 export interface EnrollmentTokensTable {
   id: string;
@@ -139,7 +147,13 @@ export interface OperatorTokensTable {
   last_used_at: NullableTimestamp;
 }
 
-export type CommandStatus = "pending" | "delivered" | "acknowledged" | "completed" | "failed" | "expired";
+export type CommandStatus =
+  | "pending"
+  | "delivered"
+  | "acknowledged"
+  | "completed"
+  | "failed"
+  | "expired";
 
 export interface CommandOutcome {
   success: boolean;

@@ -23,7 +23,11 @@ export type IntakeResult =
  * redelivery of an alert already handed off does nothing.
  */
 export function alertIntake(deps: IntakeDeps) {
-  return async function intake(input: unknown, source: AlertSource, context?: { host?: AlertHost }): Promise<IntakeResult> {
+  return async function intake(
+    input: unknown,
+    source: AlertSource,
+    context?: { host?: AlertHost },
+  ): Promise<IntakeResult> {
     const normalised = normaliseAlert(input, context);
     if (!normalised.ok) return normalised;
     const { alert } = normalised;
@@ -36,7 +40,13 @@ export function alertIntake(deps: IntakeDeps) {
         args: [{ host: alert.host.name, idleMs: deps.incidentIdleMs }],
         signal: alertSignal,
         signalArgs: [
-          { id: alert.id, time: alert.time, techniques: alert.techniques, severity: alert.severity, ruleId: alert.rule.id },
+          {
+            id: alert.id,
+            time: alert.time,
+            techniques: alert.techniques,
+            severity: alert.severity,
+            ruleId: alert.rule.id,
+          },
         ],
         typedSearchAttributes: [
           { key: HOST, value: alert.host.name },

@@ -3,10 +3,10 @@ import {
   type ConsumerMessages,
   DeliverPolicy,
   type JsMsg,
-  RetentionPolicy,
-  StorageType,
   jetstream,
   jetstreamManager,
+  RetentionPolicy,
+  StorageType,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Db } from "../db/index.ts";
@@ -27,7 +27,10 @@ const ACK_WAIT_MS = 30_000;
 const RETRY_DELAY_MS = 2_000;
 
 /** Creates the stream capturing the alert subject, or widens an existing stream to capture it. */
-export async function ensureAlertStream(nc: NatsConnection, opts: NatsIngestOptions): Promise<void> {
+export async function ensureAlertStream(
+  nc: NatsConnection,
+  opts: NatsIngestOptions,
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const existing = await jsm.streams.info(opts.stream).catch(() => null);
   if (!existing) {
@@ -38,7 +41,9 @@ export async function ensureAlertStream(nc: NatsConnection, opts: NatsIngestOpti
       retention: RetentionPolicy.Limits,
     });
   } else if (!existing.config.subjects?.includes(opts.subject)) {
-    await jsm.streams.update(opts.stream, { subjects: [...(existing.config.subjects ?? []), opts.subject] });
+    await jsm.streams.update(opts.stream, {
+      subjects: [...(existing.config.subjects ?? []), opts.subject],
+    });
   }
   await jsm.consumers.add(opts.stream, {
     durable_name: opts.consumer,
@@ -55,7 +60,10 @@ export async function ensureAlertStream(nc: NatsConnection, opts: NatsIngestOpti
  * message is acknowledged only after its alert is stored and handed to Temporal; on any failure it
  * is redelivered. Unreadable alerts are kept in rejected_alerts and acknowledged.
  */
-export async function startNatsIngest(deps: { nc: NatsConnection; db: Db; intake: AlertIntake; log: Logger }, opts: NatsIngestOptions) {
+export async function startNatsIngest(
+  deps: { nc: NatsConnection; db: Db; intake: AlertIntake; log: Logger },
+  opts: NatsIngestOptions,
+) {
   await ensureAlertStream(deps.nc, opts);
   const consumer = await jetstream(deps.nc).consumers.get(opts.stream, opts.consumer);
   const concurrency = opts.concurrency ?? 64;
@@ -70,7 +78,10 @@ export async function startNatsIngest(deps: { nc: NatsConnection; db: Db; intake
       if (!result.ok) await rejectAlert(deps.db, "nats", m.string(), result.errors);
       m.ack();
     } catch (err) {
-      deps.log.warn("alert from NATS not taken yet, redelivering", { error: (err as Error).message, seq: m.seq });
+      deps.log.warn("alert from NATS not taken yet, redelivering", {
+        error: (err as Error).message,
+        seq: m.seq,
+      });
       m.nak(RETRY_DELAY_MS);
     }
   };
@@ -81,7 +92,9 @@ export async function startNatsIngest(deps: { nc: NatsConnection; db: Db; intake
       try {
         body = m.json();
       } catch {
-        await rejectAlert(deps.db, "nats", m.string(), [{ field: "(root)", message: "not valid JSON" }]).then(
+        await rejectAlert(deps.db, "nats", m.string(), [
+          { field: "(root)", message: "not valid JSON" },
+        ]).then(
           () => m.ack(),
           () => m.nak(RETRY_DELAY_MS),
         );

@@ -13,7 +13,11 @@ export function incidentIdOf(host: string): string {
  * Stores an alert once. Returns whether it still has to be handed to its incident: false when
  * the same alert id was stored and handed off before (a redelivery or a repeated POST).
  */
-export async function storeAlert(db: Db, alert: Alert, source: AlertSource): Promise<{ handOff: boolean }> {
+export async function storeAlert(
+  db: Db,
+  alert: Alert,
+  source: AlertSource,
+): Promise<{ handOff: boolean }> {
   await db
     .insertInto("alerts")
     .values({
@@ -34,12 +38,21 @@ export async function storeAlert(db: Db, alert: Alert, source: AlertSource): Pro
     })
     .onConflict((oc) => oc.column("id").doNothing())
     .execute();
-  const row = await db.selectFrom("alerts").select("handed_off_at").where("id", "=", alert.id).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom("alerts")
+    .select("handed_off_at")
+    .where("id", "=", alert.id)
+    .executeTakeFirstOrThrow();
   return { handOff: row.handed_off_at === null };
 }
 
 export async function markHandedOff(db: Db, alertId: string): Promise<void> {
-  await db.updateTable("alerts").set({ handed_off_at: new Date() }).where("id", "=", alertId).where("handed_off_at", "is", null).execute();
+  await db
+    .updateTable("alerts")
+    .set({ handed_off_at: new Date() })
+    .where("id", "=", alertId)
+    .where("handed_off_at", "is", null)
+    .execute();
 }
 
 export async function getAlertRow(db: Db, alertId: string) {
@@ -71,6 +84,14 @@ export async function listAlerts(db: Db, f: AlertFilter) {
 }
 
 /** Keeps an unreadable alert (bad JSON, missing fields) with the reasons, for operators. */
-export async function rejectAlert(db: Db, source: AlertSource, payload: string, errors: unknown[]): Promise<void> {
-  await db.insertInto("rejected_alerts").values({ source, payload, errors: JSON.stringify(errors) }).execute();
+export async function rejectAlert(
+  db: Db,
+  source: AlertSource,
+  payload: string,
+  errors: unknown[],
+): Promise<void> {
+  await db
+    .insertInto("rejected_alerts")
+    .values({ source, payload, errors: JSON.stringify(errors) })
+    .execute();
 }

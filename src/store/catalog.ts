@@ -13,7 +13,12 @@ export interface DocumentOf {
 export function catalogStore(db: Db) {
   return {
     async list<K extends CatalogKind>(kind: K): Promise<DocumentOf[K][]> {
-      const rows = await db.selectFrom("catalog").select("document").where("kind", "=", kind).orderBy("key").execute();
+      const rows = await db
+        .selectFrom("catalog")
+        .select("document")
+        .where("kind", "=", kind)
+        .orderBy("key")
+        .execute();
       return rows.map((r) => r.document as unknown as DocumentOf[K]);
     },
 
@@ -31,14 +36,22 @@ export function catalogStore(db: Db) {
     async create<K extends CatalogKind>(kind: K, document: DocumentOf[K]): Promise<boolean> {
       const inserted = await db
         .insertInto("catalog")
-        .values({ kind, key: identifierKey(document.identifier), document: JSON.stringify(document) })
+        .values({
+          kind,
+          key: identifierKey(document.identifier),
+          document: JSON.stringify(document),
+        })
         .onConflict((oc) => oc.doNothing())
         .executeTakeFirst();
       return Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
     },
 
     /** Returns false when there is no such document. */
-    async update<K extends CatalogKind>(kind: K, key: string, document: DocumentOf[K]): Promise<boolean> {
+    async update<K extends CatalogKind>(
+      kind: K,
+      key: string,
+      document: DocumentOf[K],
+    ): Promise<boolean> {
       const updated = await db
         .updateTable("catalog")
         .set({ document: JSON.stringify(document), updated_at: new Date() })
@@ -49,7 +62,11 @@ export function catalogStore(db: Db) {
     },
 
     async remove(kind: CatalogKind, key: string): Promise<boolean> {
-      const deleted = await db.deleteFrom("catalog").where("kind", "=", kind).where("key", "=", key).executeTakeFirst();
+      const deleted = await db
+        .deleteFrom("catalog")
+        .where("kind", "=", kind)
+        .where("key", "=", key)
+        .executeTakeFirst();
       return Number(deleted.numDeletedRows) > 0;
     },
   };
@@ -61,7 +78,10 @@ export type CatalogStore = ReturnType<typeof catalogStore>;
  * Loads the default configuration the first time a database is used, and never again: an operator
  * who deletes or edits a default document keeps that change across restarts.
  */
-export async function loadDefaultCatalog(db: Db, catalog: { [K in CatalogKind]: DocumentOf[K][] }): Promise<boolean> {
+export async function loadDefaultCatalog(
+  db: Db,
+  catalog: { [K in CatalogKind]: DocumentOf[K][] },
+): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
     const marked = await tx
       .insertInto("meta")
@@ -70,9 +90,18 @@ export async function loadDefaultCatalog(db: Db, catalog: { [K in CatalogKind]: 
       .executeTakeFirst();
     if (Number(marked.numInsertedOrUpdatedRows ?? 0) === 0) return false;
     const rows = (Object.keys(catalog) as CatalogKind[]).flatMap((kind) =>
-      catalog[kind].map((document) => ({ kind, key: identifierKey(document.identifier), document: JSON.stringify(document) })),
+      catalog[kind].map((document) => ({
+        kind,
+        key: identifierKey(document.identifier),
+        document: JSON.stringify(document),
+      })),
     );
-    if (rows.length) await tx.insertInto("catalog").values(rows).onConflict((oc) => oc.doNothing()).execute();
+    if (rows.length)
+      await tx
+        .insertInto("catalog")
+        .values(rows)
+        .onConflict((oc) => oc.doNothing())
+        .execute();
     return true;
   });
 }

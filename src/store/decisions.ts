@@ -16,7 +16,14 @@ export interface Decision {
 
 /** Appends a decision once: activities may be retried, so the same decision key is written once. */
 export async function recordDecision(db: Db, decision: Decision): Promise<void> {
-  const dedupeKey = [decision.runId ?? decision.incidentId, decision.alertId, decision.flowId, decision.nodeId, decision.mitigation, decision.kind].join("|");
+  const dedupeKey = [
+    decision.runId ?? decision.incidentId,
+    decision.alertId,
+    decision.flowId,
+    decision.nodeId,
+    decision.mitigation,
+    decision.kind,
+  ].join("|");
   await db
     .insertInto("decisions")
     .values({

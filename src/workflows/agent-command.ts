@@ -4,7 +4,9 @@ import type { GatewayCommandInput } from "../gateway/delivery.ts";
 
 /** The agent-command activity as operator workflows call it: with who asked and a time to live. */
 export interface OperatorCommandActivities {
-  runAgentCommand(input: GatewayCommandInput & { requestedBy: string; ttlMs: number }): Promise<AgentCommandResult>;
+  runAgentCommand(
+    input: GatewayCommandInput & { requestedBy: string; ttlMs: number },
+  ): Promise<AgentCommandResult>;
 }
 
 export type AgentCommandRequest = Parameters<OperatorCommandActivities["runAgentCommand"]>[0];
@@ -26,6 +28,8 @@ export function commandActivities(ttlMs: number) {
  * as `command/<agent>/<id>`. Completes with the agent's completion; fails with its message, or as
  * expired when the agent did not take it in time.
  */
-export async function agentCommandWorkflow(request: AgentCommandRequest): Promise<AgentCommandResult> {
+export async function agentCommandWorkflow(
+  request: AgentCommandRequest,
+): Promise<AgentCommandResult> {
   return commandActivities(request.ttlMs).runAgentCommand(request);
 }

@@ -1,20 +1,20 @@
 import {
-  ParentClosePolicy,
-  WorkflowIdReusePolicy,
   condition,
   continueAsNew,
   defineQuery,
   defineSignal,
+  ParentClosePolicy,
   proxyLocalActivities,
   setHandler,
   sleep,
   startChild,
   upsertSearchAttributes,
+  WorkflowIdReusePolicy,
   workflowInfo,
 } from "@temporalio/workflow";
 import type { EngineActivities } from "../activities/engine.ts";
 import type { Severity } from "../domain/alert.ts";
-import { type FlowInstance, type Reached, advance } from "../domain/attack-flow.ts";
+import { advance, type FlowInstance, type Reached } from "../domain/attack-flow.ts";
 import { type MitigationOutcome, mitigationWorkflow } from "./mitigation.ts";
 import { HOST, INCIDENT_STATUS, SEVERITY, TECHNIQUES } from "./search-attributes.ts";
 
@@ -147,11 +147,15 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
 
   const handleAlert = async (alert: IncidentAlert): Promise<void> => {
     state.alerts.push(alert.id);
-    if (state.alerts.length > REMEMBERED_ALERTS) state.alerts.splice(0, state.alerts.length - REMEMBERED_ALERTS);
+    if (state.alerts.length > REMEMBERED_ALERTS)
+      state.alerts.splice(0, state.alerts.length - REMEMBERED_ALERTS);
     state.lastAlertAt = alert.time;
     const techniques = [...new Set([...state.techniques, ...alert.techniques])].sort();
     const severity =
-      state.severity && SEVERITY_ORDER.indexOf(state.severity) >= SEVERITY_ORDER.indexOf(alert.severity) ? state.severity : alert.severity;
+      state.severity &&
+      SEVERITY_ORDER.indexOf(state.severity) >= SEVERITY_ORDER.indexOf(alert.severity)
+        ? state.severity
+        : alert.severity;
     // Visibility is updated only when what operators filter on changes.
     if (severity !== state.severity || techniques.length !== state.techniques.length) {
       state.techniques = techniques;
@@ -184,7 +188,8 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   let lastAlertAt = Date.now();
   let idle = false;
   const watchIdle = async () => {
-    for (let left = input.idleMs; left > 0; left = lastAlertAt + input.idleMs - Date.now()) await sleep(left);
+    for (let left = input.idleMs; left > 0; left = lastAlertAt + input.idleMs - Date.now())
+      await sleep(left);
     idle = true;
   };
   void watchIdle();
@@ -200,7 +205,12 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     await handleAlert(alert);
     const info = workflowInfo();
     if ((info.continueAsNewSuggested || info.historyLength > HISTORY_LIMIT) && running === 0) {
-      await continueAsNew<typeof incidentWorkflow>({ host: state.host, idleMs: input.idleMs, state, pending });
+      await continueAsNew<typeof incidentWorkflow>({
+        host: state.host,
+        idleMs: input.idleMs,
+        state,
+        pending,
+      });
     }
   }
   state.status = "closed";

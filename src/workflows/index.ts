@@ -1,5 +1,6 @@
 // The worker's workflow bundle: every workflow type the worker runs.
-export { incidentWorkflow } from "./incident.ts";
-export { mitigationWorkflow } from "./mitigation.ts";
+
 export { agentCommandWorkflow } from "./agent-command.ts";
+export { incidentWorkflow } from "./incident.ts";
 export { isolationWorkflow } from "./isolation.ts";
+export { mitigationWorkflow } from "./mitigation.ts";

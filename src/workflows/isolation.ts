@@ -108,7 +108,10 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
   } catch (err) {
     state.status = "failed";
     state.error = failureMessage(err);
-    throw ApplicationFailure.nonRetryable(`isolation of ${input.agentId} failed: ${state.error}`, "IsolationFailed");
+    throw ApplicationFailure.nonRetryable(
+      `isolation of ${input.agentId} failed: ${state.error}`,
+      "IsolationFailed",
+    );
   }
   state.status = "isolated";
   state.isolatedAt = new Date().toISOString();
@@ -121,7 +124,11 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
   state.releaseRequestedBy = requests.release?.requestedBy ?? "time limit";
 
   // A host must not stay isolated because its agent was offline once: release until it succeeds.
-  for (let attempt = 1, backoff = RELEASE_RETRY_FIRST_MS; ; attempt++, backoff = Math.min(backoff * 2, RELEASE_RETRY_MAX_MS)) {
+  for (
+    let attempt = 1, backoff = RELEASE_RETRY_FIRST_MS;
+    ;
+    attempt++, backoff = Math.min(backoff * 2, RELEASE_RETRY_MAX_MS)
+  ) {
     const releaseId = `${base}/release/${attempt}`;
     state.commands.push(releaseId);
     try {

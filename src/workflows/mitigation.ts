@@ -1,4 +1,10 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, workflowInfo } from "@temporalio/workflow";
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  proxyActivities,
+  proxyLocalActivities,
+  workflowInfo,
+} from "@temporalio/workflow";
 import type { AgentCommandActivities } from "../activities/agent-commands.ts";
 import type { EngineActivities } from "../activities/engine.ts";
 
@@ -52,7 +58,12 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
   };
   let failures = 0;
   for (let from = 0; ; ) {
-    const next = await planNextMitigation({ ...base, techniques: input.techniques, preemptive: input.preemptive, from });
+    const next = await planNextMitigation({
+      ...base,
+      techniques: input.techniques,
+      preemptive: input.preemptive,
+      from,
+    });
     if (!next.found) {
       const reason =
         next.candidates === 0
@@ -60,14 +71,24 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
           : failures > 0
             ? "every applicable mitigation failed"
             : "no candidate mitigation applies";
-      await recordDecision({ ...base, mitigation: null, kind: "no_mitigation", reason, details: {} });
+      await recordDecision({
+        ...base,
+        mitigation: null,
+        kind: "no_mitigation",
+        reason,
+        details: {},
+      });
       return { outcome: failures > 0 ? "failed" : "none" };
     }
     const { candidate, steps } = next;
     try {
       for (const [index, step] of steps.entries()) {
         if (step.kind === "webhook") {
-          await callWebhook({ url: step.url, body: step.body, idempotencyKey: `${runId}/${candidate.key}` });
+          await callWebhook({
+            url: step.url,
+            body: step.body,
+            idempotencyKey: `${runId}/${candidate.key}`,
+          });
         } else {
           await runAgentCommand({
             agentId: step.agentId,
@@ -78,11 +99,23 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
           });
         }
       }
-      await recordDecision({ ...base, mitigation: candidate.key, kind: "mitigation_succeeded", reason: `${candidate.name} succeeded`, details: { steps: steps.length } });
+      await recordDecision({
+        ...base,
+        mitigation: candidate.key,
+        kind: "mitigation_succeeded",
+        reason: `${candidate.name} succeeded`,
+        details: { steps: steps.length },
+      });
       return { outcome: "succeeded", mitigation: candidate.key };
     } catch (err) {
       failures++;
-      await recordDecision({ ...base, mitigation: candidate.key, kind: "mitigation_failed", reason: `${candidate.name} failed: ${failureMessage(err)}`, details: {} });
+      await recordDecision({
+        ...base,
+        mitigation: candidate.key,
+        kind: "mitigation_failed",
+        reason: `${candidate.name} failed: ${failureMessage(err)}`,
+        details: {},
+      });
     }
     from = next.index + 1;
   }

@@ -51,8 +51,13 @@ describe("seed routes /api/condition and /api/workflow", () => {
     const updated = await rest.put("/api/condition?id=upd", { ...doc, name: "after" });
     expect(updated.status).toBe(200);
     expect((await rest.get("/api/condition?id=upd")).body.name).toBe("after");
-    expect((await rest.put("/api/condition?id=nope", { ...doc, identifier: "nope" })).status).toBe(404);
-    expect((await rest.put("/api/condition?id=upd", { ...doc, identifier: "other" })).body.errors[0].field).toBe("identifier");
+    expect((await rest.put("/api/condition?id=nope", { ...doc, identifier: "nope" })).status).toBe(
+      404,
+    );
+    expect(
+      (await rest.put("/api/condition?id=upd", { ...doc, identifier: "other" })).body.errors[0]
+        .field,
+    ).toBe("identifier");
     expect((await rest.delete("/api/condition?id=upd")).status).toBe(204);
     expect((await rest.get("/api/condition?id=upd")).status).toBe(404);
     expect((await rest.delete("/api/condition?id=upd")).status).toBe(404);
@@ -70,42 +75,142 @@ describe("validation names the field and never answers 500", () => {
   const cases: [string, string, unknown, string][] = [
     ["condition", "/api/condition", { name: "x", check: "(true)" }, "identifier"],
     ["condition", "/api/condition", { identifier: "c", name: "x", check: "args.x ==" }, "check"],
-    ["condition", "/api/condition", { identifier: "c", name: "x", check: "(true)", query: "MATCH (n) DETACH DELETE n" }, "query"],
-    ["condition", "/api/condition", { identifier: "c", name: "x", check: "(true)", args: { a: "syscheck.path" } }, "args.a"],
-    ["condition", "/api/condition", { identifier: { no: 1 }, name: "x", check: "(true)" }, "identifier"],
-    ["mitigation", "/api/workflow", { identifier: "m", name: "m", url: "http://x/y", effective_attacks: ["T1"], cost: 1 }, "effective_attacks[0]"],
-    ["mitigation", "/api/workflow", { identifier: "m", name: "m", url: "http://x/y", effective_attacks: ["T1041"], cost: -1 }, "cost"],
-    ["mitigation", "/api/workflow", { identifier: "m", name: "m", effective_attacks: ["T1041"], cost: 1 }, "url"],
-    ["mitigation", "/api/workflow", { identifier: "m", name: "m", url: "ftp://x", effective_attacks: ["T1041"], cost: 1 }, "url"],
-    ["mitigation", "/api/workflow", { identifier: "m", name: "m", steps: [{ agent: "format-disk" }], effective_attacks: ["T1041"], cost: 1 }, "steps[0].agent"],
-    ["mitigation", "/api/workflow", { identifier: "m", name: "m", url: "http://x/y", effective_attacks: ["T1041"], cost: 1, conditions: ["missing"] }, "conditions[0]"],
-    ["attack flow", "/api/attack-flow", { identifier: "f", name: "f", nodes: [{ id: "a", techniques: ["T1041"], next: ["b"] }], start: ["a"] }, "nodes[0].next[0]"],
+    [
+      "condition",
+      "/api/condition",
+      { identifier: "c", name: "x", check: "(true)", query: "MATCH (n) DETACH DELETE n" },
+      "query",
+    ],
+    [
+      "condition",
+      "/api/condition",
+      { identifier: "c", name: "x", check: "(true)", args: { a: "syscheck.path" } },
+      "args.a",
+    ],
+    [
+      "condition",
+      "/api/condition",
+      { identifier: { no: 1 }, name: "x", check: "(true)" },
+      "identifier",
+    ],
+    [
+      "mitigation",
+      "/api/workflow",
+      { identifier: "m", name: "m", url: "http://x/y", effective_attacks: ["T1"], cost: 1 },
+      "effective_attacks[0]",
+    ],
+    [
+      "mitigation",
+      "/api/workflow",
+      { identifier: "m", name: "m", url: "http://x/y", effective_attacks: ["T1041"], cost: -1 },
+      "cost",
+    ],
+    [
+      "mitigation",
+      "/api/workflow",
+      { identifier: "m", name: "m", effective_attacks: ["T1041"], cost: 1 },
+      "url",
+    ],
+    [
+      "mitigation",
+      "/api/workflow",
+      { identifier: "m", name: "m", url: "ftp://x", effective_attacks: ["T1041"], cost: 1 },
+      "url",
+    ],
+    [
+      "mitigation",
+      "/api/workflow",
+      {
+        identifier: "m",
+        name: "m",
+        steps: [{ agent: "format-disk" }],
+        effective_attacks: ["T1041"],
+        cost: 1,
+      },
+      "steps[0].agent",
+    ],
+    [
+      "mitigation",
+      "/api/workflow",
+      {
+        identifier: "m",
+        name: "m",
+        url: "http://x/y",
+        effective_attacks: ["T1041"],
+        cost: 1,
+        conditions: ["missing"],
+      },
+      "conditions[0]",
+    ],
     [
       "attack flow",
       "/api/attack-flow",
-      { identifier: "f", name: "f", nodes: [{ id: "a", techniques: ["T1041"], next: ["b"] }, { id: "b", techniques: ["T1041"], next: ["a"] }], start: ["a"] },
+      {
+        identifier: "f",
+        name: "f",
+        nodes: [{ id: "a", techniques: ["T1041"], next: ["b"] }],
+        start: ["a"],
+      },
+      "nodes[0].next[0]",
+    ],
+    [
+      "attack flow",
+      "/api/attack-flow",
+      {
+        identifier: "f",
+        name: "f",
+        nodes: [
+          { id: "a", techniques: ["T1041"], next: ["b"] },
+          { id: "b", techniques: ["T1041"], next: ["a"] },
+        ],
+        start: ["a"],
+      },
       "nodes",
     ],
-    ["attack flow", "/api/attack-flow", { identifier: "f", name: "f", nodes: [{ id: "a", techniques: ["T1041"], conditions: ["nope"] }], start: ["a"] }, "nodes[0].conditions[0]"],
-    ["attack flow", "/api/attack-flow", { identifier: "f", name: "f", nodes: [], start: ["a"] }, "nodes"],
+    [
+      "attack flow",
+      "/api/attack-flow",
+      {
+        identifier: "f",
+        name: "f",
+        nodes: [{ id: "a", techniques: ["T1041"], conditions: ["nope"] }],
+        start: ["a"],
+      },
+      "nodes[0].conditions[0]",
+    ],
+    [
+      "attack flow",
+      "/api/attack-flow",
+      { identifier: "f", name: "f", nodes: [], start: ["a"] },
+      "nodes",
+    ],
   ];
-  it.each(cases.map(([kind, path, body, field]) => ({ kind, path, body, field })))("$kind: 400 naming $field", async ({ path, body, field }) => {
-    const res = await rest.post(path, body);
-    expect(res.status).toBe(400);
-    expect(res.body.errors.map((e: { field: string }) => e.field)).toContain(field);
-    expect(res.body.error).toContain(field);
-  });
-
-  it.each(["/api/condition", "/api/workflow", "/api/attack-flow", "/api/alert"])("%s: malformed JSON and empty bodies get 400", async (path) => {
-    for (const body of ["{not json", "", "[]", "null", "42"]) {
+  it.each(cases.map(([kind, path, body, field]) => ({ kind, path, body, field })))(
+    "$kind: 400 naming $field",
+    async ({ path, body, field }) => {
       const res = await rest.post(path, body);
-      expect(res.status, `${path} ${JSON.stringify(body)}`).toBe(400);
-      expect(res.body.errors.length).toBeGreaterThan(0);
-    }
-  });
+      expect(res.status).toBe(400);
+      expect(res.body.errors.map((e: { field: string }) => e.field)).toContain(field);
+      expect(res.body.error).toContain(field);
+    },
+  );
+
+  it.each(["/api/condition", "/api/workflow", "/api/attack-flow", "/api/alert"])(
+    "%s: malformed JSON and empty bodies get 400",
+    async (path) => {
+      for (const body of ["{not json", "", "[]", "null", "42"]) {
+        const res = await rest.post(path, body);
+        expect(res.status, `${path} ${JSON.stringify(body)}`).toBe(400);
+        expect(res.body.errors.length).toBeGreaterThan(0);
+      }
+    },
+  );
 
   it("names the field of a malformed alert", async () => {
-    const alert = fixture("wazuh/100002-ncat-connection.json") as { rule: { mitre: { id: string[] } }; agent?: unknown };
+    const alert = fixture("wazuh/100002-ncat-connection.json") as {
+      rule: { mitre: { id: string[] } };
+      agent?: unknown;
+    };
     alert.rule.mitre.id = ["T1041", "not-a-technique"];
     const res = await rest.post("/api/alert", alert);
     expect(res.status).toBe(400);
@@ -138,7 +243,17 @@ describe("documentation", () => {
   it("serves an OpenAPI document covering every route, and a docs page", async () => {
     const doc = (await rest.get("/openapi.json")).body;
     expect(doc.openapi).toBe("3.1.0");
-    for (const path of ["/api/version", "/health", "/api/alert", "/api/alerts", "/api/condition", "/api/workflow", "/api/attack-flow", "/api/incidents", "/api/decisions"]) {
+    for (const path of [
+      "/api/version",
+      "/health",
+      "/api/alert",
+      "/api/alerts",
+      "/api/condition",
+      "/api/workflow",
+      "/api/attack-flow",
+      "/api/incidents",
+      "/api/decisions",
+    ]) {
       expect(doc.paths, path).toHaveProperty([path]);
     }
     expect(doc.components.schemas.Mitigation.properties).toHaveProperty("effective_attacks");

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
-import { recordingAgents } from "../support/recording-agents.ts";
 import { restClient } from "../support/http.ts";
+import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
 import { webhookReceiver } from "../support/webhook-receiver.ts";
 
@@ -16,7 +16,10 @@ const agents = recordingAgents();
 beforeAll(async () => {
   firewall = await webhookReceiver();
   ctx = await createTestContext("engine");
-  service = await ctx.start({ agents: agents.gateway, config: { firewallWebhookUrl: firewall.url("/firewall/block") } });
+  service = await ctx.start({
+    agents: agents.gateway,
+    config: { firewallWebhookUrl: firewall.url("/firewall/block") },
+  });
 });
 afterAll(async () => {
   await ctx?.cleanup();
@@ -47,7 +50,11 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
   it("runs close_conn, delete_file, then handle_ransomware once each with the alert's details", async () => {
     const host = ctx.host("seed");
     const first = await postAlert(wazuhAlert("100002-ncat-connection", host));
-    expect(first).toEqual({ id: `1729589475.25117-${host}`, incident: `incident/${host}`, duplicate: false });
+    expect(first).toEqual({
+      id: `1729589475.25117-${host}`,
+      incident: `incident/${host}`,
+      duplicate: false,
+    });
     await eventually("close_conn", () => commandsFor(host).length === 2);
     await postAlert(wazuhAlert("100003-exec-permission-added", host));
     await eventually("delete_file", () => commandsFor(host).length === 3);
@@ -59,11 +66,17 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
       ["block-ip", { pid: "3613", ip: "192.168.200.1" }],
       [
         "delete-file",
-        { path: "/tmp/zerologon_tester.py", sha256: "b8ae48c2e46c28f1004e006348af557c7d912036b9ead88be67bca2bafde01d3" },
+        {
+          path: "/tmp/zerologon_tester.py",
+          sha256: "b8ae48c2e46c28f1004e006348af557c7d912036b9ead88be67bca2bafde01d3",
+        },
       ],
       [
         "quarantine-file",
-        { path: "/tmp/zerologon_tester.py", sha256: "b8ae48c2e46c28f1004e006348af557c7d912036b9ead88be67bca2bafde01d3" },
+        {
+          path: "/tmp/zerologon_tester.py",
+          sha256: "b8ae48c2e46c28f1004e006348af557c7d912036b9ead88be67bca2bafde01d3",
+        },
       ],
       [
         "isolate-host",
@@ -80,8 +93,16 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
     // Command ids are derived from the mitigation run, so a retry reaches the agent with the same id.
     expect(new Set(commandsFor(host).map((c) => c.commandId)).size).toBe(5);
 
-    await eventually("three successes recorded", async () => (await decisions(host)).filter((d) => d.kind === "mitigation_succeeded").length === 3);
-    expect((await decisions(host)).filter((d) => d.kind === "mitigation_succeeded").map((d) => [d.mitigation, d.node_id])).toEqual([
+    await eventually(
+      "three successes recorded",
+      async () =>
+        (await decisions(host)).filter((d) => d.kind === "mitigation_succeeded").length === 3,
+    );
+    expect(
+      (await decisions(host))
+        .filter((d) => d.kind === "mitigation_succeeded")
+        .map((d) => [d.mitigation, d.node_id]),
+    ).toEqual([
       ["close_conn", "ncat_connection"],
       ["delete_file", "exec_permission"],
       ["handle_ransomware", "ransomware_file"],
@@ -94,11 +115,23 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
     });
     expect(state.instances).toEqual([]);
     expect(state.finished).toHaveLength(1);
-    expect(state.finished[0].path).toEqual(["ncat_connection", "exec_permission", "ransomware_file"]);
-    expect(state.mitigations.map((m: { outcome: string }) => m.outcome)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    expect(state.finished[0].path).toEqual([
+      "ncat_connection",
+      "exec_permission",
+      "ransomware_file",
+    ]);
+    expect(state.mitigations.map((m: { outcome: string }) => m.outcome)).toEqual([
+      "succeeded",
+      "succeeded",
+      "succeeded",
+    ]);
 
     // Posted again: stored once, nothing runs twice.
-    for (const name of ["100002-ncat-connection", "100003-exec-permission-added", "100004-executable-file-added"] as const) {
+    for (const name of [
+      "100002-ncat-connection",
+      "100003-exec-permission-added",
+      "100004-executable-file-added",
+    ] as const) {
       expect(await postAlert(wazuhAlert(name, host))).toMatchObject({ duplicate: true });
     }
     await new Promise((r) => setTimeout(r, 1_500));
@@ -110,7 +143,10 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
   it("does nothing for a flow's middle step without its beginning", async () => {
     const host = ctx.host("middle");
     await postAlert(wazuhAlert("100003-exec-permission-added", host));
-    await eventually("the alert stored", async () => (await get(`/api/alerts?host=${host}`)).total === 1);
+    await eventually(
+      "the alert stored",
+      async () => (await get(`/api/alerts?host=${host}`)).total === 1,
+    );
     await new Promise((r) => setTimeout(r, 1_000));
     expect(commandsFor(host)).toEqual([]);
   });
@@ -119,14 +155,27 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
     const [a, b] = [ctx.host("twin"), ctx.host("twin")];
     await postAlert(wazuhAlert("100002-ncat-connection", a));
     await postAlert(wazuhAlert("100002-ncat-connection", b));
-    await eventually("both close_conn", () => commandsFor(a).length === 2 && commandsFor(b).length === 2);
+    await eventually(
+      "both close_conn",
+      () => commandsFor(a).length === 2 && commandsFor(b).length === 2,
+    );
     await postAlert(wazuhAlert("100003-exec-permission-added", b));
     await eventually("delete_file on b", () => commandsFor(b).length === 3);
     await postAlert(wazuhAlert("100003-exec-permission-added", a));
     await postAlert(wazuhAlert("100004-executable-file-added", a));
     await eventually("a's flow complete", () => commandsFor(a).length === 5);
-    expect(commandsFor(a).map((c) => c.command)).toEqual(["kill-process", "block-ip", "delete-file", "quarantine-file", "isolate-host"]);
-    expect(commandsFor(b).map((c) => c.command)).toEqual(["kill-process", "block-ip", "delete-file"]);
+    expect(commandsFor(a).map((c) => c.command)).toEqual([
+      "kill-process",
+      "block-ip",
+      "delete-file",
+      "quarantine-file",
+      "isolate-host",
+    ]);
+    expect(commandsFor(b).map((c) => c.command)).toEqual([
+      "kill-process",
+      "block-ip",
+      "delete-file",
+    ]);
     const incidents = await get(`/api/incidents?host=${b}`);
     expect(incidents.items.map((i: { id: string }) => i.id)).toEqual([`incident/${b}`]);
   });
@@ -136,21 +185,32 @@ describe("flow-processor alerts (rule 100100)", () => {
   it("runs filter_packets against the attacker's IP for Slowloris through the DoS flow", async () => {
     const host = ctx.host("fp");
     await postAlert(wazuhAlert("100100-flow-processor", host));
-    const call = await eventually("the firewall webhook", () => firewall.received.find((r) => r.idempotencyKey?.includes(host)));
+    const call = await eventually("the firewall webhook", () =>
+      firewall.received.find((r) => r.idempotencyKey?.includes(host)),
+    );
     expect(call.body).toEqual({ attacker_ip: "10.185.2.97" });
-    await eventually("the success recorded", async () => (await decisions(host)).some((d) => d.kind === "mitigation_succeeded"));
-    const matched = (await decisions(host)).filter((d) => d.kind === "node_matched").map((d) => d.flow_id);
+    await eventually("the success recorded", async () =>
+      (await decisions(host)).some((d) => d.kind === "mitigation_succeeded"),
+    );
+    const matched = (await decisions(host))
+      .filter((d) => d.kind === "node_matched")
+      .map((d) => d.flow_id);
     expect(matched).toEqual(["dos_slowloris"]);
   });
 
   it("runs the brute-force flow instead when attack_type is Bruteforce", async () => {
     const host = ctx.host("bf");
     const alert = wazuhAlert("100100-flow-processor", host);
-    (alert.data as { attack_flow_alert: { attack_type: string } }).attack_flow_alert.attack_type = "Bruteforce";
+    (alert.data as { attack_flow_alert: { attack_type: string } }).attack_flow_alert.attack_type =
+      "Bruteforce";
     await postAlert(alert);
-    await eventually("the success recorded", async () => (await decisions(host)).some((d) => d.kind === "mitigation_succeeded"));
+    await eventually("the success recorded", async () =>
+      (await decisions(host)).some((d) => d.kind === "mitigation_succeeded"),
+    );
     const rows = await decisions(host);
-    expect(rows.filter((d) => d.kind === "node_matched").map((d) => d.flow_id)).toEqual(["brute_force"]);
+    expect(rows.filter((d) => d.kind === "node_matched").map((d) => d.flow_id)).toEqual([
+      "brute_force",
+    ]);
     expect(rows.find((d) => d.kind === "mitigation_succeeded")?.mitigation).toBe("filter_packets");
     expect(firewall.received.filter((r) => r.idempotencyKey?.includes(host))).toHaveLength(1);
   });

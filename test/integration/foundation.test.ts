@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
-import { recordingAgents } from "../support/recording-agents.ts";
 import { restClient } from "../support/http.ts";
+import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
 import { webhookReceiver } from "../support/webhook-receiver.ts";
 
@@ -32,7 +32,11 @@ describe("the service on the local stack", () => {
   it("answers GET /api/version in the seed's shape", async () => {
     const { status, body } = await rest.get("/api/version");
     expect(status).toBe(200);
-    expect(body).toEqual({ version: expect.stringMatching(/^v\d+\.\d+\.\d+$/), major: expect.any(Number), minor: expect.any(Number) });
+    expect(body).toEqual({
+      version: expect.stringMatching(/^v\d+\.\d+\.\d+$/),
+      major: expect.any(Number),
+      minor: expect.any(Number),
+    });
     expect(body.version).toBe(`v${body.major}.${body.minor}.${body.version.split(".")[2]}`);
   });
 
@@ -41,7 +45,12 @@ describe("the service on the local stack", () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       status: "up",
-      dependencies: { temporal: { status: "up" }, postgres: { status: "up" }, nats: { status: "up" }, neo4j: { status: "up" } },
+      dependencies: {
+        temporal: { status: "up" },
+        postgres: { status: "up" },
+        nats: { status: "up" },
+        neo4j: { status: "up" },
+      },
     });
   });
 
@@ -98,20 +107,36 @@ describe("the service on the local stack", () => {
       ).status,
     ).toBe(201);
 
-    for (const host of [critical, ordinary]) expect((await rest.post("/api/alert", wazuhAlert("100002-ncat-connection", host))).status).toBe(202);
+    for (const host of [critical, ordinary])
+      expect(
+        (await rest.post("/api/alert", wazuhAlert("100002-ncat-connection", host))).status,
+      ).toBe(202);
 
-    const call = await eventually("the SOAR webhook", () => hook.received.find((r) => r.path === "/soar"));
+    const call = await eventually("the SOAR webhook", () =>
+      hook.received.find((r) => r.path === "/soar"),
+    );
     expect(call.body).toEqual({ playbook: "contain", pid: "3613" });
     const decisions = async (host: string) => {
-      const res = await rest.get(`/api/decisions?incident=${encodeURIComponent(`incident/${host}`)}`);
+      const res = await rest.get(
+        `/api/decisions?incident=${encodeURIComponent(`incident/${host}`)}`,
+      );
       return res.body.items as { kind: string; reason: string }[];
     };
-    await eventually("the decision for the ordinary host", async () => (await decisions(ordinary)).length > 0);
+    await eventually(
+      "the decision for the ordinary host",
+      async () => (await decisions(ordinary)).length > 0,
+    );
     expect((await decisions(ordinary)).map((d) => [d.kind, d.reason])).toEqual([
       ["node_not_matched", "condition critical_asset is false"],
     ]);
-    await eventually("the mitigation's success", async () => (await decisions(critical)).some((d) => d.kind === "mitigation_succeeded"));
-    expect((await decisions(critical)).map((d) => d.kind)).toEqual(["node_matched", "mitigation_chosen", "mitigation_succeeded"]);
+    await eventually("the mitigation's success", async () =>
+      (await decisions(critical)).some((d) => d.kind === "mitigation_succeeded"),
+    );
+    expect((await decisions(critical)).map((d) => d.kind)).toEqual([
+      "node_matched",
+      "mitigation_chosen",
+      "mitigation_succeeded",
+    ]);
     expect(hook.received.filter((r) => r.path === "/soar")).toHaveLength(1);
   });
 });

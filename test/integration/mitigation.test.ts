@@ -15,7 +15,9 @@ const agents = recordingAgents({ capabilities: ["kill-process", "block-ip"] });
 const rest = restClient(() => service.apiUrl);
 
 beforeAll(async () => {
-  hooks = await webhookReceiver((req) => (req.path.startsWith("/fail500") ? 500 : req.path.startsWith("/fail400") ? 400 : 200));
+  hooks = await webhookReceiver((req) =>
+    req.path.startsWith("/fail500") ? 500 : req.path.startsWith("/fail400") ? 400 : 200,
+  );
   ctx = await createTestContext("mitigation", { loadDefaults: false, incidentIdleMs: 2_000 });
   service = await ctx.start({ agents: agents.gateway });
 });
@@ -43,31 +45,99 @@ interface Row {
   reason: string;
 }
 const decisions = async (host: string): Promise<Row[]> =>
-  (await rest.get(`/api/decisions?incident=${encodeURIComponent(`incident/${host}`)}&limit=500`)).body.items;
+  (await rest.get(`/api/decisions?incident=${encodeURIComponent(`incident/${host}`)}&limit=500`))
+    .body.items;
 const settled = (host: string) =>
   eventually("the mitigation to settle", async () => {
     const rows = await decisions(host);
-    return rows.some((d) => d.kind === "mitigation_succeeded" || d.kind === "no_mitigation") && rows;
+    return (
+      rows.some((d) => d.kind === "mitigation_succeeded" || d.kind === "no_mitigation") && rows
+    );
   });
 
 describe("cost-ranked mitigation with fallback", () => {
   beforeAll(async () => {
     await create("/api/condition", { identifier: "never", name: "never", check: "false" });
-    await create("/api/condition", { identifier: "broken", name: "broken", args: { pid: "alert.data.pid" }, check: "int(args.pid + 'x') > 0" });
-    await create("/api/workflow", { identifier: "m_missing_args", name: "needs a path", url: hooks.url("/ok/args"), effective_attacks: ["T1566"], cost: 0, args: { path: "alert.syscheck.path" } });
-    await create("/api/workflow", { identifier: "m_condition_false", name: "guarded", url: hooks.url("/ok/guarded"), effective_attacks: ["T1566"], cost: 1, conditions: ["never"] });
-    await create("/api/workflow", { identifier: "m_condition_error", name: "erroring", url: hooks.url("/ok/erroring"), effective_attacks: ["T1566"], cost: 2, conditions: ["broken"] });
-    await create("/api/workflow", { identifier: "m_no_capability", name: "isolate", steps: [{ agent: "isolate-host" }], effective_attacks: ["T1566"], cost: 3 });
-    await create("/api/workflow", { identifier: "m_500", name: "flaky soar", url: hooks.url("/fail500"), effective_attacks: ["T1566"], cost: 4 });
-    await create("/api/workflow", { identifier: "m_400", name: "rejecting soar", url: hooks.url("/fail400"), effective_attacks: ["T1566"], cost: 5 });
-    await create("/api/workflow", { identifier: "m_ok", name: "working soar", url: hooks.url("/ok/final"), effective_attacks: ["T1566"], cost: 6, params: { playbook: "phishing" }, args: { pid: "alert.data.pid" } });
-    await create("/api/workflow", { identifier: "m_never_reached", name: "dearer", url: hooks.url("/ok/dearer"), effective_attacks: ["T1566"], cost: 7 });
-    await create("/api/attack-flow", { identifier: "phishing", name: "phishing", nodes: [{ id: "phish", techniques: ["T1566"] }], start: ["phish"] });
+    await create("/api/condition", {
+      identifier: "broken",
+      name: "broken",
+      args: { pid: "alert.data.pid" },
+      check: "int(args.pid + 'x') > 0",
+    });
+    await create("/api/workflow", {
+      identifier: "m_missing_args",
+      name: "needs a path",
+      url: hooks.url("/ok/args"),
+      effective_attacks: ["T1566"],
+      cost: 0,
+      args: { path: "alert.syscheck.path" },
+    });
+    await create("/api/workflow", {
+      identifier: "m_condition_false",
+      name: "guarded",
+      url: hooks.url("/ok/guarded"),
+      effective_attacks: ["T1566"],
+      cost: 1,
+      conditions: ["never"],
+    });
+    await create("/api/workflow", {
+      identifier: "m_condition_error",
+      name: "erroring",
+      url: hooks.url("/ok/erroring"),
+      effective_attacks: ["T1566"],
+      cost: 2,
+      conditions: ["broken"],
+    });
+    await create("/api/workflow", {
+      identifier: "m_no_capability",
+      name: "isolate",
+      steps: [{ agent: "isolate-host" }],
+      effective_attacks: ["T1566"],
+      cost: 3,
+    });
+    await create("/api/workflow", {
+      identifier: "m_500",
+      name: "flaky soar",
+      url: hooks.url("/fail500"),
+      effective_attacks: ["T1566"],
+      cost: 4,
+    });
+    await create("/api/workflow", {
+      identifier: "m_400",
+      name: "rejecting soar",
+      url: hooks.url("/fail400"),
+      effective_attacks: ["T1566"],
+      cost: 5,
+    });
+    await create("/api/workflow", {
+      identifier: "m_ok",
+      name: "working soar",
+      url: hooks.url("/ok/final"),
+      effective_attacks: ["T1566"],
+      cost: 6,
+      params: { playbook: "phishing" },
+      args: { pid: "alert.data.pid" },
+    });
+    await create("/api/workflow", {
+      identifier: "m_never_reached",
+      name: "dearer",
+      url: hooks.url("/ok/dearer"),
+      effective_attacks: ["T1566"],
+      cost: 7,
+    });
+    await create("/api/attack-flow", {
+      identifier: "phishing",
+      name: "phishing",
+      nodes: [{ id: "phish", techniques: ["T1566"] }],
+      start: ["phish"],
+    });
   });
 
   it("skips, retries and falls back in ascending cost, recording every reason", async () => {
     const host = ctx.host("fallback");
-    expect((await rest.post("/api/alert", alertWith(host, ["T1566.001"], `phish-${host}`))).status).toBe(202);
+    expect(
+      (await rest.post("/api/alert", alertWith(host, ["T1566.001"], `phish-${host}`))).status,
+    ).toBe(202);
     const rows = (await settled(host)).filter((d) => d.kind.startsWith("mitigation"));
     expect(rows.map((d) => [d.kind, d.mitigation])).toEqual([
       ["mitigation_skipped", "m_missing_args"],
@@ -81,16 +151,20 @@ describe("cost-ranked mitigation with fallback", () => {
       ["mitigation_chosen", "m_ok"],
       ["mitigation_succeeded", "m_ok"],
     ]);
-    const reason = (m: string, kind: string) => rows.find((d) => d.mitigation === m && d.kind === kind)?.reason;
+    const reason = (m: string, kind: string) =>
+      rows.find((d) => d.mitigation === m && d.kind === kind)?.reason;
     expect(reason("m_missing_args", "mitigation_skipped")).toMatch(/missing args path/);
     expect(reason("m_condition_false", "mitigation_skipped")).toMatch(/condition never is false/);
-    expect(reason("m_condition_error", "mitigation_skipped")).toMatch(/condition broken: check failed/);
+    expect(reason("m_condition_error", "mitigation_skipped")).toMatch(
+      /condition broken: check failed/,
+    );
     expect(reason("m_no_capability", "mitigation_skipped")).toMatch(/lacks isolate-host/);
     expect(reason("m_500", "mitigation_failed")).toMatch(/answered 500/);
     expect(reason("m_400", "mitigation_failed")).toMatch(/answered 400/);
 
     // 500 is retried (three attempts, same idempotency key); 400 is permanent.
-    const calls = (path: string) => hooks.received.filter((r) => r.path === path && r.idempotencyKey?.includes(host));
+    const calls = (path: string) =>
+      hooks.received.filter((r) => r.path === path && r.idempotencyKey?.includes(host));
     expect(calls("/fail500")).toHaveLength(3);
     expect(new Set(calls("/fail500").map((c) => c.idempotencyKey)).size).toBe(1);
     expect(calls("/fail400")).toHaveLength(1);
@@ -101,8 +175,22 @@ describe("cost-ranked mitigation with fallback", () => {
 
 describe("preemptive nodes", () => {
   beforeAll(async () => {
-    await create("/api/workflow", { identifier: "stop_lateral", name: "stop lateral movement", steps: [{ agent: "block-ip" }], effective_attacks: ["T1021"], cost: 1, args: { ip: "alert.data.dst_ip" } });
-    await create("/api/workflow", { identifier: "stop_discovery", name: "stop discovery", steps: [{ agent: "kill-process" }], effective_attacks: ["T1046"], cost: 1, args: { pid: "alert.data.pid" } });
+    await create("/api/workflow", {
+      identifier: "stop_lateral",
+      name: "stop lateral movement",
+      steps: [{ agent: "block-ip" }],
+      effective_attacks: ["T1021"],
+      cost: 1,
+      args: { ip: "alert.data.dst_ip" },
+    });
+    await create("/api/workflow", {
+      identifier: "stop_discovery",
+      name: "stop discovery",
+      steps: [{ agent: "kill-process" }],
+      effective_attacks: ["T1046"],
+      cost: 1,
+      args: { pid: "alert.data.pid" },
+    });
     await create("/api/attack-flow", {
       identifier: "recon_then_lateral",
       name: "discovery then lateral movement",
@@ -119,13 +207,26 @@ describe("preemptive nodes", () => {
     const mine = () => agents.commands.filter((c) => c.agentId === `agent-${host}`);
     await rest.post("/api/alert", alertWith(host, ["T1046"], `scan-${host}`));
     await eventually("both mitigations", () => mine().length === 2);
-    expect(mine().map((c) => c.command).sort()).toEqual(["block-ip", "kill-process"]);
+    expect(
+      mine()
+        .map((c) => c.command)
+        .sort(),
+    ).toEqual(["block-ip", "kill-process"]);
     await rest.post("/api/alert", alertWith(host, ["T1021"], `lateral-${host}`));
-    await eventually("the lateral alert handled", async () => (await decisions(host)).some((d) => d.node_id === "lateral" && d.kind === "node_matched" && d.reason.includes("T1021")));
+    await eventually("the lateral alert handled", async () =>
+      (await decisions(host)).some(
+        (d) => d.node_id === "lateral" && d.kind === "node_matched" && d.reason.includes("T1021"),
+      ),
+    );
     await new Promise((r) => setTimeout(r, 1_000));
     expect(mine()).toHaveLength(2);
     const state = (await rest.get(`/api/incidents/${host}`)).body;
-    expect(state.mitigations.map((m: { nodeId: string; preemptive: boolean }) => [m.nodeId, m.preemptive])).toEqual([
+    expect(
+      state.mitigations.map((m: { nodeId: string; preemptive: boolean }) => [
+        m.nodeId,
+        m.preemptive,
+      ]),
+    ).toEqual([
       ["discovery", false],
       ["lateral", true],
     ]);
@@ -140,9 +241,19 @@ describe("incident lifecycle", () => {
       const res = await rest.get(`/api/incidents?host=${host}&status=closed`);
       return res.body.items.length === 1 && res.body.items[0];
     });
-    expect(closed).toMatchObject({ id: `incident/${host}`, host, status: "closed", severity: "high", techniques: ["T1566"] });
+    expect(closed).toMatchObject({
+      id: `incident/${host}`,
+      host,
+      status: "closed",
+      severity: "high",
+      techniques: ["T1566"],
+    });
     await rest.post("/api/alert", alertWith(host, ["T1566"], `idle-2-${host}`));
-    await eventually("a new open incident", async () => (await rest.get(`/api/incidents?host=${host}&status=open`)).body.items.length === 1);
+    await eventually(
+      "a new open incident",
+      async () =>
+        (await rest.get(`/api/incidents?host=${host}&status=open`)).body.items.length === 1,
+    );
     const all = (await rest.get(`/api/incidents?host=${host}`)).body.items;
     expect(all).toHaveLength(2);
     expect(new Set(all.map((i: { runId: string }) => i.runId)).size).toBe(2);

@@ -46,14 +46,28 @@ describe("alerts from NATS JetStream", () => {
   it("runs the seed scenario from NATS, once, even when messages are published twice", async () => {
     const host = ctx.host("nats");
     const mine = () => agents.commands.filter((c) => c.agentId === `agent-${host}`);
-    for (const name of ["100002-ncat-connection", "100003-exec-permission-added", "100004-executable-file-added"] as const) {
+    for (const name of [
+      "100002-ncat-connection",
+      "100003-exec-permission-added",
+      "100004-executable-file-added",
+    ] as const) {
       await publish(ctx.config.nats.alertSubject, wazuhAlert(name, host));
       await publish(ctx.config.nats.alertSubject, wazuhAlert(name, host));
     }
     await eventually("the whole flow mitigated", () => mine().length === 5);
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(mine().map((c) => c.command)).toEqual(["kill-process", "block-ip", "delete-file", "quarantine-file", "isolate-host"]);
-    const stored = await db.selectFrom("alerts").select(["id", "source", "handed_off_at"]).where("host", "=", host).execute();
+    expect(mine().map((c) => c.command)).toEqual([
+      "kill-process",
+      "block-ip",
+      "delete-file",
+      "quarantine-file",
+      "isolate-host",
+    ]);
+    const stored = await db
+      .selectFrom("alerts")
+      .select(["id", "source", "handed_off_at"])
+      .where("host", "=", host)
+      .execute();
     expect(stored).toHaveLength(3);
     expect(stored.every((a) => a.source === "nats" && a.handed_off_at !== null)).toBe(true);
   });
@@ -108,17 +122,25 @@ describe("a crash while alerts are in flight", () => {
     return proc;
   }
 
-  it("SIGKILL with 200 alerts in flight: after restart every alert is stored once and mitigated once", { timeout: 240_000 }, async () => {
+  it("SIGKILL with 200 alerts in flight: after restart every alert is stored once and mitigated once", {
+    timeout: 240_000,
+  }, async () => {
     const hosts = Array.from({ length: 20 }, () => ctx.host("crash"));
     const expected = new Map<string, string>(); // alert id → attacker ip
     // The stream exists (the service made it on an earlier start); alerts queue up in it.
-    await ensureAlertStream(nc, { subject: ctx.config.nats.alertSubject, stream: ctx.config.nats.alertStream, consumer: ctx.config.nats.alertConsumer });
+    await ensureAlertStream(nc, {
+      subject: ctx.config.nats.alertSubject,
+      stream: ctx.config.nats.alertStream,
+      consumer: ctx.config.nats.alertConsumer,
+    });
     child = startMm();
     for (let i = 0; i < 200; i++) {
       const host = hosts[i % hosts.length] as string;
       const alert = wazuhAlert("100100-flow-processor", host, `flow-${i}-${host}`);
       const attacker = `10.77.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-      (alert.data as { attack_flow_alert: { destination_ip: string } }).attack_flow_alert.destination_ip = attacker;
+      (
+        alert.data as { attack_flow_alert: { destination_ip: string } }
+      ).attack_flow_alert.destination_ip = attacker;
       expected.set(alert.id, attacker);
       await publish(ctx.config.nats.alertSubject, alert);
     }
@@ -138,7 +160,11 @@ describe("a crash while alerts are in flight", () => {
       expect(alerts).toHaveLength(200);
       expect(new Set(alerts.map((a) => a.id))).toEqual(new Set(expected.keys()));
       expect(alerts.every((a) => a.handed_off_at !== null)).toBe(true);
-      const succeeded = await db.selectFrom("decisions").select(["alert_id"]).where("kind", "=", "mitigation_succeeded").execute();
+      const succeeded = await db
+        .selectFrom("decisions")
+        .select(["alert_id"])
+        .where("kind", "=", "mitigation_succeeded")
+        .execute();
       expect(succeeded).toHaveLength(200);
       expect(new Set(succeeded.map((d) => d.alert_id)).size).toBe(200);
     } finally {
@@ -151,6 +177,8 @@ describe("a crash while alerts are in flight", () => {
       expect(key, id).toBeDefined();
       expect(byKey.get(key)).toBe(attacker);
     }
-    console.log(`crash test: ${atKill} of 200 mitigated before SIGKILL; ${firewall.received.length - 200} webhook calls repeated after restart (same idempotency key)`);
+    console.log(
+      `crash test: ${atKill} of 200 mitigated before SIGKILL; ${firewall.received.length - 200} webhook calls repeated after restart (same idempotency key)`,
+    );
   });
 });

@@ -1,8 +1,9 @@
 // Records the workflow histories the replay test guards. Run it when workflow code changes on
 // purpose (behind patched() for running workflows), with the stack up:
 //   npx tsx test/replay/record.ts
-import { randomBytes } from "node:crypto";
+
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { Client, Connection } from "@temporalio/client";
@@ -24,16 +25,36 @@ const config = {
   adminToken: `record-${tag}-admin-token`,
   databaseUrl: await createScratchDatabase(base.databaseUrl, dbName),
   temporal: { ...base.temporal, taskQueue: `record-${tag}` },
-  nats: { ...base.nats, alertSubject: `record.${tag}.alerts`, alertStream: `RECORD_${tag}`, alertConsumer: `record_${tag}` },
+  nats: {
+    ...base.nats,
+    alertSubject: `record.${tag}.alerts`,
+    alertStream: `RECORD_${tag}`,
+    alertConsumer: `record_${tag}`,
+  },
   incidentIdleMs: 4_000,
 };
-const service = await startService(config, ["api", "worker"], { agents: recordingAgents().gateway });
+const service = await startService(config, ["api", "worker"], {
+  agents: recordingAgents().gateway,
+});
 const rest = restClient(() => service.apiUrl, config.adminToken);
-const client = new Client({ connection: await Connection.connect({ address: config.temporal.address }) });
+const client = new Client({
+  connection: await Connection.connect({ address: config.temporal.address }),
+});
 const host = `replay-${tag}`;
 
-await rest.post("/api/workflow", { identifier: "soar_down", name: "soar_down", url: hooks.url("/soar-down"), effective_attacks: ["T1204"], cost: 0 });
-for (const name of ["100002-ncat-connection", "100003-exec-permission-added", "100004-executable-file-added", "100004-executable-file-added"] as const) {
+await rest.post("/api/workflow", {
+  identifier: "soar_down",
+  name: "soar_down",
+  url: hooks.url("/soar-down"),
+  effective_attacks: ["T1204"],
+  cost: 0,
+});
+for (const name of [
+  "100002-ncat-connection",
+  "100003-exec-permission-added",
+  "100004-executable-file-added",
+  "100004-executable-file-added",
+] as const) {
   const res = await rest.post("/api/alert", wazuhAlert(name, host));
   if (res.status !== 202) throw new Error(`alert refused: ${JSON.stringify(res.body)}`);
   await new Promise((r) => setTimeout(r, 1_500));
@@ -49,7 +70,11 @@ const histories: Record<string, string> = {
 // The temporal CLI writes the JSON history format every Temporal tool reads.
 const temporal = path.join(process.env.MM_CACHE_DIR ?? "", "bin/temporal-1.5.1");
 for (const [name, workflowId] of Object.entries(histories)) {
-  const json = execFileSync(temporal, ["workflow", "show", "--address", config.temporal.address, "-w", workflowId, "-o", "json"], { encoding: "utf8" });
+  const json = execFileSync(
+    temporal,
+    ["workflow", "show", "--address", config.temporal.address, "-w", workflowId, "-o", "json"],
+    { encoding: "utf8" },
+  );
   writeFileSync(path.join(import.meta.dirname, "histories", `${name}.json`), json);
   console.log(`recorded ${name} (${JSON.parse(json).events.length} events)`);
 }

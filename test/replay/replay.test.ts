@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Worker } from "@temporalio/worker";
-import { describe, expect, it, inject } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 
 // Histories recorded by test/replay/record.ts from real runs: today's workflow code must replay
 // them command for command, or running workflows would break on deployment.
@@ -15,6 +15,10 @@ describe("workflow determinism", () => {
 
   it.each(files)("replays %s", async (file) => {
     const history: unknown = JSON.parse(readFileSync(path.join(folder, file), "utf8"));
-    await Worker.runReplayHistory({ workflowBundle: { codePath: inject("workflowBundlePath") } }, history, file);
+    await Worker.runReplayHistory(
+      { workflowBundle: { codePath: inject("workflowBundlePath") } },
+      history,
+      file,
+    );
   });
 });

@@ -22,6 +22,7 @@ export function restClient(baseUrl: () => string | undefined, token: string | nu
     get: (path: string) => call("GET", path),
     post: (path: string, body: unknown) => call("POST", path, body),
     put: (path: string, body: unknown) => call("PUT", path, body),
+    patch: (path: string, body: unknown) => call("PATCH", path, body),
     delete: (path: string) => call("DELETE", path),
   };
 }

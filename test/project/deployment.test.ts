@@ -1,0 +1,115 @@
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { migrations } from "../../migrations/index.ts";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+// No Docker engine runs here: docker-compose.yaml is checked for structure, and the configuration
+// it references against .env.example.
+const root = path.resolve(import.meta.dirname, "../..");
+const read = (file: string) => readFileSync(path.join(root, file), "utf8");
+const documented = new Set([...read(".env.example").matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]));
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  ports?: string[];
+  networks?: string[];
+}
+
+describe("docker-compose.yaml", () => {
+  const compose = parse(read("docker-compose.yaml"), { merge: true }) as {
+    services: Record<string, ComposeService>;
+    networks: Record<string, { external?: boolean }>;
+  };
+
+  it("gives every service an image or a build", () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      expect(service.image ?? service.build, name).toBeDefined();
+    }
+  });
+
+  it("runs the service's roles from one image beside PostgreSQL, NATS, Neo4j and Temporal", () => {
+    expect(Object.keys(compose.services)).toEqual(
+      expect.arrayContaining([
+        "postgres",
+        "nats",
+        "neo4j",
+        "temporal",
+        "temporal-ui",
+        "api",
+        "worker",
+        "ingest",
+      ]),
+    );
+    for (const role of ["api", "worker", "ingest"])
+      expect(compose.services[role]?.image).toBe("mitigation-manager:latest");
+  });
+
+  it("joins the external resilmesh_network", () => {
+    expect(compose.networks.resilmesh_network?.external).toBe(true);
+    for (const [name, service] of Object.entries(compose.services))
+      expect(service.networks, name).toContain("resilmesh_network");
+  });
+
+  it("documents every variable it references in .env.example", () => {
+    const referenced = [...read("docker-compose.yaml").matchAll(/(?<!\$)\$\{([A-Z0-9_]+)/g)].map(
+      (m) => m[1],
+    );
+    expect(referenced.length).toBeGreaterThan(0);
+    for (const name of referenced)
+      expect(documented, `${name} is not in .env.example`).toContain(name);
+  });
+
+  it("publishes no host port twice", () => {
+    const hostPorts = Object.values(compose.services)
+      .flatMap((s) => s.ports ?? [])
+      .map((p) => p.replace(/\$\{[A-Z0-9_]+:-(\d+)\}/g, "$1").split(":")[0]);
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+  });
+});
+
+describe("configuration", () => {
+  it("documents every variable the service reads in .env.example", () => {
+    const source = readdirSync(path.join(root, "src"), { recursive: true })
+      .filter((f) => String(f).endsWith(".ts"))
+      .map((f) => read(path.join("src", String(f))))
+      .join("\n");
+    const used = [
+      ...source.matchAll(
+        /\b(MM_[A-Z0-9_]+|DATABASE_URL|NATS_URL|TEMPORAL_[A-Z_]+|NEO4J_[A-Z_]+)\s*:/g,
+      ),
+    ].map((m) => m[1]);
+    expect(used.length).toBeGreaterThan(10);
+    for (const name of used) expect(documented, `${name} is not in .env.example`).toContain(name);
+  });
+
+  it("runs with no variable set, on the local stack's defaults", () => {
+    const config = loadConfig({});
+    expect(config.apiPort).toBe(8333);
+    expect(config.host).toBe("127.0.0.1");
+    expect(config.databaseUrl).toBe("postgres://mm:mm@127.0.0.1:5433/mm");
+  });
+
+  it("names every invalid variable in one error", () => {
+    const attempt = () =>
+      loadConfig({ MM_API_PORT: "99999", NATS_URL: "http://x", MM_LOAD_DEFAULTS: "maybe" });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(/MM_API_PORT[\s\S]*NATS_URL[\s\S]*MM_LOAD_DEFAULTS/);
+  });
+
+  it("treats empty variables as unset, as .env files write them", () => {
+    expect(loadConfig({ DATABASE_URL: "", MM_API_PORT: "" }).apiPort).toBe(8333);
+  });
+});
+
+describe("migrations", () => {
+  it("lists every file of migrations/ in order", () => {
+    const files = readdirSync(path.join(root, "migrations"))
+      .filter((f) => /^\d{4}_.+\.ts$/.test(f))
+      .map((f) => f.replace(/\.ts$/, ""))
+      .sort();
+    expect(Object.keys(migrations)).toEqual(files);
+  });
+});
