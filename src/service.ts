@@ -47,9 +47,12 @@ export interface Service {
 export async function startService(config: Config, roles: readonly Role[], options: ServiceOptions): Promise<Service> {
   const log = createLogger(config.logLevel);
   const closers: (() => Promise<unknown>)[] = [];
-  const close = async () => {
-    for (const c of closers.reverse()) await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
-  };
+  // Once, however often it is called (a signal handler and a test's cleanup may both ask).
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const c of closers.reverse()) await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
+    })());
   try {
     const db = createDb(config.databaseUrl);
     closers.push(() => db.destroy());

@@ -61,7 +61,7 @@ describe("enrollment", () => {
     const valid = await g.enrollmentToken();
     const noHost = await fetch(`${g.gatewayUrl}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: valid }) });
     expect(noHost.status).toBe(400);
-    expect((await noHost.json()).error).toMatch(/hostname/);
+    expect(((await noHost.json()) as { error: string }).error).toMatch(/hostname/);
     const notJson = await fetch(`${g.gatewayUrl}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });
     expect(notJson.status).toBe(400);
     expect((await enroll(g.gatewayUrl, valid, "f")).status).toBe(201); // the 400s did not use it
