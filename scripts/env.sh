@@ -33,8 +33,10 @@ MM_NEO4J_BOLT_ADDRESS=${NEO4J_URI#*://}
 ensure_node_modules() {
   if [ ! -f "$ROOT/node_modules/.package-lock.json" ] ||
     [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
-    echo "▸ installing node modules (npm ci)"
-    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || { echo "✗ npm ci failed" >&2; exit 1; }
+    echo "▸ installing node modules (npm install, from package-lock.json)"
+    # Not `npm ci`: npm 11 refuses its own lock file when other platforms' optional packages
+    # (biome, swc) are left out of it; `npm install` follows the lock and leaves it unchanged.
+    (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error) || { echo "✗ npm install failed" >&2; exit 1; }
   fi
 }
 

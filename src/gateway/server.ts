@@ -23,6 +23,25 @@ import { type AgentCredentials, authenticateAgent, enroll } from "./registry.ts"
 import { bearerToken, newId } from "./secrets.ts";
 import { AgentSession, CLOSE } from "./session.ts";
 
+// @hono/node-ws reports every socket error (an oversized or malformed frame, a reset) with
+// `new ErrorEvent(…)`, a global Node 20 does not have: without this, one agent's bad frame would
+// throw out of the socket's error handler and take the whole process down.
+if (!("ErrorEvent" in globalThis)) {
+  Object.defineProperty(globalThis, "ErrorEvent", {
+    configurable: true,
+    writable: true,
+    value: class ErrorEvent extends Event {
+      readonly error: unknown;
+      readonly message: string;
+      constructor(type: string, init: { error?: unknown; message?: string } = {}) {
+        super(type);
+        this.error = init.error;
+        this.message = init.message ?? (init.error instanceof Error ? init.error.message : "");
+      }
+    },
+  });
+}
+
 const HELLO_TIMEOUT_MS = 10_000;
 const SWEEP_MS = 1_000;
 
