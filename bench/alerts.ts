@@ -8,18 +8,17 @@ import type { AddressInfo } from "node:net";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { noAgentGateway } from "../src/activities/agent-commands.ts";
-import { loadConfig } from "../src/config.ts";
 import { createDb } from "../src/db/index.ts";
 import { startService } from "../src/service.ts";
 import { wazuhAlert } from "../test/support/fixtures.ts";
-import { createScratchDatabase, dropScratchDatabase } from "../test/support/scratch-database.ts";
+import { TEST_ADMIN_TOKEN } from "../test/support/http.ts";
+import { createScratch } from "../test/support/scratch.ts";
 import { webhookReceiver } from "../test/support/webhook-receiver.ts";
 
 const N = Number(process.argv[2] ?? 1000);
 const HOSTS = 50;
 const CONCURRENCY = 32;
 const tag = randomBytes(3).toString("hex");
-const base = loadConfig({ ...process.env, MM_LOG_LEVEL: "error" });
 
 function alerts(prefix: string) {
   return Array.from({ length: N }, (_, i) => {
@@ -52,11 +51,10 @@ async function until(probe: () => boolean | Promise<boolean>, timeoutMs = 600_00
 }
 
 const rate = (n: number, ms: number) => (n / (ms / 1000)).toFixed(0);
-const adminToken = randomBytes(24).toString("hex");
 const post = (url: string, body: unknown) =>
   fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
+    headers: { "content-type": "application/json", authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
     body: JSON.stringify(body),
   }).then(async (r) => {
     await r.body?.cancel();
@@ -64,21 +62,11 @@ const post = (url: string, body: unknown) =>
   });
 
 const firewall = await webhookReceiver();
-const dbName = `mm_bench_${tag}`;
-const config = {
-  ...base,
-  apiPort: 0,
-  databaseUrl: await createScratchDatabase(base.databaseUrl, dbName),
-  temporal: { ...base.temporal, taskQueue: `bench-${tag}` },
-  nats: {
-    ...base.nats,
-    alertSubject: `bench.${tag}.alerts`,
-    alertStream: `BENCH_${tag}`,
-    alertConsumer: `bench_${tag}`,
-  },
+const scratch = await createScratch("bench", {
+  logLevel: "error",
   firewallWebhookUrl: firewall.url("/firewall/block"),
-  adminToken,
-};
+});
+const { config } = scratch;
 const service = await startService(config, ["api", "worker", "ingest"], { agents: noAgentGateway });
 const db = createDb(config.databaseUrl, 2);
 const mitigated = () => new Set(firewall.received.map((r) => r.idempotencyKey)).size;
@@ -162,10 +150,5 @@ await nc.close();
 await db.destroy();
 await service.close();
 await firewall.close();
-await (async () => {
-  const n = await connect({ servers: config.nats.url });
-  await (await jetstreamManager(n)).streams.delete(config.nats.alertStream).catch(() => {});
-  await n.close();
-})();
-await dropScratchDatabase(base.databaseUrl, dbName);
+await scratch.drop();
 process.exit(0);

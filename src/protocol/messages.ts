@@ -4,17 +4,11 @@
 // Objects are parsed leniently (unknown keys are dropped, not rejected) so either side can add
 // fields without breaking the other.
 import { z } from "zod";
+import { AGENT_COMMANDS, type AgentCommand } from "../domain/model.ts";
 
-export const AGENT_COMMANDS = [
-  "isolate-host",
-  "release-host",
-  "kill-process",
-  "delete-file",
-  "quarantine-file",
-  "block-ip",
-  "unblock-ip",
-] as const;
-export type AgentCommandName = (typeof AGENT_COMMANDS)[number];
+// The commands are the engine's (mitigation steps name them); the protocol carries them.
+export { AGENT_COMMANDS };
+export type AgentCommandName = AgentCommand;
 
 const timestamp = z.iso.datetime({ offset: true });
 const sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex digits");

@@ -72,7 +72,10 @@ describe("mitigations through the gateway", () => {
     const agent = await g.agent(host, {
       autoAnswer: (c) => (c.command === "kill-process" ? { success: false, message: "process 3613 is protected", details: {} } : succeed(c)),
     });
-    await g.rest.post("/api/alert", wazuhAlert("100002-ncat-connection", host));
+    // Wazuh agent 002 has no agent here (001 is the previous test's): resolved by host name.
+    const alert = wazuhAlert("100002-ncat-connection", host);
+    alert.agent.id = "002";
+    await g.rest.post("/api/alert", alert);
     await eventually("the failure recorded", async () => (await decisions(host)).some((d) => d.kind === "no_mitigation"));
     const failed = (await decisions(host)).find((d) => d.kind === "mitigation_failed");
     expect(failed?.reason).toContain("process 3613 is protected");

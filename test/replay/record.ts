@@ -3,44 +3,27 @@
 //   npx tsx test/replay/record.ts
 
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { Client, Connection } from "@temporalio/client";
-import { loadConfig } from "../../src/config.ts";
 import { startService } from "../../src/service.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
-import { createScratchDatabase, dropScratchDatabase } from "../support/scratch-database.ts";
+import { createScratch } from "../support/scratch.ts";
 import { webhookReceiver } from "../support/webhook-receiver.ts";
 
-const tag = randomBytes(3).toString("hex");
-const base = loadConfig({ ...process.env, MM_LOG_LEVEL: "warn" });
 const hooks = await webhookReceiver((req) => (req.path === "/soar-down" ? 500 : 200));
-const dbName = `mm_record_${tag}`;
-const config = {
-  ...base,
-  apiPort: 0,
-  adminToken: `record-${tag}-admin-token`,
-  databaseUrl: await createScratchDatabase(base.databaseUrl, dbName),
-  temporal: { ...base.temporal, taskQueue: `record-${tag}` },
-  nats: {
-    ...base.nats,
-    alertSubject: `record.${tag}.alerts`,
-    alertStream: `RECORD_${tag}`,
-    alertConsumer: `record_${tag}`,
-  },
-  incidentIdleMs: 4_000,
-};
+const scratch = await createScratch("record", { logLevel: "warn", incidentIdleMs: 4_000 });
+const { config } = scratch;
 const service = await startService(config, ["api", "worker"], {
   agents: recordingAgents().gateway,
 });
-const rest = restClient(() => service.apiUrl, config.adminToken);
+const rest = restClient(() => service.apiUrl);
 const client = new Client({
   connection: await Connection.connect({ address: config.temporal.address }),
 });
-const host = `replay-${tag}`;
+const host = `replay-${scratch.suffix.replace(/_/g, "-")}`;
 
 await rest.post("/api/workflow", {
   identifier: "soar_down",
@@ -80,5 +63,5 @@ for (const [name, workflowId] of Object.entries(histories)) {
 }
 await service.close();
 await hooks.close();
-await dropScratchDatabase(base.databaseUrl, dbName);
+await scratch.drop();
 process.exit(0);

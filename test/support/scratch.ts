@@ -1,0 +1,66 @@
+import { randomBytes } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect as connectNats } from "@nats-io/transport-node";
+import pg from "pg";
+import { type Config, loadConfig } from "../../src/config.ts";
+import { TEST_ADMIN_TOKEN } from "./http.ts";
+
+export interface Scratch {
+  /** Unique: names the database, task queue and NATS subject/stream/consumer. */
+  suffix: string;
+  config: Config;
+  /** Drops the database and the NATS stream. */
+  drop(): Promise<void>;
+}
+
+/**
+ * A configuration of its own on the shared local stack (tests, benchmarks, recordings): an empty
+ * database, a task queue and a NATS stream nobody else uses, and the test admin token.
+ */
+export async function createScratch(
+  name: string,
+  overrides: Partial<Config> = {},
+): Promise<Scratch> {
+  const base = loadConfig();
+  const suffix = `${name.replace(/[^a-z0-9]/gi, "_").toLowerCase()}_${randomBytes(4).toString("hex")}`;
+  const database = `mm_test_${suffix}`;
+  await adminQuery(base.databaseUrl, `CREATE DATABASE ${database}`);
+  const url = new URL(base.databaseUrl);
+  url.pathname = `/${database}`;
+  const config: Config = {
+    ...base,
+    apiPort: 0,
+    gatewayPort: 0,
+    // restClient sends it by default, so every test is an admin unless it says otherwise.
+    adminToken: TEST_ADMIN_TOKEN,
+    databaseUrl: url.toString(),
+    temporal: { ...base.temporal, taskQueue: `test-${suffix}` },
+    nats: {
+      ...base.nats,
+      alertSubject: `test.${suffix}.alerts`,
+      alertStream: `T_${suffix}`,
+      alertConsumer: `C_${suffix}`,
+    },
+    ...overrides,
+  };
+  return {
+    suffix,
+    config,
+    async drop() {
+      const nc = await connectNats({ servers: config.nats.url });
+      await (await jetstreamManager(nc)).streams.delete(config.nats.alertStream).catch(() => {});
+      await nc.close();
+      await adminQuery(base.databaseUrl, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    },
+  };
+}
+
+async function adminQuery(baseUrl: string, sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
