@@ -34,7 +34,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     // Set by operators only (and the enrollment token's group); never by the agent.
     .addColumn("groups", sql`text[]`, (c) => c.notNull().defaultTo(sql`'{}'`))
     .addColumn("labels", "jsonb", (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
-    .addColumn("isolation", "jsonb", (c) => c.notNull().defaultTo(sql`'{"isolated": false}'::jsonb`))
+    .addColumn("isolation", "jsonb", (c) =>
+      c.notNull().defaultTo(sql`'{"isolated": false}'::jsonb`),
+    )
     .addColumn("rules", "jsonb", (c) => c.notNull().defaultTo(sql`'[]'::jsonb`))
     .addColumn("rules_status", "jsonb")
     .addColumn("config", "jsonb")
@@ -48,7 +50,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("session_id", "text")
     .addColumn("gateway_id", "text")
     .execute();
-  await db.schema.createIndex("agents_wazuh_agent_id").on("agents").column("wazuh_agent_id").execute();
+  await db.schema
+    .createIndex("agents_wazuh_agent_id")
+    .on("agents")
+    .column("wazuh_agent_id")
+    .execute();
   await sql`CREATE INDEX agents_hostname ON agents (lower(hostname))`.execute(db);
   await sql`CREATE INDEX agents_ips ON agents USING gin (ips)`.execute(db);
   await sql`CREATE INDEX agents_groups ON agents USING gin (groups)`.execute(db);
@@ -137,8 +143,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("command_id", "text")
     .addColumn("details", "jsonb", (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
     .execute();
-  await db.schema.createIndex("audit_log_agent").on("audit_log").columns(["agent_id", "id"]).execute();
-  await db.schema.createIndex("audit_log_command").on("audit_log").columns(["command_id", "id"]).execute();
+  await db.schema
+    .createIndex("audit_log_agent")
+    .on("audit_log")
+    .columns(["agent_id", "id"])
+    .execute();
+  await db.schema
+    .createIndex("audit_log_command")
+    .on("audit_log")
+    .columns(["command_id", "id"])
+    .execute();
   // Append-only at the database, not only by convention: no code path or ad-hoc SQL rewrites history.
   await sql`CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$`.execute(db);

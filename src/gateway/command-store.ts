@@ -56,10 +56,20 @@ export async function issueCommand(db: Db, spec: CommandSpec) {
         })
         .onConflict((oc) =>
           oc.column("id").doUpdateSet((eb) => ({
-            task_tokens: sql<Buffer[]>`${eb.ref("commands.task_tokens")} || ${eb.ref("excluded.task_tokens")}`,
+            task_tokens: sql<
+              Buffer[]
+            >`${eb.ref("commands.task_tokens")} || ${eb.ref("excluded.task_tokens")}`,
           })),
         )
-        .returning(["id", "agent_id", "command", "status", "result", "reported_at", sql<boolean>`xmax = 0`.as("inserted")])
+        .returning([
+          "id",
+          "agent_id",
+          "command",
+          "status",
+          "result",
+          "reported_at",
+          sql<boolean>`xmax = 0`.as("inserted"),
+        ])
         .executeTakeFirstOrThrow();
       await appendAudit(trx, {
         actor: spec.requestedBy,
@@ -67,13 +77,20 @@ export async function issueCommand(db: Db, spec: CommandSpec) {
         agentId: row.agent_id,
         commandId: row.id,
         details: row.inserted
-          ? { command: spec.command, priority: spec.priority, details: spec.details, origin: spec.origin, ttl_ms: spec.ttlMs }
+          ? {
+              command: spec.command,
+              priority: spec.priority,
+              details: spec.details,
+              origin: spec.origin,
+              ttl_ms: spec.ttlMs,
+            }
           : { status: row.status },
       });
       return row;
     });
   } catch (err) {
-    if ((err as { code?: string }).code === "23503") throw new UnknownAgentError(`agent ${spec.agentId} is not enrolled`);
+    if ((err as { code?: string }).code === "23503")
+      throw new UnknownAgentError(`agent ${spec.agentId} is not enrolled`);
     throw err;
   }
 }
@@ -113,9 +130,20 @@ export async function claimForDelivery(
         .where("c.status", "in", OPEN_STATUSES)
         .where(sql<boolean>`c.session_id is distinct from ${s.sessionId}`)
         .where(sql<boolean>`(c.status = 'acknowledged' or c.expires_at > now())`)
-        .where(sql<boolean>`exists (select 1 from agents a where a.id = c.agent_id and a.session_id = ${s.sessionId})`);
+        .where(
+          sql<boolean>`exists (select 1 from agents a where a.id = c.agent_id and a.session_id = ${s.sessionId})`,
+        );
       if (s.ids) q = q.where("c.id", "in", s.ids);
-      return q.returning(["c.id", "c.agent_id", "c.command", "c.priority", "c.details", "c.status", "c.delivery_count", "c.created_at"]);
+      return q.returning([
+        "c.id",
+        "c.agent_id",
+        "c.command",
+        "c.priority",
+        "c.details",
+        "c.status",
+        "c.delivery_count",
+        "c.created_at",
+      ]);
     })
     .with("logged", (db) =>
       db
@@ -129,7 +157,9 @@ export async function claimForDelivery(
               sql<string>`'command.delivered'`.as("action"),
               "claimed.agent_id",
               "claimed.id",
-              sql<string>`jsonb_build_object('session', ${s.sessionId}::text, 'delivery', claimed.delivery_count)`.as("details"),
+              sql<string>`jsonb_build_object('session', ${s.sessionId}::text, 'delivery', claimed.delivery_count)`.as(
+                "details",
+              ),
             ]),
         ),
     )
@@ -137,19 +167,32 @@ export async function claimForDelivery(
     .selectAll()
     .execute();
   return rows
-    .sort((a, b) => PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || a.created_at.getTime() - b.created_at.getTime())
-    .map((r) => ({ id: r.id, command: r.command, priority: r.priority, details: r.details, status: r.status }));
+    .sort(
+      (a, b) =>
+        PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] ||
+        a.created_at.getTime() - b.created_at.getTime(),
+    )
+    .map((r) => ({
+      id: r.id,
+      command: r.command,
+      priority: r.priority,
+      details: r.details,
+      status: r.status,
+    }));
 }
 
 export type AgentReport =
-  | { kind: "recorded"; command: string; reported: boolean; workflowId: string | null }
+  | { kind: "recorded" }
   /** Already recorded (an answer to a re-delivery): nothing to do. */
   | { kind: "repeat" }
   /** Not a command this agent was sent. */
   | { kind: "unknown" };
 
 /** The agent's acknowledgment: the command reached it and will run (once). */
-export async function recordAck(db: Db, a: { agentId: string; commandId: string; timestamp: string; actor: string }): Promise<AgentReport> {
+export async function recordAck(
+  db: Db,
+  a: { agentId: string; commandId: string; timestamp: string; actor: string },
+): Promise<AgentReport> {
   const rows = await db
     .with("acked", (db) =>
       db
@@ -163,7 +206,7 @@ export async function recordAck(db: Db, a: { agentId: string; commandId: string;
         .where("agent_id", "=", a.agentId)
         .where("acknowledged_at", "is", null)
         .where("delivered_at", "is not", null)
-        .returning(["id", "agent_id", "command", "status", "reported_at", "workflow_id"]),
+        .returning(["id", "agent_id", "status"]),
     )
     .with("logged", (db) =>
       db
@@ -177,17 +220,28 @@ export async function recordAck(db: Db, a: { agentId: string; commandId: string;
               sql<string>`'command.acknowledged'`.as("action"),
               "acked.agent_id",
               "acked.id",
-              sql<string>`jsonb_build_object('timestamp', ${a.timestamp}::text, 'status', acked.status)`.as("details"),
+              sql<string>`jsonb_build_object('timestamp', ${a.timestamp}::text, 'status', acked.status)`.as(
+                "details",
+              ),
             ]),
         ),
     )
     .selectFrom("acked")
     .selectAll()
     .execute();
-  const row = rows[0];
-  if (row) return { kind: "recorded", command: row.command, reported: row.reported_at !== null, workflowId: row.workflow_id };
+  if (rows[0]) return { kind: "recorded" };
   return (await exists(db, a.agentId, a.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
 }
+
+export type CompletionReport =
+  | {
+      kind: "recorded";
+      command: string;
+      workflowId: string | null;
+      /** The outcome for the waiting activities; null when there is nobody left to tell. */
+      toReport: OutcomeToReport | null;
+    }
+  | Exclude<AgentReport, { kind: "recorded" }>;
 
 /**
  * The agent's completion. Recorded once; a completion for a command that expired after it was
@@ -196,13 +250,19 @@ export async function recordAck(db: Db, a: { agentId: string; commandId: string;
 export async function recordCompletion(
   db: Db,
   c: { agentId: string; commandId: string; outcome: CommandOutcome; actor: string },
-): Promise<AgentReport> {
+): Promise<CompletionReport> {
   const status: CommandStatus = c.outcome.success ? "completed" : "failed";
   const rows = await db
     .with("done", (db) =>
       db
         .updateTable("commands")
-        .set({ status, completed_at: sql<Date>`now()`, result: JSON.stringify(c.outcome) })
+        .set({
+          status,
+          completed_at: sql<Date>`now()`,
+          result: JSON.stringify(c.outcome),
+          // Nobody waits for a command issued without an activity: reported as it is recorded.
+          reported_at: sql<Date>`coalesce(reported_at, case when cardinality(task_tokens) = 0 then now() end)`,
+        })
         .where("id", "=", c.commandId)
         .where("agent_id", "=", c.agentId)
         .where((eb) =>
@@ -211,7 +271,16 @@ export async function recordCompletion(
             eb.and([eb("status", "=", "expired"), eb("delivered_at", "is not", null)]),
           ]),
         )
-        .returning(["id", "agent_id", "command", "reported_at", "workflow_id"]),
+        .returning([
+          "id",
+          "agent_id",
+          "command",
+          "status",
+          "result",
+          "task_tokens",
+          "reported_at",
+          "workflow_id",
+        ]),
     )
     .with("logged", (db) =>
       db
@@ -222,7 +291,9 @@ export async function recordCompletion(
             .selectFrom("done")
             .select([
               sql<string>`${c.actor}::text`.as("actor"),
-              sql<string>`${c.outcome.success ? "command.completed" : "command.failed"}::text`.as("action"),
+              sql<string>`${c.outcome.success ? "command.completed" : "command.failed"}::text`.as(
+                "action",
+              ),
               "done.agent_id",
               "done.id",
               sql<string>`${JSON.stringify(c.outcome)}::jsonb`.as("details"),
@@ -233,7 +304,13 @@ export async function recordCompletion(
     .selectAll()
     .execute();
   const row = rows[0];
-  if (row) return { kind: "recorded", command: row.command, reported: row.reported_at !== null, workflowId: row.workflow_id };
+  if (row)
+    return {
+      kind: "recorded",
+      command: row.command,
+      workflowId: row.workflow_id,
+      toReport: row.reported_at === null ? row : null,
+    };
   return (await exists(db, c.agentId, c.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
 }
 
@@ -271,7 +348,10 @@ export async function expireOverdue(db: Db, limit = 500): Promise<OutcomeToRepor
         .where((eb) =>
           eb.or([
             eb.and([eb("status", "=", "pending"), eb("expires_at", "<=", sql<Date>`now()`)]),
-            eb.and([eb("status", "=", "delivered"), eb("expires_at", "<=", sql<Date>`now() - ${ACK_GRACE_MS} * interval '1 millisecond'`)]),
+            eb.and([
+              eb("status", "=", "delivered"),
+              eb("expires_at", "<=", sql<Date>`now() - ${ACK_GRACE_MS} * interval '1 millisecond'`),
+            ]),
           ]),
         )
         .orderBy("expires_at")
@@ -312,7 +392,11 @@ export async function expireOverdue(db: Db, limit = 500): Promise<OutcomeToRepor
 }
 
 /** Outcomes decided a while ago that no activity has been told of yet (a crash or outage between). */
-export async function unreportedOutcomes(db: Db, olderThanMs: number, limit = 100): Promise<OutcomeToReport[]> {
+export async function unreportedOutcomes(
+  db: Db,
+  olderThanMs: number,
+  limit = 100,
+): Promise<OutcomeToReport[]> {
   return db
     .selectFrom("commands")
     .select(["id", "status", "result", "task_tokens"])
@@ -325,7 +409,12 @@ export async function unreportedOutcomes(db: Db, olderThanMs: number, limit = 10
 }
 
 export async function markReported(db: Kysely<Database>, id: string): Promise<void> {
-  await db.updateTable("commands").set({ reported_at: sql<Date>`now()` }).where("id", "=", id).where("reported_at", "is", null).execute();
+  await db
+    .updateTable("commands")
+    .set({ reported_at: sql<Date>`now()` })
+    .where("id", "=", id)
+    .where("reported_at", "is", null)
+    .execute();
 }
 
 // --- operators' view ---------------------------------------------------------------------------
@@ -370,7 +459,13 @@ export async function listCommands(db: Db, f: CommandFilter) {
   if (f.command) q = q.where("command", "=", f.command);
   if (f.origin) q = q.where("origin", "=", f.origin);
   const [items, total] = await Promise.all([
-    q.select(commandColumns).orderBy("created_at", "desc").orderBy("id").limit(f.limit).offset(f.offset).execute(),
+    q
+      .select(commandColumns)
+      .orderBy("created_at", "desc")
+      .orderBy("id")
+      .limit(f.limit)
+      .offset(f.offset)
+      .execute(),
     q.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
   ]);
   return { items, total: Number(total.n) };

@@ -3,11 +3,16 @@
 // gateway holds the agent's session, and returns without a result: the activity completes
 // asynchronously when the agent's completion arrives (or the command expires), so no worker slot
 // is held while the agent works. Any process with PostgreSQL and NATS can run it.
+
+import type { NatsConnection } from "@nats-io/transport-node";
 import { ApplicationFailure, CompleteAsyncError, Context } from "@temporalio/activity";
 import type { Client } from "@temporalio/client";
 import { ActivityNotFoundError } from "@temporalio/client";
-import type { NatsConnection } from "@nats-io/transport-node";
-import type { AgentCommandInput, AgentCommandResult, AgentGateway } from "../activities/agent-commands.ts";
+import type {
+  AgentCommandInput,
+  AgentCommandResult,
+  AgentGateway,
+} from "../activities/agent-commands.ts";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/index.ts";
 import type { CommandOutcome, CommandStatus } from "../db/schema.ts";
@@ -24,7 +29,11 @@ export interface GatewayCommandInput extends AgentCommandInput {
   ttlMs?: number;
 }
 
-export function agentGateway(deps: { db: Db; nc: NatsConnection; commands: Config["commands"] }): AgentGateway {
+export function agentGateway(deps: {
+  db: Db;
+  nc: NatsConnection;
+  commands: Config["commands"];
+}): AgentGateway {
   return {
     resolveAgent: (host) => resolveHost(deps.db, host),
 
@@ -32,7 +41,8 @@ export function agentGateway(deps: { db: Db; nc: NatsConnection; commands: Confi
       const { info } = Context.current();
       // Standalone activities have no workflow; the engine's and operators' commands always do.
       const workflowId = info.workflowExecution?.workflowId ?? null;
-      const details = input.command === "isolate-host" ? withPortal(input.details, deps.commands) : input.details;
+      const details =
+        input.command === "isolate-host" ? withPortal(input.details, deps.commands) : input.details;
       let row: Awaited<ReturnType<typeof issueCommand>>;
       try {
         row = await issueCommand(deps.db, {
@@ -48,11 +58,15 @@ export function agentGateway(deps: { db: Db; nc: NatsConnection; commands: Confi
           taskToken: info.taskToken,
         });
       } catch (err) {
-        if (err instanceof UnknownAgentError) throw ApplicationFailure.nonRetryable(err.message, "UnknownAgent");
+        if (err instanceof UnknownAgentError)
+          throw ApplicationFailure.nonRetryable(err.message, "UnknownAgent");
         throw err;
       }
       if (row.agent_id !== input.agentId) {
-        throw ApplicationFailure.nonRetryable(`command id ${input.commandId} was issued to agent ${row.agent_id}`, "CommandIdConflict");
+        throw ApplicationFailure.nonRetryable(
+          `command id ${input.commandId} was issued to agent ${row.agent_id}`,
+          "CommandIdConflict",
+        );
       }
       // Issued before and already decided: the same answer again, and nothing reaches the agent.
       if (isFinal(row.status) && row.result) {
@@ -66,11 +80,16 @@ export function agentGateway(deps: { db: Db; nc: NatsConnection; commands: Confi
 }
 
 /** Isolation must leave the portal reachable: configured portal addresses fill what the details lack. */
-export function withPortal(details: Record<string, unknown>, portal: Config["commands"]): Record<string, unknown> {
+export function withPortal(
+  details: Record<string, unknown>,
+  portal: Config["commands"],
+): Record<string, unknown> {
   return {
     ...details,
-    ...(details.portal_ips === undefined && portal.portalIps.length > 0 && { portal_ips: portal.portalIps }),
-    ...(details.portal_ports === undefined && portal.portalPorts.length > 0 && { portal_ports: portal.portalPorts }),
+    ...(details.portal_ips === undefined &&
+      portal.portalIps.length > 0 && { portal_ips: portal.portalIps }),
+    ...(details.portal_ports === undefined &&
+      portal.portalPorts.length > 0 && { portal_ports: portal.portalPorts }),
   };
 }
 
@@ -106,11 +125,19 @@ export async function reportOutcome(
   const results = await Promise.allSettled(
     o.task_tokens.map((token) =>
       outcome.success
-        ? deps.temporal.activity.complete(token, { success: true, message: outcome.message, details: outcome.details })
+        ? deps.temporal.activity.complete(token, {
+            success: true,
+            message: outcome.message,
+            details: outcome.details,
+          })
         : deps.temporal.activity.fail(token, failureOf(o.status, outcome)),
     ),
   );
-  const failed = results.flatMap((r) => (r.status === "rejected" && !(r.reason instanceof ActivityNotFoundError) ? [r.reason as Error] : []));
+  const failed = results.flatMap((r) =>
+    r.status === "rejected" && !(r.reason instanceof ActivityNotFoundError)
+      ? [r.reason as Error]
+      : [],
+  );
   if (failed.length) {
     deps.log.warn("command outcome not reported yet", { command: o.id, error: failed[0]?.message });
     return;

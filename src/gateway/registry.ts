@@ -37,7 +37,12 @@ export async function createEnrollmentToken(db: Db, input: EnrollmentTokenInput)
   await appendAudit(db, {
     actor: input.createdBy,
     action: "enrollment_token.created",
-    details: { token_id: row.id, group: row.group, max_uses: row.max_uses, expires_at: row.expires_at },
+    details: {
+      token_id: row.id,
+      group: row.group,
+      max_uses: row.max_uses,
+      expires_at: row.expires_at,
+    },
   });
   return { ...row, token: secret.value };
 }
@@ -56,7 +61,11 @@ const tokenColumns = [
 ] as const;
 
 export async function listEnrollmentTokens(db: Db) {
-  return db.selectFrom("enrollment_tokens").select(tokenColumns).orderBy("created_at", "desc").execute();
+  return db
+    .selectFrom("enrollment_tokens")
+    .select(tokenColumns)
+    .orderBy("created_at", "desc")
+    .execute();
 }
 
 /** Revokes an unused or partly used token; false when there is no such token. */
@@ -67,7 +76,8 @@ export async function revokeEnrollmentToken(db: Db, id: string, actor: string): 
     .where("id", "=", id)
     .returning("id")
     .executeTakeFirst();
-  if (row) await appendAudit(db, { actor, action: "enrollment_token.revoked", details: { token_id: id } });
+  if (row)
+    await appendAudit(db, { actor, action: "enrollment_token.revoked", details: { token_id: id } });
   return row !== undefined;
 }
 
@@ -117,7 +127,13 @@ async function insertKey(db: Db, agentId: string, createdBy: string) {
   const keyId = newId("key");
   await db
     .insertInto("agent_keys")
-    .values({ id: keyId, agent_id: agentId, key_hash: secret.hash, prefix: secret.prefix, created_by: createdBy })
+    .values({
+      id: keyId,
+      agent_id: agentId,
+      key_hash: secret.hash,
+      prefix: secret.prefix,
+      created_by: createdBy,
+    })
     .execute();
   return { keyId, apiKey: secret.value };
 }
@@ -143,9 +159,18 @@ export async function authenticateAgent(db: Db, apiKey: string): Promise<AgentCr
  * Issues a new key (shown once). With `revokeOthers` it is a one-step rotation: every other key
  * is revoked in the same transaction; otherwise both work until the old one is revoked.
  */
-export async function createAgentKey(db: Db, agentId: string, opts: { revokeOthers: boolean; actor: string }) {
+export async function createAgentKey(
+  db: Db,
+  agentId: string,
+  opts: { revokeOthers: boolean; actor: string },
+) {
   return db.transaction().execute(async (trx) => {
-    const agent = await trx.selectFrom("agents").select("id").where("id", "=", agentId).forUpdate().executeTakeFirst();
+    const agent = await trx
+      .selectFrom("agents")
+      .select("id")
+      .where("id", "=", agentId)
+      .forUpdate()
+      .executeTakeFirst();
     if (!agent) return null;
     const key = await insertKey(trx, agentId, opts.actor);
     const revoked = opts.revokeOthers ? await revokeKeys(trx, agentId, { except: key.keyId }) : [];
@@ -156,7 +181,12 @@ export async function createAgentKey(db: Db, agentId: string, opts: { revokeOthe
       details: { key_id: key.keyId, revoked },
     });
     if (revoked.length)
-      await appendAudit(trx, { actor: opts.actor, action: "agent.key_revoked", agentId, details: { key_ids: revoked } });
+      await appendAudit(trx, {
+        actor: opts.actor,
+        action: "agent.key_revoked",
+        agentId,
+        details: { key_ids: revoked },
+      });
     return { ...key, revokedKeyIds: revoked };
   });
 }
@@ -173,9 +203,20 @@ async function revokeKeys(db: Db, agentId: string, which: { keyId?: string; exce
 }
 
 /** Revokes one key, or every key of the agent; returns the ids revoked (empty when none were live). */
-export async function revokeAgentKeys(db: Db, agentId: string, keyId: string | null, actor: string): Promise<string[]> {
+export async function revokeAgentKeys(
+  db: Db,
+  agentId: string,
+  keyId: string | null,
+  actor: string,
+): Promise<string[]> {
   const revoked = await revokeKeys(db, agentId, keyId ? { keyId } : {});
-  if (revoked.length) await appendAudit(db, { actor, action: "agent.key_revoked", agentId, details: { key_ids: revoked } });
+  if (revoked.length)
+    await appendAudit(db, {
+      actor,
+      action: "agent.key_revoked",
+      agentId,
+      details: { key_ids: revoked },
+    });
   return revoked;
 }
 
@@ -230,7 +271,10 @@ export async function recordHello(
 }
 
 /** A heartbeat: false when this session was replaced or its key revoked (the session must end). */
-export async function touchSession(db: Db, s: { agentId: string; keyId: string; sessionId: string }): Promise<boolean> {
+export async function touchSession(
+  db: Db,
+  s: { agentId: string; keyId: string; sessionId: string },
+): Promise<boolean> {
   const row = await db
     .updateTable("agents")
     .set({ last_seen_at: sql<Date>`now()` })
@@ -242,7 +286,10 @@ export async function touchSession(db: Db, s: { agentId: string; keyId: string; 
   return row !== undefined;
 }
 
-export async function recordDisconnect(db: Db, s: { agentId: string; sessionId: string }): Promise<void> {
+export async function recordDisconnect(
+  db: Db,
+  s: { agentId: string; sessionId: string },
+): Promise<void> {
   await db
     .updateTable("agents")
     .set({ session_id: null, gateway_id: null, disconnected_at: sql<Date>`now()` })
@@ -251,7 +298,11 @@ export async function recordDisconnect(db: Db, s: { agentId: string; sessionId: 
     .execute();
 }
 
-export async function recordRulesStatus(db: Db, agentId: string, status: RulesStatus): Promise<void> {
+export async function recordRulesStatus(
+  db: Db,
+  agentId: string,
+  status: RulesStatus,
+): Promise<void> {
   await db
     .updateTable("agents")
     .set({ rules_status: JSON.stringify({ ...status, received_at: new Date().toISOString() }) })
@@ -259,8 +310,16 @@ export async function recordRulesStatus(db: Db, agentId: string, status: RulesSt
     .execute();
 }
 
-export async function recordIsolation(db: Db, agentId: string, isolation: AgentIsolation): Promise<void> {
-  await db.updateTable("agents").set({ isolation: JSON.stringify(isolation) }).where("id", "=", agentId).execute();
+export async function recordIsolation(
+  db: Db,
+  agentId: string,
+  isolation: AgentIsolation,
+): Promise<void> {
+  await db
+    .updateTable("agents")
+    .set({ isolation: JSON.stringify(isolation) })
+    .where("id", "=", agentId)
+    .execute();
 }
 
 // --- host resolution ---------------------------------------------------------------------------
@@ -279,7 +338,9 @@ export async function resolveHost(db: Db, host: HostIdentity): Promise<AgentTarg
       .selectFrom("agents as a")
       .select(["a.id", "a.capabilities"])
       .where(match)
-      .where(sql<SqlBool>`exists (select 1 from agent_keys k where k.agent_id = a.id and k.revoked_at is null)`)
+      .where(
+        sql<SqlBool>`exists (select 1 from agent_keys k where k.agent_id = a.id and k.revoked_at is null)`,
+      )
       .orderBy(sql`a.last_seen_at desc nulls last`)
       .orderBy("a.enrolled_at", "desc")
       .limit(1)
@@ -307,29 +368,31 @@ export interface AgentFilter {
 
 /** An agent is online while its session's heartbeats keep arriving within `onlineWindowMs`. */
 function agentQuery(db: Db, onlineWindowMs: number) {
-  return db.selectFrom("agents as a").select([
-    "a.id",
-    "a.hostname",
-    "a.os",
-    "a.ips",
-    "a.agent_version",
-    "a.fibratus_version",
-    "a.external_ids",
-    "a.capabilities",
-    "a.groups",
-    "a.labels",
-    "a.isolation",
-    "a.rules",
-    "a.rules_status",
-    "a.config",
-    "a.simulation",
-    "a.enrolled_at",
-    "a.last_seen_at",
-    "a.connected_at",
-    "a.disconnected_at",
-    "a.gateway_id",
-    statusOf(onlineWindowMs).as("status"),
-  ]);
+  return db
+    .selectFrom("agents as a")
+    .select([
+      "a.id",
+      "a.hostname",
+      "a.os",
+      "a.ips",
+      "a.agent_version",
+      "a.fibratus_version",
+      "a.external_ids",
+      "a.capabilities",
+      "a.groups",
+      "a.labels",
+      "a.isolation",
+      "a.rules",
+      "a.rules_status",
+      "a.config",
+      "a.simulation",
+      "a.enrolled_at",
+      "a.last_seen_at",
+      "a.connected_at",
+      "a.disconnected_at",
+      "a.gateway_id",
+      statusOf(onlineWindowMs).as("status"),
+    ]);
 }
 
 function statusOf(onlineWindowMs: number) {
@@ -342,12 +405,19 @@ function statusOf(onlineWindowMs: number) {
 export async function listAgents(db: Db, f: AgentFilter, onlineWindowMs: number) {
   let q = agentQuery(db, onlineWindowMs);
   if (f.group) q = q.where(sql<SqlBool>`${f.group} = any(a.groups)`);
-  if (f.labels && Object.keys(f.labels).length) q = q.where(sql<SqlBool>`a.labels @> ${JSON.stringify(f.labels)}::jsonb`);
+  if (f.labels && Object.keys(f.labels).length)
+    q = q.where(sql<SqlBool>`a.labels @> ${JSON.stringify(f.labels)}::jsonb`);
   if (f.hostname) q = q.where(sql<SqlBool>`lower(a.hostname) = lower(${f.hostname})`);
   if (f.capability) q = q.where(sql<SqlBool>`${f.capability} = any(a.capabilities)`);
-  if (f.isolated !== undefined) q = q.where(sql<SqlBool>`(a.isolation->>'isolated')::boolean = ${f.isolated}`);
+  if (f.isolated !== undefined)
+    q = q.where(sql<SqlBool>`(a.isolation->>'isolated')::boolean = ${f.isolated}`);
   if (f.status) q = q.where(statusOf(onlineWindowMs), "=", f.status);
-  const page = await q.orderBy("a.hostname").orderBy("a.id").limit(f.limit + 1).offset(f.offset).execute();
+  const page = await q
+    .orderBy("a.hostname")
+    .orderBy("a.id")
+    .limit(f.limit + 1)
+    .offset(f.offset)
+    .execute();
   return { items: page.slice(0, f.limit), more: page.length > f.limit };
 }
 
@@ -369,7 +439,12 @@ export async function updateAgent(
     const row = await db.selectFrom("agents").select("id").where("id", "=", id).executeTakeFirst();
     return row ?? null;
   }
-  const row = await db.updateTable("agents").set(set).where("id", "=", id).returning("id").executeTakeFirst();
+  const row = await db
+    .updateTable("agents")
+    .set(set)
+    .where("id", "=", id)
+    .returning("id")
+    .executeTakeFirst();
   if (row) await appendAudit(db, { actor, action: "agent.updated", agentId: id, details: change });
   return row ?? null;
 }

@@ -4,8 +4,8 @@
 import { readFile } from "node:fs/promises";
 import type { Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { hostname as machineName } from "node:os";
 import type { AddressInfo } from "node:net";
+import { hostname as machineName } from "node:os";
 import { serve } from "@hono/node-server";
 import { createNodeWebSocket } from "@hono/node-ws";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -18,6 +18,7 @@ import type { Db } from "../db/index.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
 import { describeIssues } from "../protocol/messages.ts";
+import type { OutcomeToReport } from "./command-store.ts";
 import { reportOutcome } from "./delivery.ts";
 import { type AgentCredentials, authenticateAgent, enroll } from "./registry.ts";
 import { bearerToken, newId } from "./secrets.ts";
@@ -70,7 +71,13 @@ export interface Gateway {
 
 export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const { config, log } = deps;
-  const gatewayId = newId(`gw_${machineName().replace(/[^A-Za-z0-9]/g, "").slice(0, 20) || "host"}`);
+  const gatewayId = newId(
+    `gw_${
+      machineName()
+        .replace(/[^A-Za-z0-9]/g, "")
+        .slice(0, 20) || "host"
+    }`,
+  );
   const sessions = new Map<string, AgentSession>();
   const opened = new Set<AgentSession>();
 
@@ -79,37 +86,52 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   // An oversized frame closes the session (1009) before it is ever buffered whole.
   nodeWs.wss.options.maxPayload = config.gateway.maxFrameBytes;
 
-  app.get("/health", (c) => c.json({ status: "up", gateway_id: gatewayId, sessions: sessions.size }));
+  app.get("/health", (c) =>
+    c.json({ status: "up", gateway_id: gatewayId, sessions: sessions.size }),
+  );
 
-  app.post("/api/enroll", bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.json({ error: "request body too large" }, 413) }), async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      return c.json({ error: "the body must be JSON: {token, hostname}" }, 400);
-    }
-    const request = EnrollRequest.safeParse(body);
-    if (!request.success) return c.json({ error: `invalid enrollment request: ${describeIssues(request.error)}` }, 400);
-    const enrolled = await enroll(deps.db, request.data);
-    if (!enrolled) return c.json({ error: "the enrollment token is unknown, revoked, expired or used up" }, 401);
-    log.info("agent enrolled", { agent: enrolled.agentId, hostname: request.data.hostname });
-    return c.json({ agent_id: enrolled.agentId, api_key: enrolled.apiKey }, 201);
-  });
+  app.post(
+    "/api/enroll",
+    bodyLimit({
+      maxSize: 16 * 1024,
+      onError: (c) => c.json({ error: "request body too large" }, 413),
+    }),
+    async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return c.json({ error: "the body must be JSON: {token, hostname}" }, 400);
+      }
+      const request = EnrollRequest.safeParse(body);
+      if (!request.success)
+        return c.json(
+          { error: `invalid enrollment request: ${describeIssues(request.error)}` },
+          400,
+        );
+      const enrolled = await enroll(deps.db, request.data);
+      if (!enrolled)
+        return c.json(
+          { error: "the enrollment token is unknown, revoked, expired or used up" },
+          401,
+        );
+      log.info("agent enrolled", { agent: enrolled.agentId, hostname: request.data.hostname });
+      return c.json({ agent_id: enrolled.agentId, api_key: enrolled.apiKey }, 201);
+    },
+  );
 
-  const report = (commandId: string) =>
-    deps.db
-      .selectFrom("commands")
-      .select(["id", "status", "result", "task_tokens"])
-      .where("id", "=", commandId)
-      .executeTakeFirstOrThrow()
-      .then((o) => reportOutcome(deps, o));
+  const report = (outcome: OutcomeToReport) => reportOutcome(deps, outcome);
 
   app.get(
     "/agent/ws",
     async (c, next) => {
       const key = bearerToken(c.req.header("authorization"));
       const agent = key ? await authenticateAgent(deps.db, key) : null;
-      if (!agent) return c.json({ error: "a valid agent API key is required (Authorization: Bearer <api_key>)" }, 401);
+      if (!agent)
+        return c.json(
+          { error: "a valid agent API key is required (Authorization: Bearer <api_key>)" },
+          401,
+        );
       c.set("agent", agent);
       await next();
     },
@@ -148,7 +170,10 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   const tls = config.gateway.tls
-    ? { cert: await readFile(config.gateway.tls.certFile), key: await readFile(config.gateway.tls.keyFile) }
+    ? {
+        cert: await readFile(config.gateway.tls.certFile),
+        key: await readFile(config.gateway.tls.keyFile),
+      }
     : undefined;
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve(

@@ -17,11 +17,28 @@ import {
 } from "../protocol/messages.ts";
 import { rejectAlert } from "../store/alerts.ts";
 import { appendAudit } from "./audit.ts";
-import { claimForDelivery, recordAck, recordCompletion } from "./command-store.ts";
+import {
+  claimForDelivery,
+  type OutcomeToReport,
+  recordAck,
+  recordCompletion,
+} from "./command-store.ts";
 import type { AgentCredentials } from "./registry.ts";
-import { recordDisconnect, recordHello, recordIsolation, recordRulesStatus, touchSession } from "./registry.ts";
+import {
+  recordDisconnect,
+  recordHello,
+  recordIsolation,
+  recordRulesStatus,
+  touchSession,
+} from "./registry.ts";
 import { newId } from "./secrets.ts";
-import { agentSubjects, type CommandNotice, type ControlMessage, controlSubject, encode } from "./subjects.ts";
+import {
+  agentSubjects,
+  type CommandNotice,
+  type ControlMessage,
+  controlSubject,
+  encode,
+} from "./subjects.ts";
 
 /** WebSocket close codes of this gateway (4000-4999 are the application's). */
 export const CLOSE = {
@@ -47,7 +64,7 @@ export interface SessionDeps {
   /** The gateway's live sessions, by agent id: at most one per agent. */
   sessions: Map<string, AgentSession>;
   /** Tells the waiting activity about a recorded completion. */
-  report(commandId: string): Promise<void>;
+  report(outcome: OutcomeToReport): Promise<void>;
 }
 
 export class AgentSession {
@@ -65,6 +82,8 @@ export class AgentSession {
   // order on a second chain, so a slow alert intake does not hold back command traffic.
   private frames: Promise<void> = Promise.resolve();
   private alerts: Promise<void> = Promise.resolve();
+  /** Settles once hello is handled: alerts wait for it, so a refused session forwards none. */
+  private greeted: Promise<void> = Promise.resolve();
   private noticed = new Set<string>();
   private flushing = false;
 
@@ -94,7 +113,10 @@ export class AgentSession {
           if (msg.subject.endsWith(".cmd")) this.notice((msg.json() as CommandNotice).ids);
           else this.control(msg.json() as ControlMessage);
         } catch (error) {
-          this.deps.log.warn("unreadable gateway notice", { subject: msg.subject, error: (error as Error).message });
+          this.deps.log.warn("unreadable gateway notice", {
+            subject: msg.subject,
+            error: (error as Error).message,
+          });
         }
       },
     });
@@ -124,10 +146,14 @@ export class AgentSession {
       return;
     }
     if ("alert" in message) {
-      this.alerts = this.alerts.then(() => this.guard(() => this.onAlert(message, data)));
+      const greeted = this.greeted;
+      this.alerts = this.alerts
+        .then(() => greeted)
+        .then(() => this.guard(() => this.onAlert(message, data)));
       return;
     }
     this.frames = this.frames.then(() => this.guard(() => this.onFrame(message)));
+    if (isHello(message)) this.greeted = this.frames;
   }
 
   /** Asks the agent to go (it reconnects with backoff); the close handshake gets 2 s. */
@@ -148,7 +174,8 @@ export class AgentSession {
   error(err: unknown): void {
     // ws reports an oversized frame here before closing with 1009.
     const code = (err as { code?: string }).code;
-    if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") this.closeReason ??= "frame larger than the configured limit";
+    if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH")
+      this.closeReason ??= "frame larger than the configured limit";
     else this.deps.log.debug("agent socket error", { agent: this.agentId, error: String(err) });
   }
 
@@ -158,8 +185,14 @@ export class AgentSession {
     this.ended = true;
     this.subscription?.unsubscribe();
     if (this.deps.sessions.get(this.agentId) === this) this.deps.sessions.delete(this.agentId);
-    const reason = this.closeReason ?? (code === CLOSE.tooBig ? "frame larger than the configured limit" : null);
-    this.deps.log.info("agent session closed", { agent: this.agentId, session: this.id, code, reason });
+    const reason =
+      this.closeReason ?? (code === CLOSE.tooBig ? "frame larger than the configured limit" : null);
+    this.deps.log.info("agent session closed", {
+      agent: this.agentId,
+      session: this.id,
+      code,
+      reason,
+    });
     await this.guard(async () => {
       await recordDisconnect(this.deps.db, { agentId: this.agentId, sessionId: this.id });
       if (reason && code !== CLOSE.goingAway) {
@@ -177,11 +210,15 @@ export class AgentSession {
 
   private async onFrame(message: Exclude<AgentMessage, AlertForward>): Promise<void> {
     if (this.ended) return;
+    if (isHello(message)) return this.onHello(message);
+    // Frames that followed a refused hello are not this agent's to send.
+    if (!this.welcomed) return;
     if ("type" in message) {
-      if (message.type === "hello") return this.onHello(message);
       if (message.type === "heartbeat") {
         const live = await touchSession(this.deps.db, { ...this.credentials, sessionId: this.id });
         if (!live) this.close(CLOSE.revoked, "this session was replaced or its API key revoked");
+        // A command notice lost on NATS costs at most a heartbeat: the backlog is claimed here too.
+        else await this.deliver();
         return;
       }
       return recordRulesStatus(this.deps.db, this.agentId, message);
@@ -193,7 +230,8 @@ export class AgentSession {
         timestamp: message.timestamp,
         actor: `agent:${this.agentId}`,
       });
-      if (ack.kind === "unknown") this.bad("unknown_command", "no such command was sent to this agent", message.command_id);
+      if (ack.kind === "unknown")
+        this.bad("unknown_command", "no such command was sent to this agent", message.command_id);
       return;
     }
     return this.onCompletion(message);
@@ -212,12 +250,24 @@ export class AgentSession {
     }
     // One session per agent: a newer one replaces the older, here and on every other gateway.
     const previous = this.deps.sessions.get(this.agentId);
-    if (previous && previous !== this) previous.close(CLOSE.replaced, "replaced by a newer session of this agent");
+    if (previous && previous !== this)
+      previous.close(CLOSE.replaced, "replaced by a newer session of this agent");
     this.deps.sessions.set(this.agentId, this);
-    this.deps.nc.publish(controlSubject(this.agentId), encode({ action: "replaced", session: this.id }));
+    this.deps.nc.publish(
+      controlSubject(this.agentId),
+      encode({ action: "replaced", session: this.id }),
+    );
     this.welcomed = true;
-    this.send({ type: "welcome", agent_id: this.agentId, heartbeat_interval_ms: this.deps.heartbeatMs });
-    this.deps.log.info("agent session open", { agent: this.agentId, session: this.id, hostname: hello.hostname });
+    this.send({
+      type: "welcome",
+      agent_id: this.agentId,
+      heartbeat_interval_ms: this.deps.heartbeatMs,
+    });
+    this.deps.log.info("agent session open", {
+      agent: this.agentId,
+      session: this.id,
+      hostname: hello.hostname,
+    });
     await this.deliver();
   }
 
@@ -239,20 +289,28 @@ export class AgentSession {
       return;
     }
     if (done.kind === "repeat") return;
-    if (completion.success && (done.command === "isolate-host" || done.command === "release-host")) {
+    if (
+      completion.success &&
+      (done.command === "isolate-host" || done.command === "release-host")
+    ) {
       // The registry follows the agent's own word, whichever workflow asked.
       await recordIsolation(
         this.deps.db,
         this.agentId,
         done.command === "isolate-host"
-          ? { isolated: true, since: completion.timestamp, ...(done.workflowId && { workflow_id: done.workflowId }) }
+          ? {
+              isolated: true,
+              since: completion.timestamp,
+              ...(done.workflowId && { workflow_id: done.workflowId }),
+            }
           : { isolated: false },
       );
     }
-    if (!done.reported) await this.deps.report(completion.command_id);
+    if (done.toReport) await this.deps.report(done.toReport);
   }
 
   private async onAlert(message: AlertForward, raw: string): Promise<void> {
+    if (!this.welcomed || this.ended) return;
     const hello = this.hello as Hello;
     const wazuhId = hello.external_ids.wazuh_agent_id;
     const ip = primaryIp(hello.ips);
@@ -268,8 +326,16 @@ export class AgentSession {
         this.send({ type: "error", code: "invalid_alert", message: summary, ...(ref && { ref }) });
       }
     } catch (err) {
-      this.deps.log.warn("agent alert not stored", { agent: this.agentId, error: (err as Error).message });
-      this.send({ type: "error", code: "alert_not_stored", message: "the alert could not be stored; send it again later", ...(ref && { ref }) });
+      this.deps.log.warn("agent alert not stored", {
+        agent: this.agentId,
+        error: (err as Error).message,
+      });
+      this.send({
+        type: "error",
+        code: "alert_not_stored",
+        message: "the alert could not be stored; send it again later",
+        ...(ref && { ref }),
+      });
       return;
     }
     if (message.seq !== undefined) this.send({ type: "alert_ack", seq: message.seq });
@@ -307,7 +373,12 @@ export class AgentSession {
     });
     for (const c of commands) {
       // Exactly the seed's command frame, keys in the seed's order.
-      const frame: Command = { command: c.command, priority: c.priority, id: c.id, details: c.details };
+      const frame: Command = {
+        command: c.command,
+        priority: c.priority,
+        id: c.id,
+        details: c.details,
+      };
       this.send(frame);
     }
   }
@@ -315,7 +386,10 @@ export class AgentSession {
   private control(message: ControlMessage): void {
     if (message.action === "replaced" && message.session !== this.id) {
       this.close(CLOSE.replaced, "replaced by a newer session of this agent");
-    } else if (message.action === "revoked" && (!message.key_ids || message.key_ids.includes(this.credentials.keyId))) {
+    } else if (
+      message.action === "revoked" &&
+      (!message.key_ids || message.key_ids.includes(this.credentials.keyId))
+    ) {
       this.close(CLOSE.revoked, "API key revoked");
     }
   }
@@ -331,7 +405,10 @@ export class AgentSession {
     this.badFrames.push(now);
     while ((this.badFrames[0] ?? now) < now - BAD_FRAME_WINDOW_MS) this.badFrames.shift();
     if (this.badFrames.length >= this.deps.maxBadFrames) {
-      this.close(CLOSE.policy, `too many invalid frames (${this.badFrames.length} within a minute)`);
+      this.close(
+        CLOSE.policy,
+        `too many invalid frames (${this.badFrames.length} within a minute)`,
+      );
     }
   }
 
@@ -340,8 +417,16 @@ export class AgentSession {
     try {
       await step();
     } catch (err) {
-      this.deps.log.error("agent frame not handled", { agent: this.agentId, session: this.id, error: (err as Error).message });
-      this.send({ type: "error", code: "internal_error", message: "the gateway could not handle this frame" });
+      this.deps.log.error("agent frame not handled", {
+        agent: this.agentId,
+        session: this.id,
+        error: (err as Error).message,
+      });
+      this.send({
+        type: "error",
+        code: "internal_error",
+        message: "the gateway could not handle this frame",
+      });
     }
   }
 }

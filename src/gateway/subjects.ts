@@ -21,4 +21,5 @@ export type ControlMessage =
   /** Sessions authenticated with one of these keys end (all of the agent's when absent). */
   | { action: "revoked"; key_ids?: string[] };
 
-export const encode = (value: CommandNotice | ControlMessage): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+export const encode = (value: CommandNotice | ControlMessage): Uint8Array =>
+  new TextEncoder().encode(JSON.stringify(value));

@@ -22,12 +22,15 @@ export function startCommandSupervisor(deps: { db: Db; temporal: Client; log: Lo
       deps.log.info("command expired", { command: expired.id, message: expired.result?.message });
       await reportOutcome(deps, expired);
     }
-    for (const outcome of await unreportedOutcomes(deps.db, REPORT_RETRY_AFTER_MS)) await reportOutcome(deps, outcome);
+    for (const outcome of await unreportedOutcomes(deps.db, REPORT_RETRY_AFTER_MS))
+      await reportOutcome(deps, outcome);
   };
   const loop = () => {
     if (stopped) return;
     running = tick()
-      .catch((err: Error) => deps.log.warn("command supervisor tick failed", { error: err.message }))
+      .catch((err: Error) =>
+        deps.log.warn("command supervisor tick failed", { error: err.message }),
+      )
       .finally(() => {
         if (!stopped) timer = setTimeout(loop, TICK_MS);
       });

@@ -21,14 +21,30 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 describe("enrollment", () => {
   it("exchanges a token for an agent id and an API key, stored only as a digest, in the token's group", async () => {
-    const created = await g.rest.post("/api/enrollment-tokens", { group: "web-servers", max_uses: 2, description: "rollout" });
+    const created = await g.rest.post("/api/enrollment-tokens", {
+      group: "web-servers",
+      max_uses: 2,
+      description: "rollout",
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ group: "web-servers", max_uses: 2, uses: 0, token: expect.stringMatching(/^mme_/) });
+    expect(created.body).toMatchObject({
+      group: "web-servers",
+      max_uses: 2,
+      uses: 0,
+      token: expect.stringMatching(/^mme_/),
+    });
     const { status, body } = await enroll(g.gatewayUrl, created.body.token, "web-1");
     expect(status).toBe(201);
-    expect(body).toEqual({ agent_id: expect.stringMatching(/^agt_[0-9a-f]{20}$/), api_key: expect.stringMatching(/^mmk_/) });
+    expect(body).toEqual({
+      agent_id: expect.stringMatching(/^agt_[0-9a-f]{20}$/),
+      api_key: expect.stringMatching(/^mmk_/),
+    });
 
-    const keys = await g.db.selectFrom("agent_keys").selectAll().where("agent_id", "=", body.agent_id).execute();
+    const keys = await g.db
+      .selectFrom("agent_keys")
+      .selectAll()
+      .where("agent_id", "=", body.agent_id)
+      .execute();
     expect(keys).toHaveLength(1);
     expect(keys[0]?.key_hash).toBe(sha256(body.api_key));
     const everything = JSON.stringify(await g.db.selectFrom("agent_keys").selectAll().execute());
@@ -37,17 +53,28 @@ describe("enrollment", () => {
     expect(tokens).not.toContain(created.body.token);
 
     const agent = await g.rest.get(`/api/agents/${body.agent_id}`);
-    expect(agent.body).toMatchObject({ id: body.agent_id, hostname: "web-1", groups: ["web-servers"], status: "offline" });
+    expect(agent.body).toMatchObject({
+      id: body.agent_id,
+      hostname: "web-1",
+      groups: ["web-servers"],
+      status: "offline",
+    });
     // The listing shows the token by prefix only.
     const listed = await g.rest.get("/api/enrollment-tokens");
     expect(JSON.stringify(listed.body)).not.toContain(created.body.token);
-    expect(listed.body.items.find((t: { id: string }) => t.id === created.body.id)).toMatchObject({ uses: 1, prefix: created.body.token.slice(0, 12) });
+    expect(listed.body.items.find((t: { id: string }) => t.id === created.body.id)).toMatchObject({
+      uses: 1,
+      prefix: created.body.token.slice(0, 12),
+    });
   });
 
   it("refuses used-up, expired, revoked and unknown tokens with 401, and malformed requests with 400", async () => {
     const once = await g.enrollmentToken({ max_uses: 1 });
     expect((await enroll(g.gatewayUrl, once, "a")).status).toBe(201);
-    expect(await enroll(g.gatewayUrl, once, "b")).toEqual({ status: 401, body: { error: expect.stringMatching(/unknown, revoked, expired or used up/) } });
+    expect(await enroll(g.gatewayUrl, once, "b")).toEqual({
+      status: 401,
+      body: { error: expect.stringMatching(/unknown, revoked, expired or used up/) },
+    });
 
     const shortLived = await g.enrollmentToken({ expires_in_seconds: 1 });
     await new Promise((r) => setTimeout(r, 1_100));
@@ -59,17 +86,27 @@ describe("enrollment", () => {
 
     expect((await enroll(g.gatewayUrl, "mme_not-a-real-token", "e")).status).toBe(401);
     const valid = await g.enrollmentToken();
-    const noHost = await fetch(`${g.gatewayUrl}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: valid }) });
+    const noHost = await fetch(`${g.gatewayUrl}/api/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: valid }),
+    });
     expect(noHost.status).toBe(400);
     expect(((await noHost.json()) as { error: string }).error).toMatch(/hostname/);
-    const notJson = await fetch(`${g.gatewayUrl}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });
+    const notJson = await fetch(`${g.gatewayUrl}/api/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{nope",
+    });
     expect(notJson.status).toBe(400);
     expect((await enroll(g.gatewayUrl, valid, "f")).status).toBe(201); // the 400s did not use it
   });
 
   it("counts uses atomically: an N-use token enrolls exactly N of many concurrent agents", async () => {
     const token = await g.enrollmentToken({ max_uses: 5 });
-    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => enroll(g.gatewayUrl, token, `burst-${i}`)));
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => enroll(g.gatewayUrl, token, `burst-${i}`)),
+    );
     expect(results.filter((r) => r.status === 201)).toHaveLength(5);
     expect(results.filter((r) => r.status === 401)).toHaveLength(7);
   });
@@ -87,7 +124,9 @@ describe("WebSocket authentication (before the upgrade)", () => {
     await g.rest.delete(`/api/agents/${agentId}/keys`);
     expect(await upgradeStatus(url, { authorization: `Bearer ${apiKey}` })).toBe(401);
     // Not a WebSocket request: the key is fine, the protocol is not.
-    const plain = await fetch(`${g.gatewayUrl}/agent/ws`, { headers: { authorization: `Bearer ${(await g.enroll("plain-host")).apiKey}` } });
+    const plain = await fetch(`${g.gatewayUrl}/agent/ws`, {
+      headers: { authorization: `Bearer ${(await g.enroll("plain-host")).apiKey}` },
+    });
     expect(plain.status).toBe(426);
   });
 });
@@ -104,8 +143,12 @@ describe("the registry", () => {
       config: { rules_dir: "/etc/fibratus/rules" },
     });
     // Fields an agent has no say over are dropped by the protocol's schema.
-    const agent = await TestAgent.connect(g.gatewayUrl, apiKey, "db-7", { hello: { ...hello, groups: ["admins"], labels: { owner: "me" } } as never });
-    expect((await g.rest.patch(`/api/agents/${agentId}`, { labels: { env: "prod", tier: "1" } })).status).toBe(200);
+    const agent = await TestAgent.connect(g.gatewayUrl, apiKey, "db-7", {
+      hello: { ...hello, groups: ["admins"], labels: { owner: "me" } } as never,
+    });
+    expect(
+      (await g.rest.patch(`/api/agents/${agentId}`, { labels: { env: "prod", tier: "1" } })).status,
+    ).toBe(200);
 
     const detail = (await g.rest.get(`/api/agents/${agentId}`)).body;
     expect(detail).toMatchObject({
@@ -129,27 +172,50 @@ describe("the registry", () => {
 
     const byGroup = await g.rest.get("/api/agents?group=databases");
     expect(byGroup.body.items.map((a: { id: string }) => a.id)).toEqual([agentId]);
-    expect((await g.rest.get("/api/agents?label=env=prod&label=tier=1")).body.items.map((a: { id: string }) => a.id)).toEqual([agentId]);
+    expect(
+      (await g.rest.get("/api/agents?label=env=prod&label=tier=1")).body.items.map(
+        (a: { id: string }) => a.id,
+      ),
+    ).toEqual([agentId]);
     expect((await g.rest.get("/api/agents?label=env=dev")).body.items).toEqual([]);
-    expect((await g.rest.get("/api/agents?hostname=DB-7.INTERNAL&status=online")).body.items).toHaveLength(1);
-    expect((await g.rest.get("/api/agents?capability=isolate-host&hostname=db-7.internal")).body.items).toEqual([]);
-    expect((await g.rest.get("/api/agent-groups")).body.items).toContainEqual({ name: "databases", agents: 1 });
+    expect(
+      (await g.rest.get("/api/agents?hostname=DB-7.INTERNAL&status=online")).body.items,
+    ).toHaveLength(1);
+    expect(
+      (await g.rest.get("/api/agents?capability=isolate-host&hostname=db-7.internal")).body.items,
+    ).toEqual([]);
+    expect((await g.rest.get("/api/agent-groups")).body.items).toContainEqual({
+      name: "databases",
+      agents: 1,
+    });
     expect((await g.rest.get("/api/agents?status=sleeping")).status).toBe(400);
-    expect((await g.rest.patch(`/api/agents/${agentId}`, { groups: ["no spaces allowed"] })).status).toBe(400);
+    expect(
+      (await g.rest.patch(`/api/agents/${agentId}`, { groups: ["no spaces allowed"] })).status,
+    ).toBe(400);
     expect((await g.rest.get("/api/agents/agt_unknown")).status).toBe(404);
 
     await agent.close();
-    await eventually("offline", async () => (await g.rest.get(`/api/agents/${agentId}`)).body.status === "offline");
+    await eventually(
+      "offline",
+      async () => (await g.rest.get(`/api/agents/${agentId}`)).body.status === "offline",
+    );
   });
 
   it("replaces the first session when a second one connects with the same key", async () => {
     const { agentId, apiKey } = await g.enroll("twin-host");
     const first = await TestAgent.connect(g.gatewayUrl, apiKey, "twin-host");
     const second = await TestAgent.connect(g.gatewayUrl, apiKey, "twin-host");
-    expect(await first.closed).toEqual({ code: 4000, reason: "replaced by a newer session of this agent" });
+    expect(await first.closed).toEqual({
+      code: 4000,
+      reason: "replaced by a newer session of this agent",
+    });
     expect(second.isOpen).toBe(true);
     // Commands go to the live session.
-    const res = await g.rest.post("/api/commands", { agent_id: agentId, command: "kill-process", details: { pid: 5 } });
+    const res = await g.rest.post("/api/commands", {
+      agent_id: agentId,
+      command: "kill-process",
+      details: { pid: 5 },
+    });
     expect((await second.command("kill-process")).id).toBe(res.body.id);
     await second.close();
   });
@@ -161,18 +227,30 @@ describe("key rotation and revocation", () => {
     const session = await TestAgent.connect(g.gatewayUrl, oldKey, "rotating-host");
     const added = await g.rest.post(`/api/agents/${agentId}/keys`, {});
     expect(added.status).toBe(201);
-    expect(added.body).toMatchObject({ key_id: expect.stringMatching(/^key_/), api_key: expect.stringMatching(/^mmk_/), revoked_key_ids: [] });
-    expect(await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${added.body.api_key}` })).toBe("open");
+    expect(added.body).toMatchObject({
+      key_id: expect.stringMatching(/^key_/),
+      api_key: expect.stringMatching(/^mmk_/),
+      revoked_key_ids: [],
+    });
+    expect(
+      await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${added.body.api_key}` }),
+    ).toBe("open");
     expect(session.isOpen).toBe(true);
 
     const rotated = await g.rest.post(`/api/agents/${agentId}/keys`, { revoke_others: true });
     expect(rotated.body.revoked_key_ids).toHaveLength(2);
     expect((await session.closed).code).toBe(4001);
-    expect(await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${oldKey}` })).toBe(401);
+    expect(await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${oldKey}` })).toBe(
+      401,
+    );
     const fresh = await TestAgent.connect(g.gatewayUrl, rotated.body.api_key, "rotating-host");
     expect(fresh.isOpen).toBe(true);
     const keys = (await g.rest.get(`/api/agents/${agentId}/keys`)).body.items;
-    expect(keys.map((k: { revoked_at: string | null }) => k.revoked_at === null)).toEqual([false, false, true]);
+    expect(keys.map((k: { revoked_at: string | null }) => k.revoked_at === null)).toEqual([
+      false,
+      false,
+      true,
+    ]);
     expect(JSON.stringify(keys)).not.toContain(rotated.body.api_key);
     await fresh.close();
   });
@@ -186,11 +264,19 @@ describe("key rotation and revocation", () => {
     expect(res.body.revoked_key_ids).toHaveLength(1);
     expect(await session.closed).toEqual({ code: 4001, reason: "API key revoked" });
     expect(Date.now() - started).toBeLessThan(2_000);
-    expect(await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${apiKey}` })).toBe(401);
+    expect(await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${apiKey}` })).toBe(
+      401,
+    );
     expect((await g.rest.get(`/api/agents/${agentId}`)).body.status).toBe("revoked");
-    const command = await g.rest.post("/api/commands", { agent_id: agentId, command: "kill-process", details: { pid: 1 } });
+    const command = await g.rest.post("/api/commands", {
+      agent_id: agentId,
+      command: "kill-process",
+      details: { pid: 1 },
+    });
     expect(command.status).toBe(409);
-    const audit = (await g.rest.get(`/api/audit?agent=${agentId}`)).body.items.map((e: { action: string }) => e.action);
+    const audit = (await g.rest.get(`/api/audit?agent=${agentId}`)).body.items.map(
+      (e: { action: string }) => e.action,
+    );
     expect(audit).toEqual(["agent.enrolled", "agent.key_revoked", "agent.session_closed"]);
   });
 
@@ -200,10 +286,14 @@ describe("key rotation and revocation", () => {
     const session = await TestAgent.connect(g.gatewayUrl, second.body.api_key, "two-key-host");
     const keys = (await g.rest.get(`/api/agents/${agentId}/keys`)).body.items as { id: string }[];
     const firstKeyId = keys[0]?.id as string;
-    expect((await g.rest.delete(`/api/agents/${agentId}/keys/${firstKeyId}`)).body).toEqual({ revoked_key_ids: [firstKeyId] });
+    expect((await g.rest.delete(`/api/agents/${agentId}/keys/${firstKeyId}`)).body).toEqual({
+      revoked_key_ids: [firstKeyId],
+    });
     await new Promise((r) => setTimeout(r, 300));
     expect(session.isOpen).toBe(true);
-    expect(await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${apiKey}` })).toBe(401);
+    expect(await upgradeStatus(wsUrlOf(g.gatewayUrl), { authorization: `Bearer ${apiKey}` })).toBe(
+      401,
+    );
     expect((await g.rest.delete(`/api/agents/${agentId}/keys/key_unknown`)).status).toBe(404);
     await session.close();
   });
@@ -214,11 +304,36 @@ describe("TLS", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "mm-tls-"));
     const [cert, key] = [path.join(dir, "gateway.crt"), path.join(dir, "gateway.key")];
     // The example of docs/gateway.md: a self-signed certificate for the gateway's address.
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=mm-gateway", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert,
-    ], { stdio: "ignore" });
-    const tlsGateway = await g.ctx.start({ roles: ["gateway"], config: { logLevel: "warn", gateway: { ...g.ctx.config.gateway, tls: { certFile: cert, keyFile: key } } } });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=mm-gateway",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ],
+      { stdio: "ignore" },
+    );
+    const tlsGateway = await g.ctx.start({
+      roles: ["gateway"],
+      config: {
+        logLevel: "warn",
+        gateway: { ...g.ctx.config.gateway, tls: { certFile: cert, keyFile: key } },
+      },
+    });
     const url = tlsGateway.gatewayUrl as string;
     expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const ca = readFileSync(cert);
@@ -227,9 +342,15 @@ describe("TLS", () => {
     const enrolled = await agentEnroll(url, await g.enrollmentToken(), "tls-host", ca);
     expect(enrolled.agent_id).toMatch(/^agt_/);
     const agent = await TestAgent.connect(url, enrolled.api_key, "tls-host", { ca });
-    expect(agent.frames[0]).toEqual({ type: "welcome", agent_id: enrolled.agent_id, heartbeat_interval_ms: 30_000 });
+    expect(agent.frames[0]).toEqual({
+      type: "welcome",
+      agent_id: enrolled.agent_id,
+      heartbeat_interval_ms: 30_000,
+    });
     // Without trusting it, the handshake fails: no plaintext fallback.
-    await expect(TestAgent.connect(url, enrolled.api_key, "tls-host")).rejects.toThrow(/self-signed|certificate/i);
+    await expect(TestAgent.connect(url, enrolled.api_key, "tls-host")).rejects.toThrow(
+      /self-signed|certificate/i,
+    );
     await agent.close();
   });
 });

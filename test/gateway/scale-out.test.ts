@@ -45,12 +45,17 @@ async function startGatewayProcess(config: Config) {
 beforeAll(async () => {
   ctx = await createTestContext("gw_scale", { loadDefaults: false, logLevel: "warn" });
   db = createDb(ctx.config.databaseUrl, 2);
-  const queueOf = (worker: "a" | "b") => ({ temporal: { ...ctx.config.temporal, taskQueue: `${ctx.config.temporal.taskQueue}-${worker}` } });
+  const queueOf = (worker: "a" | "b") => ({
+    temporal: { ...ctx.config.temporal, taskQueue: `${ctx.config.temporal.taskQueue}-${worker}` },
+  });
   // Each worker alone on its queue: a workflow started on queue b runs its activities in worker b.
   await ctx.start({ roles: ["worker"], config: queueOf("a") });
   await ctx.start({ roles: ["worker"], config: queueOf("b") });
   // An API per queue, so a REST command says which worker issues it.
-  apis.push(await ctx.start({ roles: ["api"], config: queueOf("a") }), await ctx.start({ roles: ["api"], config: queueOf("b") }));
+  apis.push(
+    await ctx.start({ roles: ["api"], config: queueOf("a") }),
+    await ctx.start({ roles: ["api"], config: queueOf("b") }),
+  );
   await startGatewayProcess(ctx.config);
   await startGatewayProcess(ctx.config);
 }, 120_000);
@@ -58,7 +63,12 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const agent of agents) await agent.close();
   for (const g of gateways) g.process.kill("SIGTERM");
-  await Promise.all(gateways.map((g) => new Promise((r) => (g.process.exitCode !== null ? r(null) : g.process.once("exit", r)))));
+  await Promise.all(
+    gateways.map(
+      (g) =>
+        new Promise((r) => (g.process.exitCode !== null ? r(null) : g.process.once("exit", r))),
+    ),
+  );
   await db?.destroy();
   await ctx?.cleanup();
 });
@@ -68,7 +78,10 @@ const [apiA, apiB] = [0, 1].map((i) => restClient(() => apis[i]?.apiUrl));
 async function connectAgent(gateway: { url: string }, hostname: string, options = {}) {
   const token = (await apiA?.post("/api/enrollment-tokens", { max_uses: 1 }))?.body.token;
   const { agentId, apiKey } = await enrolled(gateway.url, token, hostname);
-  const agent = await TestAgent.connect(gateway.url, apiKey, hostname, { autoAnswer: succeed, ...options });
+  const agent = await TestAgent.connect(gateway.url, apiKey, hostname, {
+    autoAnswer: succeed,
+    ...options,
+  });
   agents.push(agent);
   return { agent, agentId, apiKey };
 }
@@ -80,8 +93,16 @@ describe("scale-out: two gateway processes, two workers", () => {
     const onA = await connectAgent(gatewayA, "host-on-a");
     const onB = await connectAgent(gatewayB, "host-on-b");
 
-    const viaB = await apiB?.post("/api/commands", { agent_id: onA.agentId, command: "kill-process", details: { pid: 101 } });
-    const viaA = await apiA?.post("/api/commands", { agent_id: onB.agentId, command: "block-ip", details: { ip: "10.0.0.66" } });
+    const viaB = await apiB?.post("/api/commands", {
+      agent_id: onA.agentId,
+      command: "kill-process",
+      details: { pid: 101 },
+    });
+    const viaA = await apiA?.post("/api/commands", {
+      agent_id: onB.agentId,
+      command: "block-ip",
+      details: { ip: "10.0.0.66" },
+    });
     expect([viaA?.status, viaB?.status]).toEqual([202, 202]);
     expect((await onA.agent.command("kill-process")).id).toBe(viaB?.body.id);
     expect((await onB.agent.command("block-ip")).id).toBe(viaA?.body.id);
@@ -90,15 +111,22 @@ describe("scale-out: two gateway processes, two workers", () => {
       const rows = await db.selectFrom("commands").select("status").execute();
       return rows.length === 2 && rows.every((r) => r.status === "completed");
     });
-    const rows = await db.selectFrom("commands").select(["id", "gateway_id", "reported_at"]).execute();
+    const rows = await db
+      .selectFrom("commands")
+      .select(["id", "gateway_id", "reported_at"])
+      .execute();
     const row = (id: string) => rows.find((r) => r.id === id);
     expect(row(viaB?.body.id)?.gateway_id).toBe(gatewayA.id);
     expect(row(viaA?.body.id)?.gateway_id).toBe(gatewayB.id);
     // The activities (asynchronously completed by the gateway processes) are reported done.
     await eventually("reported", async () =>
-      (await db.selectFrom("commands").select("reported_at").execute()).every((r) => r.reported_at !== null),
+      (await db.selectFrom("commands").select("reported_at").execute()).every(
+        (r) => r.reported_at !== null,
+      ),
     );
-    expect((await apiB?.get(`/api/commands?id=${encodeURIComponent(viaB?.body.id)}`))?.body).toMatchObject({ status: "completed", result: { success: true } });
+    expect(
+      (await apiB?.get(`/api/commands?id=${encodeURIComponent(viaB?.body.id)}`))?.body,
+    ).toMatchObject({ status: "completed", result: { success: true } });
   });
 
   it("replaces a session across gateways, and revocation through any API closes it wherever it is", async () => {
@@ -110,7 +138,11 @@ describe("scale-out: two gateway processes, two workers", () => {
     const detail = await apiA?.get(`/api/agents/${first.agentId}`);
     expect(detail?.body).toMatchObject({ status: "online", gateway_id: gatewayB.id });
 
-    const issued = await apiA?.post("/api/commands", { agent_id: first.agentId, command: "unblock-ip", details: { ip: "10.0.0.67" } });
+    const issued = await apiA?.post("/api/commands", {
+      agent_id: first.agentId,
+      command: "unblock-ip",
+      details: { ip: "10.0.0.67" },
+    });
     expect((await second.command("unblock-ip")).id).toBe(issued?.body.id);
     expect(first.agent.commands().filter((c: Frame) => c.command === "unblock-ip")).toEqual([]);
 

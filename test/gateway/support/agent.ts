@@ -14,7 +14,12 @@ export interface Enrollment {
   apiKey: string;
 }
 
-export async function enroll(gatewayUrl: string, token: string, hostname: string, init: RequestInit = {}) {
+export async function enroll(
+  gatewayUrl: string,
+  token: string,
+  hostname: string,
+  init: RequestInit = {},
+) {
   const res = await fetch(`${gatewayUrl}/api/enroll`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -24,7 +29,11 @@ export async function enroll(gatewayUrl: string, token: string, hostname: string
   return { status: res.status, body: (await res.json()) as Frame };
 }
 
-export async function enrolled(gatewayUrl: string, token: string, hostname: string): Promise<Enrollment> {
+export async function enrolled(
+  gatewayUrl: string,
+  token: string,
+  hostname: string,
+): Promise<Enrollment> {
   const { status, body } = await enroll(gatewayUrl, token, hostname);
   if (status !== 201) throw new Error(`enrollment failed: ${status} ${JSON.stringify(body)}`);
   return { agentId: body.agent_id, apiKey: body.api_key };
@@ -48,7 +57,10 @@ export function helloFor(hostname: string, extra: Partial<Hello> = {}): Hello {
 }
 
 /** The upgrade's HTTP status when the gateway refuses it (e.g. 401), or "open". */
-export async function upgradeStatus(wsUrl: string, headers: Record<string, string>): Promise<number | "open"> {
+export async function upgradeStatus(
+  wsUrl: string,
+  headers: Record<string, string>,
+): Promise<number | "open"> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(wsUrl, { headers });
     ws.on("unexpected-response", (_req, res) => {
@@ -70,7 +82,9 @@ export const wsUrlOf = (gatewayUrl: string) => `${gatewayUrl.replace(/^http/, "w
 export interface ConnectOptions {
   hello?: Partial<Hello> | false;
   /** Ack and complete every command at once, successfully, with this result. */
-  autoAnswer?: (command: Frame) => { success: boolean; message: string; details: Record<string, unknown> } | null;
+  autoAnswer?: (
+    command: Frame,
+  ) => { success: boolean; message: string; details: Record<string, unknown> } | null;
   ca?: Buffer;
 }
 
@@ -108,7 +122,12 @@ export class TestAgent {
   }
 
   /** Connects with the key, sends hello (unless told not to) and waits for the welcome. */
-  static async connect(gatewayUrl: string, apiKey: string, hostname: string, options: ConnectOptions = {}): Promise<TestAgent> {
+  static async connect(
+    gatewayUrl: string,
+    apiKey: string,
+    hostname: string,
+    options: ConnectOptions = {},
+  ): Promise<TestAgent> {
     const ws = new WebSocket(wsUrlOf(gatewayUrl), {
       headers: { authorization: `Bearer ${apiKey}` },
       ...(options.ca && { ca: options.ca }),
@@ -116,7 +135,9 @@ export class TestAgent {
     await new Promise<void>((resolve, reject) => {
       ws.once("open", () => resolve());
       ws.once("error", reject);
-      ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once("unexpected-response", (_req, res) =>
+        reject(new Error(`upgrade refused: ${res.statusCode}`)),
+      );
     });
     const agent = new TestAgent(ws, hostname, options);
     if (options.hello !== false) {
@@ -138,7 +159,10 @@ export class TestAgent {
     this.send({ command_id: commandId, status: "received", timestamp });
   }
 
-  complete(commandId: string, outcome: { success: boolean; message: string; details: Record<string, unknown> }): void {
+  complete(
+    commandId: string,
+    outcome: { success: boolean; message: string; details: Record<string, unknown> },
+  ): void {
     this.send({
       command_id: commandId,
       status: outcome.success ? "completed" : "failed",
@@ -163,7 +187,10 @@ export class TestAgent {
     for (;;) {
       const found = this.frames.find(match);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`${this.hostname}: no matching frame in ${timeoutMs} ms; got ${JSON.stringify(this.frames).slice(-1500)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${this.hostname}: no matching frame in ${timeoutMs} ms; got ${JSON.stringify(this.frames).slice(-1500)}`,
+        );
       await sleep(10);
     }
   }
@@ -188,5 +215,9 @@ export function succeed(command: Frame) {
     "block-ip": { ip: command.details.ip, blocked: true },
     "unblock-ip": { ip: command.details.ip, blocked: false },
   };
-  return { success: true, message: `${command.command} done`, details: details[command.command] ?? {} };
+  return {
+    success: true,
+    message: `${command.command} done`,
+    details: details[command.command] ?? {},
+  };
 }

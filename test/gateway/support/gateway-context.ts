@@ -7,7 +7,7 @@ import { createDb, type Db } from "../../../src/db/index.ts";
 import type { Service } from "../../../src/service.ts";
 import { createTestContext, type TestContext } from "../../support/context.ts";
 import { restClient } from "../../support/http.ts";
-import { type ConnectOptions, enrolled, type Enrollment, TestAgent } from "./agent.ts";
+import { type ConnectOptions, type Enrollment, enrolled, TestAgent } from "./agent.ts";
 
 export interface GatewayTestContext {
   ctx: TestContext;
@@ -25,8 +25,15 @@ export interface GatewayTestContext {
   cleanup(): Promise<void>;
 }
 
-export async function gatewayTestContext(name: string, overrides: Partial<Config> = {}): Promise<GatewayTestContext> {
-  const ctx = await createTestContext(name, { loadDefaults: false, logLevel: "warn", ...overrides });
+export async function gatewayTestContext(
+  name: string,
+  overrides: Partial<Config> = {},
+): Promise<GatewayTestContext> {
+  const ctx = await createTestContext(name, {
+    loadDefaults: false,
+    logLevel: "warn",
+    ...overrides,
+  });
   const service = await ctx.start({});
   const rest = restClient(() => service.apiUrl);
   const connection = await Connection.connect({ address: ctx.config.temporal.address });
@@ -37,7 +44,8 @@ export async function gatewayTestContext(name: string, overrides: Partial<Config
 
   const enrollmentToken = async (options: Record<string, unknown> = {}) => {
     const res = await rest.post("/api/enrollment-tokens", options);
-    if (res.status !== 201) throw new Error(`enrollment token: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 201)
+      throw new Error(`enrollment token: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.token as string;
   };
   const enroll = async (hostname: string, options: Record<string, unknown> = {}) =>
