@@ -39,7 +39,8 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
-  const roles: readonly Role[] = command === "all" ? ROLES : ROLES.includes(command as Role) ? [command as Role] : [];
+  const roles: readonly Role[] =
+    command === "all" ? ROLES : ROLES.includes(command as Role) ? [command as Role] : [];
   if (!roles.length) throw new UsageError(`unknown command '${command}'`);
   const service = await startService(config, roles, {});
   let stopping = false;

@@ -1,8 +1,8 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import { connect as connectNats } from "@nats-io/transport-node";
 import { Client, Connection } from "@temporalio/client";
 import type { WorkflowBundleOption } from "@temporalio/worker";
-import { connect as connectNats } from "@nats-io/transport-node";
 import neo4j from "neo4j-driver";
 import type { AgentGateway } from "./activities/agent-commands.ts";
 import { engineActivities } from "./activities/engine.ts";
@@ -11,11 +11,11 @@ import { healthCheck } from "./api/health.ts";
 import type { Config } from "./config.ts";
 import { createDb, migrate } from "./db/index.ts";
 import { defaultCatalog } from "./domain/defaults.ts";
-import { alertIntake } from "./ingest/intake.ts";
-import { startNatsIngest } from "./ingest/nats.ts";
 import { agentGateway } from "./gateway/delivery.ts";
 import { startGateway } from "./gateway/server.ts";
 import { startCommandSupervisor } from "./gateway/supervisor.ts";
+import { alertIntake } from "./ingest/intake.ts";
+import { startNatsIngest } from "./ingest/nats.ts";
 import { createLogger } from "./log.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
 import { startWorker } from "./worker.ts";
@@ -44,35 +44,57 @@ export interface Service {
  * Starts the given roles in this process. Each role can run alone (to scale out) or all together;
  * whichever starts first applies pending migrations and, once per database, the default catalog.
  */
-export async function startService(config: Config, roles: readonly Role[], options: ServiceOptions): Promise<Service> {
+export async function startService(
+  config: Config,
+  roles: readonly Role[],
+  options: ServiceOptions,
+): Promise<Service> {
   const log = createLogger(config.logLevel);
   const closers: (() => Promise<unknown>)[] = [];
   // Once, however often it is called (a signal handler and a test's cleanup may both ask).
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      for (const c of closers.reverse()) await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
+      for (const c of closers.reverse())
+        await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
     })());
   try {
     const db = createDb(config.databaseUrl);
     closers.push(() => db.destroy());
     const applied = await migrate(db);
     if (applied.length) log.info("migrations applied", { applied });
-    if (config.loadDefaults && (await loadDefaultCatalog(db, catalogOf(config)))) log.info("default configuration loaded");
+    if (config.loadDefaults && (await loadDefaultCatalog(db, catalogOf(config))))
+      log.info("default configuration loaded");
 
-    const neo4jDriver = neo4j.driver(config.neo4j.uri, neo4j.auth.basic(config.neo4j.user, config.neo4j.password), {
-      connectionAcquisitionTimeout: 10_000,
-    });
+    const neo4jDriver = neo4j.driver(
+      config.neo4j.uri,
+      neo4j.auth.basic(config.neo4j.user, config.neo4j.password),
+      {
+        connectionAcquisitionTimeout: 10_000,
+      },
+    );
     closers.push(() => neo4jDriver.close());
 
     const temporalConnection = await Connection.connect({ address: config.temporal.address });
     closers.push(() => temporalConnection.close());
-    const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
+    const temporal = new Client({
+      connection: temporalConnection,
+      namespace: config.temporal.namespace,
+    });
 
-    const nc = await connectNats({ servers: config.nats.url, name: "mitigation-manager", maxReconnectAttempts: -1 });
+    const nc = await connectNats({
+      servers: config.nats.url,
+      name: "mitigation-manager",
+      maxReconnectAttempts: -1,
+    });
     closers.push(() => nc.drain());
 
-    const intake = alertIntake({ db, temporal, taskQueue: config.temporal.taskQueue, incidentIdleMs: config.incidentIdleMs });
+    const intake = alertIntake({
+      db,
+      temporal,
+      taskQueue: config.temporal.taskQueue,
+      incidentIdleMs: config.incidentIdleMs,
+    });
     const service: Service = { close };
     const agents = options.agents ?? agentGateway({ db, nc, commands: config.commands });
 
@@ -93,7 +115,11 @@ export async function startService(config: Config, roles: readonly Role[], optio
         }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
       };
-      const worker = await startWorker({ config, activities, workflowBundle: options.workflowBundle });
+      const worker = await startWorker({
+        config,
+        activities,
+        workflowBundle: options.workflowBundle,
+      });
       closers.push(() => worker.stop());
       log.info("worker polling", { taskQueue: config.temporal.taskQueue });
     }
@@ -101,17 +127,28 @@ export async function startService(config: Config, roles: readonly Role[], optio
     if (roles.includes("ingest")) {
       const ingest = await startNatsIngest(
         { nc, db, intake, log },
-        { subject: config.nats.alertSubject, stream: config.nats.alertStream, consumer: config.nats.alertConsumer },
+        {
+          subject: config.nats.alertSubject,
+          stream: config.nats.alertStream,
+          consumer: config.nats.alertConsumer,
+        },
       );
       closers.push(() => ingest.stop());
-      log.info("consuming alerts from NATS", { subject: config.nats.alertSubject, stream: config.nats.alertStream });
+      log.info("consuming alerts from NATS", {
+        subject: config.nats.alertSubject,
+        stream: config.nats.alertStream,
+      });
     }
 
     if (roles.includes("gateway")) {
       const gateway = await startGateway({ db, nc, temporal, intake, log, config });
       closers.push(() => gateway.close());
       service.gatewayUrl = gateway.url;
-      log.info("agent gateway listening", { url: gateway.url, gateway: gateway.gatewayId, tls: Boolean(config.gateway.tls) });
+      log.info("agent gateway listening", {
+        url: gateway.url,
+        gateway: gateway.gatewayId,
+        tls: Boolean(config.gateway.tls),
+      });
     }
 
     if (roles.includes("api")) {
@@ -125,7 +162,9 @@ export async function startService(config: Config, roles: readonly Role[], optio
         health: healthCheck({ db, temporal, nats: nc, neo4j: neo4jDriver }),
       });
       const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-        const s = serve({ fetch: app.fetch, port: config.apiPort, hostname: config.host }, () => resolve(s));
+        const s = serve({ fetch: app.fetch, port: config.apiPort, hostname: config.host }, () =>
+          resolve(s),
+        );
         s.once("error", reject);
       });
       closers.push(() => new Promise((resolve) => server.close(resolve)));
@@ -142,5 +181,9 @@ export async function startService(config: Config, roles: readonly Role[], optio
 
 function catalogOf(config: Config) {
   const defaults = defaultCatalog({ firewallWebhookUrl: config.firewallWebhookUrl });
-  return { condition: defaults.conditions, mitigation: defaults.mitigations, attack_flow: defaults.attackFlows };
+  return {
+    condition: defaults.conditions,
+    mitigation: defaults.mitigations,
+    attack_flow: defaults.attackFlows,
+  };
 }

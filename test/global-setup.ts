@@ -14,7 +14,9 @@ declare module "vitest" {
 
 /** Brings the local stack up (installing what is missing) and bundles the workflows once for every test file. */
 export default async function setup(project: TestProject): Promise<void> {
-  execFileSync("bash", [path.resolve(import.meta.dirname, "../scripts/stack.sh"), "up"], { stdio: "inherit" });
+  execFileSync("bash", [path.resolve(import.meta.dirname, "../scripts/stack.sh"), "up"], {
+    stdio: "inherit",
+  });
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
   const file = path.join(mkdtempSync(path.join(tmpdir(), "mm-workflows-")), "bundle.js");
   writeFileSync(file, code);

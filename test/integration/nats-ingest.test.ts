@@ -57,7 +57,10 @@ describe("alerts from NATS JetStream", () => {
     await eventually("the whole flow mitigated", () => mine().length === 5);
     await new Promise((r) => setTimeout(r, 1_500));
     // Alerts published back to back mitigate concurrently: each alert's commands, in order, once.
-    const commandsOf = (step: string) => mine().filter((c) => c.commandId.includes(`.${step}/`)).map((c) => c.command);
+    const commandsOf = (step: string) =>
+      mine()
+        .filter((c) => c.commandId.includes(`.${step}/`))
+        .map((c) => c.command);
     expect(commandsOf("ncat_connection")).toEqual(["kill-process", "block-ip"]);
     expect(commandsOf("exec_permission")).toEqual(["delete-file"]);
     expect(commandsOf("ransomware_file")).toEqual(["quarantine-file", "isolate-host"]);

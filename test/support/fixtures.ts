@@ -8,10 +8,21 @@ export function fixture<T = Record<string, unknown>>(name: string): T {
   return JSON.parse(readFileSync(path.join(SHARED, "fixtures", name), "utf8")) as T;
 }
 
-type WazuhAlert = Record<string, unknown> & { id: string; agent: { name: string; id: string; ip?: string } };
+type WazuhAlert = Record<string, unknown> & {
+  id: string;
+  agent: { name: string; id: string; ip?: string };
+};
 
 /** A seed Wazuh alert moved to `host` with a fresh id (or the given one), so tests never share state. */
-export function wazuhAlert(name: "100002-ncat-connection" | "100003-exec-permission-added" | "100004-executable-file-added" | "100100-flow-processor", host: string, id?: string): WazuhAlert {
+export function wazuhAlert(
+  name:
+    | "100002-ncat-connection"
+    | "100003-exec-permission-added"
+    | "100004-executable-file-added"
+    | "100100-flow-processor",
+  host: string,
+  id?: string,
+): WazuhAlert {
   const alert = fixture<WazuhAlert>(`wazuh/${name}.json`);
   alert.agent = { ...alert.agent, name: host };
   alert.id = id ?? `${alert.id}-${host}`;

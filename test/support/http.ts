@@ -6,16 +6,31 @@ export type Json = any;
 export const TEST_ADMIN_TOKEN = "mm-test-admin-token-0123456789";
 
 /** A small JSON client for the REST API under test; it authenticates with `token` (null: not at all). */
-export function restClient(baseUrl: () => string | undefined, token: string | null = TEST_ADMIN_TOKEN) {
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+export function restClient(
+  baseUrl: () => string | undefined,
+  token: string | null = TEST_ADMIN_TOKEN,
+) {
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const auth: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
     const res = await fetch(`${baseUrl()}${path}`, {
       method,
-      headers: body === undefined ? { ...auth, ...headers } : { "content-type": "application/json", ...auth, ...headers },
+      headers:
+        body === undefined
+          ? { ...auth, ...headers }
+          : { "content-type": "application/json", ...auth, ...headers },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : null) as Json, headers: res.headers };
+    return {
+      status: res.status,
+      body: (text ? JSON.parse(text) : null) as Json,
+      headers: res.headers,
+    };
   };
   return {
     call,

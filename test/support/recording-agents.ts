@@ -1,4 +1,9 @@
-import type { AgentCommandInput, AgentCommandResult, AgentGateway, HostIdentity } from "../../src/activities/agent-commands.ts";
+import type {
+  AgentCommandInput,
+  AgentCommandResult,
+  AgentGateway,
+  HostIdentity,
+} from "../../src/activities/agent-commands.ts";
 import { AGENT_COMMANDS } from "../../src/domain/model.ts";
 
 /**

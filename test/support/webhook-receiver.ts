@@ -8,7 +8,9 @@ export interface ReceivedWebhook {
 }
 
 /** A real HTTP server on loopback standing in for a SOAR/firewall: records calls, answers as told. */
-export async function webhookReceiver(status: (req: ReceivedWebhook, attempt: number) => number = () => 200) {
+export async function webhookReceiver(
+  status: (req: ReceivedWebhook, attempt: number) => number = () => 200,
+) {
   const received: ReceivedWebhook[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
