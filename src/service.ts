@@ -171,6 +171,9 @@ export async function startService(
       const { port } = server.address() as AddressInfo;
       service.apiUrl = `http://${config.host}:${port}`;
       log.info("REST API listening", { url: service.apiUrl });
+      if (!config.adminToken) {
+        log.warn("MM_ADMIN_TOKEN is not set: only operator tokens created before are accepted (see .env.example)");
+      }
     }
     return service;
   } catch (err) {

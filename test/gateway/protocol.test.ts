@@ -60,6 +60,12 @@ describe("protocol errors", () => {
     }
   });
 
+  it("closes a session that never says hello (4002)", async () => {
+    const { apiKey } = await g.enroll("mute-host");
+    const agent = await TestAgent.connect(g.gatewayUrl, apiKey, "mute-host", { hello: false });
+    expect(await agent.closed).toEqual({ code: 4002, reason: "no hello within 10 s" });
+  }, 20_000);
+
   it("requires hello first, refuses a second hello and binary frames", async () => {
     const { apiKey } = await g.enroll("impatient-host");
     const agent = await TestAgent.connect(g.gatewayUrl, apiKey, "impatient-host", { hello: false });
