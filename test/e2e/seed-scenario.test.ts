@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Service } from "../../src/service.ts";
 import {
   createTopology,
+  inNs,
   listenInNs,
   spawnInNs,
   type Topology,
@@ -49,6 +50,31 @@ afterAll(async () => {
   net?.destroy();
   rmSync(work, { recursive: true, force: true });
 });
+
+/** A real ncat with an established connection to the attacker, as in the seed's alert 100002. */
+async function connectedNcat(): Promise<ChildProcess> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const child = spawnInNs(net.hostNs, "ncat", [
+      "--recv-only",
+      net.attacker.v4,
+      String(ATTACKER_PORT),
+    ]);
+    child.stdout?.on("data", () => {});
+    child.stderr?.on("data", () => {});
+    for (let i = 0; i < 50 && child.exitCode === null; i++) {
+      const established = inNs(net.hostNs, "ss", [
+        "-Htn",
+        "state",
+        "established",
+        `dport = :${ATTACKER_PORT}`,
+      ]);
+      if (established.trim()) return child;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGKILL");
+  }
+  throw new Error("ncat could not connect to the attacker");
+}
 
 function sha256(file: string): string {
   return createHash("sha256").update(readFileSync(file)).digest("hex");
@@ -92,8 +118,7 @@ describe("the seed scenario, end to end with the reference agent", () => {
     expect(await tcpReachable(net.hostNs, net.portal.v4, otherPort)).toBe(true);
 
     // What the attacker did on the host: a live ncat connection and two Python files.
-    ncat = spawnInNs(net.hostNs, "ncat", ["--recv-only", net.attacker.v4, String(ATTACKER_PORT)]);
-    ncat.stdout?.on("data", () => {});
+    ncat = await connectedNcat();
     const script = path.join(work, "zerologon_tester.py");
     const ransomware = path.join(work, "zerologon_payload.py");
     writeFileSync(script, "print('tester')\n");
