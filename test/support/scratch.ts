@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as connectNats } from "@nats-io/transport-node";
+import { Client, Connection } from "@temporalio/client";
 import pg from "pg";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { TEST_ADMIN_TOKEN } from "./http.ts";
@@ -9,7 +10,7 @@ export interface Scratch {
   /** Unique: names the database, task queue and NATS subject/stream/consumer. */
   suffix: string;
   config: Config;
-  /** Drops the database and the NATS stream. */
+  /** Ends its running workflows, drops the database and the NATS stream. */
   drop(): Promise<void>;
 }
 
@@ -47,6 +48,17 @@ export async function createScratch(
     suffix,
     config,
     async drop() {
+      // Incidents wait an idle hour: end this scratch's workflows so the dev server stays light.
+      const connection = await Connection.connect({ address: config.temporal.address });
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      const query = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running'`;
+      for await (const wf of client.workflow.list({ query })) {
+        await client.workflow
+          .getHandle(wf.workflowId, wf.runId)
+          .terminate("test finished")
+          .catch(() => {});
+      }
+      await connection.close();
       const nc = await connectNats({ servers: config.nats.url });
       await (await jetstreamManager(nc)).streams.delete(config.nats.alertStream).catch(() => {});
       await nc.close();
