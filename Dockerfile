@@ -1,4 +1,4 @@
-# One image for every role of the service: `mm api`, `mm worker`, `mm ingest` (see docker-compose.yaml).
+# One image for every role of the service: `mm api`, `mm worker`, `mm ingest`, `mm gateway` (see docker-compose.yaml).
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production

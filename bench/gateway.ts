@@ -1,5 +1,6 @@
 // Command delivery through one agent gateway with 1,000 connected agents.
 //   npx tsx bench/gateway.ts [agents=1000] [commands=20000]     (the stack must be up)
+//   MM_PG_POOL_SIZE=40 npx tsx bench/gateway.ts                  (the gateway's PostgreSQL pool)
 //
 // The gateway runs as its own process (`mm gateway`); the simulated agents are WebSocket clients
 // in this process that acknowledge and complete every command at once. Commands are issued the
@@ -91,6 +92,7 @@ const db = createDb(config.databaseUrl, 16);
 const nc = await connect({ servers: config.nats.url });
 const gateway = await startRole("gateway", '"agent gateway listening"');
 const gatewayUrl = gateway.url as string;
+console.log(`gateway: one mm gateway process, PostgreSQL pool of ${config.databasePoolSize}`);
 const token = await createEnrollmentToken(db, {
   group: "bench",
   description: null,

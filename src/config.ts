@@ -28,6 +28,7 @@ const schema = z
     DATABASE_URL: z
       .url({ protocol: /^postgres(ql)?$/ })
       .default("postgres://mm:mm@127.0.0.1:5433/mm"),
+    MM_PG_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
     NATS_URL: z
       .string()
       .regex(/^nats:\/\/.+/, "must look like nats://host:port")
@@ -91,6 +92,8 @@ function toConfig(env: z.infer<typeof schema>) {
     apiPort: env.MM_API_PORT,
     gatewayPort: env.MM_GATEWAY_PORT,
     databaseUrl: env.DATABASE_URL,
+    /** PostgreSQL connections per process: a busy gateway completes more commands with more. */
+    databasePoolSize: env.MM_PG_POOL_SIZE,
     nats: {
       url: env.NATS_URL,
       alertSubject: env.MM_ALERT_SUBJECT,

@@ -59,7 +59,7 @@ export async function startService(
         await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
     })());
   try {
-    const db = createDb(config.databaseUrl);
+    const db = createDb(config.databaseUrl, config.databasePoolSize);
     closers.push(() => db.destroy());
     const applied = await migrate(db);
     if (applied.length) log.info("migrations applied", { applied });
@@ -172,7 +172,9 @@ export async function startService(
       service.apiUrl = `http://${config.host}:${port}`;
       log.info("REST API listening", { url: service.apiUrl });
       if (!config.adminToken) {
-        log.warn("MM_ADMIN_TOKEN is not set: only operator tokens created before are accepted (see .env.example)");
+        log.warn(
+          "MM_ADMIN_TOKEN is not set: only operator tokens created before are accepted (see .env.example)",
+        );
       }
     }
     return service;

@@ -7,7 +7,12 @@ export type Db = Kysely<Database>;
 
 // bigint columns (bigserial ids, counts) arrive as strings rather than silently losing precision.
 export function createDb(databaseUrl: string, maxConnections = 10): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: maxConnections });
+  // A bounded wait for a connection: a stalled pool fails the activity (retried) instead of hanging it.
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: maxConnections,
+    connectionTimeoutMillis: 15_000,
+  });
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on("error", () => {});
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
