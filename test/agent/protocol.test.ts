@@ -7,8 +7,9 @@ import {
   parseGatewayMessage,
 } from "../../src/protocol/messages.ts";
 import { generateSchemas, PROTOCOL_DOCS_DIR } from "../../src/protocol/write-schemas.ts";
+import { SHARED } from "../support/fixtures.ts";
 
-const FIXTURES = "/work/shared/fixtures/agent-protocol";
+const FIXTURES = join(SHARED, "fixtures/agent-protocol");
 
 async function listSchemas(dir: string, prefix = ""): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });

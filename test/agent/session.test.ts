@@ -13,6 +13,7 @@ import { ruleChecksum } from "../../src/agent/enforce/rules.ts";
 import { type AgentOptions, type RunningAgent, startAgent } from "../../src/agent/index.ts";
 import { StateStore } from "../../src/agent/state.ts";
 import { AGENT_COMMANDS, type AgentMessage } from "../../src/protocol/messages.ts";
+import { SHARED } from "../support/fixtures.ts";
 import {
   AGENT_ID,
   ENROLL_TOKEN,
@@ -306,10 +307,10 @@ describe("session", () => {
     const alertsFile = join(root, "alerts.jsonl");
     await writeFile(alertsFile, `${JSON.stringify({ rule: { id: "old" } })}\n`); // history: not forwarded
     const fibratus = JSON.parse(
-      await readFile("/work/shared/fixtures/agent-protocol/agent-alert.json", "utf8"),
+      await readFile(join(SHARED, "fixtures/agent-protocol/agent-alert.json"), "utf8"),
     ).alert;
     const wazuh = JSON.parse(
-      await readFile("/work/shared/fixtures/wazuh/100002-ncat-connection.json", "utf8"),
+      await readFile(join(SHARED, "fixtures/wazuh/100002-ncat-connection.json"), "utf8"),
     );
     const first = await agent({ stateDir, alertsFile });
     await gateway.waitFor(isHello);
@@ -327,7 +328,7 @@ describe("session", () => {
 
     gateway.send({ type: "alert_ack", seq: 0 });
     gateway.send({ type: "alert_ack", seq: 2 }); // 1 is not acknowledged: 1 and 2 come again
-    await sleep(100);
+    await sleep(1_000); // the acks reach the agent before the connection drops, even on a loaded machine
     gateway.drop();
     await gateway.nth(isAlert, 5);
     expect(
@@ -364,7 +365,7 @@ describe("session", () => {
     await agent({ stateDir });
     await gateway.waitFor(isHello);
     const content = await readFile(
-      "/work/shared/corpus/fibratus-rules/credential_access_potential_lsass_memory_dump.yml",
+      join(SHARED, "corpus/fibratus-rules/credential_access_potential_lsass_memory_dump.yml"),
       "utf8",
     );
     gateway.send({
