@@ -56,8 +56,15 @@ wait_ready() {
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_DATA="$MM_DATA_DIR/postgres"
-PG_SOCKETS="$MM_DATA_DIR/postgres-sockets"
+# PostgreSQL refuses to run as root, so as root the cluster belongs to the postgres user, who must
+# reach it: a clone under a private folder (mode 700) gets its cluster under /var/lib instead.
+PG_HOME="$MM_DATA_DIR"
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$MM_DATA_DIR" 2>/dev/null; then
+  PG_HOME="/var/lib/mitigation-manager/$(printf '%s' "$MM_DATA_DIR" | md5sum | cut -c1-12)"
+fi
+PG_DATA="$PG_HOME/postgres"
+PG_SOCKETS="$PG_HOME/postgres-sockets"
+PG_LOG="$PG_HOME/logs/postgres.log"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 postgres_ready() { pg_isready -q -d "$DATABASE_URL"; }
 postgres_up() {
@@ -68,20 +75,20 @@ postgres_up() {
   fi
   [ -x "$PG_BIN/initdb" ] || apt_install postgresql-15 postgresql-client-15
   if postgres_ready; then say "✓" "postgres: reusing the server on $MM_PG_HOST:$MM_PG_PORT"; return; fi
-  mkdir -p "$PG_SOCKETS"
+  mkdir -p "$PG_SOCKETS" "$PG_HOME/logs"
+  [ "$PG_HOME" = "$MM_DATA_DIR" ] || say "▸" "postgres: $MM_DATA_DIR is not reachable by the postgres user; cluster in $PG_HOME"
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     say "▸" "postgres: creating a cluster in $PG_DATA"
     mkdir -p "$PG_DATA"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DATA" "$PG_SOCKETS"
     as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-      -E UTF8 >>"$LOG_DIR/postgres.log" 2>&1 || die "postgres: initdb failed (log: $LOG_DIR/postgres.log)"
+      -E UTF8 >>"$PG_LOG" 2>&1 || die "postgres: initdb failed (log: $PG_LOG)"
   fi
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_SOCKETS" && touch "$LOG_DIR/postgres.log" &&
-    chown postgres "$LOG_DIR/postgres.log"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_SOCKETS" && touch "$PG_LOG" && chown postgres "$PG_LOG"
   say "▸" "postgres: starting on $MM_PG_HOST:$MM_PG_PORT"
-  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t "$TIMEOUT" \
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" \
     -o "-p $MM_PG_PORT -k $PG_SOCKETS -c listen_addresses=$MM_PG_HOST -c max_connections=300" \
-    start >/dev/null 9>&- || die "postgres: pg_ctl start failed (log: $LOG_DIR/postgres.log)"
+    start >/dev/null 9>&- || die "postgres: pg_ctl start failed (log: $PG_LOG)"
   wait_ready postgres postgres_ready
   # The application role may create databases: tests give every file a database of its own.
   as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
@@ -221,6 +228,7 @@ main() {
       status_line neo4j neo4j_ready "$MM_NEO4J_BOLT_ADDRESS";;
     logs)
       [ $# = 1 ] || die "usage: stack.sh logs <service>"
+      if [ "$1" = postgres ]; then exec tail -n 100 -F "$PG_LOG"; fi
       exec tail -n 100 -F "$LOG_DIR/$1.log";;
     *) die "usage: stack.sh up|down|status|logs [service…]";;
   esac
