@@ -65,7 +65,7 @@ fi
 PG_DATA="$PG_HOME/postgres"
 PG_SOCKETS="$PG_HOME/postgres-sockets"
 PG_LOG="$PG_HOME/logs/postgres.log"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 postgres_ready() { pg_isready -q -d "$DATABASE_URL"; }
 postgres_up() {
   if [ "${MM_PG_EXTERNAL:-0}" = 1 ]; then
