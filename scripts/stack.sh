@@ -59,6 +59,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the postgres user, who must
 # reach it: a clone under a private folder (mode 700) gets its cluster under /var/lib instead.
 PG_HOME="$MM_DATA_DIR"
+mkdir -p "$MM_DATA_DIR"
 if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$MM_DATA_DIR" 2>/dev/null; then
   PG_HOME="/var/lib/mitigation-manager/$(printf '%s' "$MM_DATA_DIR" | md5sum | cut -c1-12)"
 fi
