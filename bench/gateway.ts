@@ -18,11 +18,11 @@ import { Client, Connection } from "@temporalio/client";
 import { sql } from "kysely";
 import WebSocket from "ws";
 import { createDb } from "../src/db/index.ts";
-import { AGENT_COMMANDS } from "../src/domain/model.ts";
 import { issueCommand } from "../src/gateway/command-store.ts";
 import { createEnrollmentToken } from "../src/gateway/registry.ts";
 import { commandSubject, encode } from "../src/gateway/subjects.ts";
 import { agentCommandWorkflow } from "../src/workflows/agent-command.ts";
+import { helloFor } from "../test/gateway/support/agent.ts";
 import { createScratch } from "../test/support/scratch.ts";
 
 const AGENTS = Number(process.argv[2] ?? 1000);
@@ -163,21 +163,7 @@ await pool(identities, 50, async ({ apiKey, hostname }) => {
       );
     });
     ws.once("open", () =>
-      ws.send(
-        JSON.stringify({
-          type: "hello",
-          hostname,
-          os: { platform: "linux", release: "6.1.0", arch: "x64" },
-          ips: ["10.0.0.1"],
-          agent_version: "bench",
-          fibratus_version: null,
-          external_ids: {},
-          capabilities: [...AGENT_COMMANDS],
-          isolation: { isolated: false },
-          rules: [],
-          simulation: true,
-        }),
-      ),
+      ws.send(JSON.stringify(helloFor(hostname, { agent_version: "bench", ips: ["10.0.0.1"] }))),
     );
   });
 });

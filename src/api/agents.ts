@@ -38,9 +38,8 @@ import {
 } from "../workflows/isolation.ts";
 import { AGENT_ID } from "../workflows/search-attributes.ts";
 import type { AuthEnv } from "./auth.ts";
-import { dateParam, intParam, invalid, isFieldError, notFound, readJson } from "./http.ts";
+import { dateParam, invalid, isFieldError, notFound, pageParams, readJson } from "./http.ts";
 
-const MAX_PAGE = 500;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 
 export interface AgentsApiDeps {
@@ -127,9 +126,8 @@ export function agentsApi(deps: AgentsApiDeps) {
   // --- agents ------------------------------------------------------------------------------------
 
   app.get("/agents", async (c) => {
-    const limit = intParam(c, "limit", 100, MAX_PAGE);
-    const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
-    const errors = [limit, offset].filter(isFieldError);
+    const { limit, offset, errors: pageErrors } = pageParams(c, 100);
+    const errors = [...pageErrors];
     const status = c.req.query("status");
     if (status && !["online", "offline", "revoked"].includes(status))
       errors.push({ field: "status", message: "must be online, offline or revoked" });
@@ -153,8 +151,8 @@ export function agentsApi(deps: AgentsApiDeps) {
         hostname: c.req.query("hostname"),
         capability: c.req.query("capability"),
         isolated: isolated === undefined ? undefined : isolated === "true",
-        limit: limit as number,
-        offset: offset as number,
+        limit,
+        offset,
       },
       onlineWindowMs,
     );
@@ -421,9 +419,8 @@ export function agentsApi(deps: AgentsApiDeps) {
       const command = await getCommand(db, id);
       return command ? c.json(command) : notFound(c, `command ${id}`);
     }
-    const limit = intParam(c, "limit", 100, MAX_PAGE);
-    const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
-    const errors = [limit, offset].filter(isFieldError);
+    const { limit, offset, errors: pageErrors } = pageParams(c, 100);
+    const errors = [...pageErrors];
     const status = c.req.query("status");
     if (status && !(COMMAND_STATUSES as readonly string[]).includes(status)) {
       errors.push({ field: "status", message: `must be one of ${COMMAND_STATUSES.join(", ")}` });
@@ -437,8 +434,8 @@ export function agentsApi(deps: AgentsApiDeps) {
       status: status as (typeof COMMAND_STATUSES)[number] | undefined,
       command: c.req.query("command"),
       origin: origin as "engine" | "operator" | undefined,
-      limit: limit as number,
-      offset: offset as number,
+      limit,
+      offset,
     });
     return c.json({ ...page, limit, offset });
   });
@@ -446,11 +443,10 @@ export function agentsApi(deps: AgentsApiDeps) {
   // --- audit log --------------------------------------------------------------------------------
 
   app.get("/audit", async (c) => {
-    const limit = intParam(c, "limit", 100, MAX_PAGE);
-    const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
+    const { limit, offset, errors: pageErrors } = pageParams(c, 100);
     const since = dateParam(c, "since");
     const until = dateParam(c, "until");
-    const errors = [limit, offset, since, until].filter(isFieldError);
+    const errors = [...pageErrors, ...[since, until].filter(isFieldError)];
     if (errors.length) return invalid(c, errors);
     return c.json({
       ...(await listAudit(db, {
@@ -460,8 +456,8 @@ export function agentsApi(deps: AgentsApiDeps) {
         actor: c.req.query("actor"),
         since: since as Date | undefined,
         until: until as Date | undefined,
-        limit: limit as number,
-        offset: offset as number,
+        limit,
+        offset,
       })),
       limit,
       offset,

@@ -52,6 +52,23 @@ export function intParam(
   return n;
 }
 
+/** The largest page any list route returns. */
+export const MAX_PAGE = 500;
+
+/** `?limit=` and `?offset=` of a list route; invalid ones come back as errors naming them. */
+export function pageParams(
+  c: Context,
+  defaultLimit: number,
+): { limit: number; offset: number; errors: FieldError[] } {
+  const limit = intParam(c, "limit", defaultLimit, MAX_PAGE);
+  const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
+  return {
+    limit: isFieldError(limit) ? defaultLimit : limit,
+    offset: isFieldError(offset) ? 0 : offset,
+    errors: [limit, offset].filter(isFieldError),
+  };
+}
+
 export function dateParam(c: Context, name: string): Date | undefined | FieldError {
   const raw = c.req.query(name);
   if (raw === undefined || raw === "") return undefined;

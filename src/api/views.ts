@@ -5,9 +5,7 @@ import { type FieldError, TECHNIQUE_ID } from "../domain/model.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import { listAlerts } from "../store/alerts.ts";
 import { stateQuery } from "../workflows/incident.ts";
-import { dateParam, intParam, invalid, isFieldError, notFound, readJson } from "./http.ts";
-
-const MAX_PAGE = 500;
+import { dateParam, invalid, isFieldError, notFound, pageParams, readJson } from "./http.ts";
 
 /** POST /alert and the read views operators use: alerts, incidents, decisions. */
 export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }) {
@@ -25,12 +23,11 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
   });
 
   app.get("/alerts", async (c) => {
-    const limit = intParam(c, "limit", 50, MAX_PAGE);
-    const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
+    const { limit, offset, errors: pageErrors } = pageParams(c, 50);
     const since = dateParam(c, "since");
     const until = dateParam(c, "until");
     const technique = c.req.query("technique");
-    const errors = [limit, offset, since, until].filter(isFieldError);
+    const errors = [...pageErrors, ...[since, until].filter(isFieldError)];
     if (technique && !TECHNIQUE_ID.test(technique))
       errors.push({ field: "technique", message: "must look like T1234 or T1234.001" });
     if (errors.length) return invalid(c, errors);
@@ -40,34 +37,29 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
       technique,
       since: since as Date | undefined,
       until: until as Date | undefined,
-      limit: limit as number,
-      offset: offset as number,
+      limit,
+      offset,
     });
     return c.json({ ...page, limit, offset });
   });
 
   app.get("/decisions", async (c) => {
-    const limit = intParam(c, "limit", 100, MAX_PAGE);
-    const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
-    const errors = [limit, offset].filter(isFieldError);
+    const { limit, offset, errors: pageErrors } = pageParams(c, 100);
+    const errors = [...pageErrors];
     if (errors.length) return invalid(c, errors);
     let q = deps.db.selectFrom("decisions").selectAll();
     const incident = c.req.query("incident");
     const alert = c.req.query("alert");
     if (incident) q = q.where("incident_id", "=", incident);
     if (alert) q = q.where("alert_id", "=", alert);
-    const items = await q
-      .orderBy("id")
-      .limit(limit as number)
-      .offset(offset as number)
-      .execute();
+    const items = await q.orderBy("id").limit(limit).offset(offset).execute();
     return c.json({ items, limit, offset });
   });
 
   app.get("/incidents", async (c) => {
-    const limit = intParam(c, "limit", 50, MAX_PAGE);
+    const { limit, errors: pageErrors } = pageParams(c, 50);
     const status = c.req.query("status");
-    const errors: FieldError[] = [limit].filter(isFieldError);
+    const errors: FieldError[] = [...pageErrors];
     if (status && status !== "open" && status !== "closed")
       errors.push({ field: "status", message: "must be open or closed" });
     if (errors.length) return invalid(c, errors);
@@ -88,7 +80,7 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
         startTime: wf.startTime,
         closeTime: wf.closeTime ?? null,
       });
-      if (items.length >= (limit as number)) break;
+      if (items.length >= limit) break;
     }
     return c.json({ items });
   });
