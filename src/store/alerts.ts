@@ -18,7 +18,7 @@ export async function storeAlert(
   alert: Alert,
   source: AlertSource,
 ): Promise<{ handOff: boolean }> {
-  await db
+  const inserted = await db
     .insertInto("alerts")
     .values({
       id: alert.id,
@@ -37,7 +37,9 @@ export async function storeAlert(
       incident_id: incidentIdOf(alert.host.name),
     })
     .onConflict((oc) => oc.column("id").doNothing())
-    .execute();
+    .returning("id")
+    .executeTakeFirst();
+  if (inserted) return { handOff: true }; // a new alert: no second query on the hot path
   const row = await db
     .selectFrom("alerts")
     .select("handed_off_at")
