@@ -1,0 +1,103 @@
+// Commands are signed by the service and verified by the agent before it acts, so that whoever sits
+// between the two (a man in the middle of a plain connection, a forged or compromised gateway) cannot
+// make an agent run root actions. The service holds an Ed25519 key made at install; agents receive its
+// public half at enrollment.
+//
+// What is signed decides what runs: the agent it is meant for (no replay to another agent), the
+// command id (the agent's ledger runs an id once, so a replay to the same agent does nothing), the
+// command, its priority, its details and its expiry (a captured frame is worthless once expired).
+// The bytes signed are a canonical JSON of those fields, so a gateway may re-serialise frames freely.
+
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from "node:crypto";
+
+/** The fields of a command frame that the signature covers, besides the agent's id. */
+export interface SignedCommand {
+  id: string;
+  command: string;
+  priority: string;
+  details: Record<string, unknown>;
+  /** ISO-8601 time after which the agent must not run the command. */
+  expires_at?: string;
+}
+
+/** JSON with object keys sorted at every level: one byte string per value. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") {
+    if (typeof value === "number" && !Number.isFinite(value))
+      throw new TypeError("canonical JSON has no form for a non-finite number");
+    if (value === undefined || typeof value === "function" || typeof value === "symbol")
+      throw new TypeError(`canonical JSON has no form for ${typeof value}`);
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+}
+
+function signedBytes(agentId: string, command: SignedCommand): Buffer {
+  return Buffer.from(
+    canonicalJson({
+      agent_id: agentId,
+      id: command.id,
+      command: command.command,
+      priority: command.priority,
+      details: command.details,
+      expires_at: command.expires_at ?? null,
+    }),
+  );
+}
+
+/** The base64 Ed25519 signature of a command for one agent. */
+export function signCommand(
+  privateKey: KeyObject,
+  agentId: string,
+  command: SignedCommand,
+): string {
+  return sign(null, signedBytes(agentId, command), privateKey).toString("base64");
+}
+
+/** Whether `signature` is the service's signature of this command for this agent. */
+export function verifyCommand(
+  publicKey: KeyObject,
+  agentId: string,
+  command: SignedCommand,
+  signature: string,
+): boolean {
+  try {
+    return verify(null, signedBytes(agentId, command), publicKey, Buffer.from(signature, "base64"));
+  } catch {
+    return false;
+  }
+}
+
+/** A new Ed25519 key pair as PEM (PKCS#8 private, SPKI public). */
+export function generateSigningKeys(): { privateKeyPem: string; publicKeyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return {
+    privateKeyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+  };
+}
+
+export function privateSigningKey(pem: string): KeyObject {
+  const key = createPrivateKey(pem);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new Error("the command signing key is not Ed25519");
+  return key;
+}
+
+export function publicSigningKey(pem: string): KeyObject {
+  const key = createPublicKey(pem);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new Error("the service's command signing key is not Ed25519");
+  return key;
+}
