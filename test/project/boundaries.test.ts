@@ -1,6 +1,6 @@
 // Each concern has one home, and this test keeps it there: it reads every import of src/ and fails
-// on one that crosses a boundary the design draws (docs: /work/shared/DESIGN.md, CONTRIBUTING in
-// the README). A failure names the file, the import and the rule.
+// on one that crosses a boundary (SQL only in src/store; workflow code deterministic and bundled
+// alone). A failure names the file, the import and the rule.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import ts from "typescript";
@@ -15,7 +15,7 @@ interface ImportSite {
 }
 
 /** Every module a file names: static imports, re-exports and dynamic import(). */
-export function importsOf(fileName: string, source: string): ImportSite[] {
+function importsOf(fileName: string, source: string): ImportSite[] {
   const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, false);
   const found: ImportSite[] = [];
   const visit = (node: ts.Node): void => {
@@ -51,7 +51,7 @@ const DATABASE_PACKAGES = /^(kysely|pg)(\/|$)/;
 const WORKFLOW_PACKAGES = new Set(["@temporalio/workflow", "@temporalio/common"]);
 
 /** Why an import breaks a boundary, or null. Paths are relative to the repository, with "/". */
-export function violation(file: string, site: ImportSite): string | null {
+function violation(file: string, site: ImportSite): string | null {
   const { specifier, typeOnly } = site;
   const relative = specifier.startsWith(".");
   const target = relative ? path.posix.join(path.posix.dirname(file), specifier) : null;
