@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from "./config.ts";
-import { createDb, migrate } from "./db/index.ts";
 import { ROLES, type Role, startService } from "./service.ts";
+import { createDb, migrate } from "./store/db.ts";
 
 const USAGE = `usage: mm <command>
 

@@ -4,20 +4,19 @@ import { connect as connectNats } from "@nats-io/transport-node";
 import { Client, Connection } from "@temporalio/client";
 import type { WorkflowBundleOption } from "@temporalio/worker";
 import neo4j from "neo4j-driver";
-import type { AgentGateway } from "./activities/agent-commands.ts";
+import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
 import { engineActivities } from "./activities/engine.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
 import type { Config } from "./config.ts";
-import { createDb, migrate } from "./db/index.ts";
 import { defaultCatalog } from "./domain/defaults.ts";
-import { agentGateway } from "./gateway/delivery.ts";
 import { startGateway } from "./gateway/server.ts";
 import { startCommandSupervisor } from "./gateway/supervisor.ts";
 import { alertIntake } from "./ingest/intake.ts";
 import { startNatsIngest } from "./ingest/nats.ts";
 import { createLogger } from "./log.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
+import { createDb, migrate } from "./store/db.ts";
 import { startWorker } from "./worker.ts";
 
 export const ROLES = ["api", "worker", "ingest", "gateway"] as const;
@@ -96,7 +95,7 @@ export async function startService(
       incidentIdleMs: config.incidentIdleMs,
     });
     const service: Service = { close };
-    const agents = options.agents ?? agentGateway({ db, nc, commands: config.commands });
+    const agents = options.agents ?? agentCommandActivities({ db, nc, commands: config.commands });
 
     // Expiry and lost reports of agent commands; wherever commands are issued or delivered.
     if (roles.includes("worker") || roles.includes("gateway")) {

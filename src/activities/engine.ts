@@ -1,6 +1,5 @@
 import { ApplicationFailure } from "@temporalio/activity";
 import neo4j, { type Driver } from "neo4j-driver";
-import type { Db } from "../db/index.ts";
 import { resolveArgs } from "../domain/args.ts";
 import { candidateNodes, type FlowInstance, type NodeCandidate } from "../domain/attack-flow.ts";
 import { evaluateCheck } from "../domain/cel.ts";
@@ -13,6 +12,7 @@ import {
 } from "../domain/model.ts";
 import { getAlertRow } from "../store/alerts.ts";
 import { catalogStore } from "../store/catalog.ts";
+import type { Db } from "../store/db.ts";
 import { type Decision, recordDecision } from "../store/decisions.ts";
 import type { AgentGateway, CommandPriority } from "./agent-commands.ts";
 import { toRows } from "./neo4j-rows.ts";
@@ -44,7 +44,7 @@ export type PlannedStep =
 export interface PlanInput {
   incidentId: string;
   alertId: string;
-  runId: string;
+  workflowId: string;
   flowId: string;
   nodeId: string;
   techniques: string[];
@@ -58,7 +58,7 @@ export type NextMitigation =
 const decisionBase = (i: PlanInput) => ({
   incidentId: i.incidentId,
   alertId: i.alertId,
-  runId: i.runId,
+  workflowId: i.workflowId,
   flowId: i.flowId,
   nodeId: i.nodeId,
 });
@@ -200,7 +200,7 @@ export function engineActivities(deps: EngineDeps) {
         await record({
           incidentId: input.incidentId,
           alertId: input.alertId,
-          runId: null,
+          workflowId: null,
           flowId: candidate.flowId,
           nodeId: candidate.nodeId,
           mitigation: null,

@@ -11,25 +11,21 @@ import { WorkflowIdReusePolicy } from "@temporalio/common";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import type { Db } from "../db/index.ts";
 import { AGENT_COMMANDS, type AgentCommand } from "../domain/model.ts";
-import { appendAudit, listAudit } from "../gateway/audit.ts";
-import { getCommand, listCommands } from "../gateway/command-store.ts";
-import {
-  createAgentKey,
-  createEnrollmentToken,
-  getAgent,
-  listAgentKeys,
-  listAgents,
-  listEnrollmentTokens,
-  listGroups,
-  revokeAgentKeys,
-  revokeEnrollmentToken,
-  updateAgent,
-} from "../gateway/registry.ts";
 import { controlSubject, encode } from "../gateway/subjects.ts";
 import { CommandDetails, describeIssues, Priority } from "../protocol/messages.ts";
+import { createAgentKey, listAgentKeys, revokeAgentKeys } from "../store/agent-keys.ts";
+import { getAgent, listAgents, listGroups, updateAgent } from "../store/agents.ts";
+import { appendAudit, listAudit } from "../store/audit.ts";
+import { getCommand, listCommands } from "../store/commands.ts";
+import type { Db } from "../store/db.ts";
+import {
+  createEnrollmentToken,
+  listEnrollmentTokens,
+  revokeEnrollmentToken,
+} from "../store/enrollment-tokens.ts";
 import { agentCommandWorkflow } from "../workflows/agent-command.ts";
+import { isolationWorkflowId, operatorCommandIds } from "../workflows/ids.ts";
 import {
   isolateSignal,
   isolationStateQuery,
@@ -314,9 +310,11 @@ export function agentsApi(deps: AgentsApiDeps) {
           409,
         );
     }
-    const suffix = request.id ?? randomBytes(8).toString("hex");
-    const workflowId = `command/${agent.id}/${suffix}`;
-    const commandId = request.id ?? workflowId;
+    const { workflowId, commandId } = operatorCommandIds(
+      agent.id,
+      request.id,
+      randomBytes(8).toString("hex"),
+    );
     try {
       await temporal.workflow.start(agentCommandWorkflow, {
         workflowId,
@@ -466,8 +464,6 @@ export function agentsApi(deps: AgentsApiDeps) {
 
   return app;
 }
-
-export const isolationWorkflowId = (agentId: string) => `isolation/${agentId}`;
 
 function safeJson(text: string): unknown {
   try {

@@ -8,13 +8,17 @@
 //   ingest     submits alerts (POST /api/alert) and nothing else: for Wazuh's integration
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { sql } from "kysely";
 import { z } from "zod";
-import type { Db } from "../db/index.ts";
-import type { OperatorRole } from "../db/schema.ts";
-import { appendAudit } from "../gateway/audit.ts";
-import { bearerToken, hashSecret, newId, newSecret } from "../gateway/secrets.ts";
 import { describeIssues } from "../protocol/messages.ts";
+import { bearerToken } from "../secrets.ts";
+import type { Db } from "../store/db.ts";
+import {
+  authenticateOperator,
+  createOperatorToken,
+  listOperatorTokens,
+  revokeOperatorToken,
+} from "../store/operator-tokens.ts";
+import type { OperatorRole } from "../store/schema.ts";
 import { notFound, readJson } from "./http.ts";
 
 export const OPERATOR_ROLES = [
@@ -115,24 +119,8 @@ async function authenticate(
   if (adminDigest && timingSafeEqual(adminDigest, createHash("sha256").update(token).digest())) {
     return { actor: "operator:MM_ADMIN_TOKEN", role: "admin" };
   }
-  const row = await db
-    .selectFrom("operator_tokens")
-    .select(["id", "name", "role", "last_used_at"])
-    .where("token_hash", "=", hashSecret(token))
-    .where("revoked_at", "is", null)
-    .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", sql<Date>`now()`)]))
-    .executeTakeFirst();
-  if (!row) return null;
-  // Last use is kept to the minute: an ingest token may carry thousands of alerts a minute.
-  if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
-    void db
-      .updateTable("operator_tokens")
-      .set({ last_used_at: sql<Date>`now()` })
-      .where("id", "=", row.id)
-      .execute()
-      .catch(() => {});
-  }
-  return { actor: `operator:${row.name}`, role: row.role };
+  const row = await authenticateOperator(db, token);
+  return row && { actor: `operator:${row.name}`, role: row.role };
 }
 
 const TokenRequest = z.object({
@@ -141,31 +129,11 @@ const TokenRequest = z.object({
   expires_in_seconds: z.number().int().positive().optional(),
 });
 
-const tokenColumns = [
-  "id",
-  "name",
-  "role",
-  "prefix",
-  "created_at",
-  "created_by",
-  "expires_at",
-  "revoked_at",
-  "last_used_at",
-] as const;
-
 /** /api/tokens: operator tokens (admin only). The token itself is in the 201 answer and nowhere else. */
 export function tokensApi(db: Db) {
   const app = new Hono<AuthEnv>();
 
-  app.get("/tokens", async (c) =>
-    c.json({
-      items: await db
-        .selectFrom("operator_tokens")
-        .select(tokenColumns)
-        .orderBy("created_at")
-        .execute(),
-    }),
-  );
+  app.get("/tokens", async (c) => c.json({ items: await listOperatorTokens(db) }));
 
   app.post("/tokens", async (c) => {
     const body = await readJson(c);
@@ -173,47 +141,18 @@ export function tokensApi(db: Db) {
     const input = TokenRequest.safeParse(body.body);
     if (!input.success)
       return c.json({ error: `invalid request: ${describeIssues(input.error)}` }, 400);
-    const secret = newSecret("operator_token");
-    const actor = c.get("principal").actor;
-    const row = await db
-      .insertInto("operator_tokens")
-      .values({
-        id: newId("tok"),
-        name: input.data.name,
-        role: input.data.role,
-        token_hash: secret.hash,
-        prefix: secret.prefix,
-        created_by: actor,
-        expires_at:
-          input.data.expires_in_seconds === undefined
-            ? null
-            : sql<Date>`now() + ${input.data.expires_in_seconds} * interval '1 second'`,
-      })
-      .returning(tokenColumns)
-      .executeTakeFirstOrThrow();
-    await appendAudit(db, {
-      actor,
-      action: "operator_token.created",
-      details: { token_id: row.id, name: row.name, role: row.role },
+    const created = await createOperatorToken(db, {
+      name: input.data.name,
+      role: input.data.role,
+      expiresInSeconds: input.data.expires_in_seconds,
+      createdBy: c.get("principal").actor,
     });
-    return c.json({ ...row, token: secret.value }, 201);
+    return c.json(created, 201);
   });
 
   app.delete("/tokens/:id", async (c) => {
-    const actor = c.get("principal").actor;
-    const row = await db
-      .updateTable("operator_tokens")
-      .set({ revoked_at: sql<Date>`coalesce(revoked_at, now())` })
-      .where("id", "=", c.req.param("id"))
-      .returning(tokenColumns)
-      .executeTakeFirst();
-    if (!row) return notFound(c, `token ${c.req.param("id")}`);
-    await appendAudit(db, {
-      actor,
-      action: "operator_token.revoked",
-      details: { token_id: row.id, name: row.name },
-    });
-    return c.json(row);
+    const row = await revokeOperatorToken(db, c.req.param("id"), c.get("principal").actor);
+    return row ? c.json(row) : notFound(c, `token ${c.req.param("id")}`);
   });
 
   return app;

@@ -1,8 +1,8 @@
 import { type Context, Hono } from "hono";
-import type { CatalogKind } from "../db/schema.ts";
 import { validateAttackFlow, validateCondition, validateMitigation } from "../domain/catalog.ts";
 import { type FieldError, type Identifier, identifierKey } from "../domain/model.ts";
 import type { CatalogStore, DocumentOf } from "../store/catalog.ts";
+import type { CatalogKind } from "../store/schema.ts";
 import { conflict, invalid, notFound, readJson } from "./http.ts";
 
 type Validation<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };

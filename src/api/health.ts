@@ -1,8 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
-import { sql } from "kysely";
 import type { Driver } from "neo4j-driver";
-import type { Db } from "../db/index.ts";
+import { type Db, pingDb } from "../store/db.ts";
 
 export type DependencyState = { status: "up" } | { status: "down"; reason: string };
 export interface HealthReport {
@@ -46,7 +45,7 @@ export function healthCheck(deps: {
   return async () => {
     const [temporal, postgres, nats, neo4j] = await Promise.all([
       probe(() => deps.temporal.workflowService.getSystemInfo({})),
-      probe(() => sql`SELECT 1`.execute(deps.db)),
+      probe(() => pingDb(deps.db)),
       probe(async () => {
         if (deps.nats.isClosed()) throw new Error("connection closed");
         await deps.nats.flush();

@@ -1,9 +1,11 @@
 import type { Client } from "@temporalio/client";
 import { Hono } from "hono";
-import type { Db } from "../db/index.ts";
 import { type FieldError, TECHNIQUE_ID } from "../domain/model.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import { listAlerts } from "../store/alerts.ts";
+import type { Db } from "../store/db.ts";
+import { listDecisions } from "../store/decisions.ts";
+import { incidentWorkflowId } from "../workflows/ids.ts";
 import { stateQuery } from "../workflows/incident.ts";
 import { dateParam, invalid, isFieldError, notFound, pageParams, readJson } from "./http.ts";
 
@@ -47,12 +49,12 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
     const { limit, offset, errors: pageErrors } = pageParams(c, 100);
     const errors = [...pageErrors];
     if (errors.length) return invalid(c, errors);
-    let q = deps.db.selectFrom("decisions").selectAll();
-    const incident = c.req.query("incident");
-    const alert = c.req.query("alert");
-    if (incident) q = q.where("incident_id", "=", incident);
-    if (alert) q = q.where("alert_id", "=", alert);
-    const items = await q.orderBy("id").limit(limit).offset(offset).execute();
+    const items = await listDecisions(deps.db, {
+      incidentId: c.req.query("incident"),
+      alertId: c.req.query("alert"),
+      limit,
+      offset,
+    });
     return c.json({ items, limit, offset });
   });
 
@@ -87,7 +89,7 @@ export function viewsApi(deps: { db: Db; temporal: Client; intake: AlertIntake }
 
   // The live state of a host's latest incident, read through the workflow's query.
   app.get("/incidents/:host", async (c) => {
-    const handle = deps.temporal.workflow.getHandle(`incident/${c.req.param("host")}`);
+    const handle = deps.temporal.workflow.getHandle(incidentWorkflowId(c.req.param("host")));
     try {
       return c.json(await handle.query(stateQuery));
     } catch (err) {

@@ -13,15 +13,16 @@ import type { Client } from "@temporalio/client";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { reportOutcome } from "../activities/agent-commands.ts";
 import type { Config } from "../config.ts";
-import type { Db } from "../db/index.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
 import { describeIssues } from "../protocol/messages.ts";
-import type { OutcomeToReport } from "./command-store.ts";
-import { reportOutcome } from "./delivery.ts";
-import { type AgentCredentials, authenticateAgent, enroll } from "./registry.ts";
-import { bearerToken, newId } from "./secrets.ts";
+import { bearerToken, newId } from "../secrets.ts";
+import { type AgentCredentials, authenticateAgent } from "../store/agent-keys.ts";
+import type { OutcomeToReport } from "../store/commands.ts";
+import type { Db } from "../store/db.ts";
+import { enroll } from "../store/enrollment-tokens.ts";
 import { AgentSession, CLOSE } from "./session.ts";
 
 // @hono/node-ws reports every socket error (an oversized or malformed frame, a reset) with

@@ -3,7 +3,6 @@
 // nothing it sends can throw out of here, so one agent's bad input never reaches another's session.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { WebSocket } from "ws";
-import type { Db } from "../db/index.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -15,23 +14,24 @@ import {
   type Hello,
   parseAgentMessage,
 } from "../protocol/messages.ts";
-import { rejectAlert } from "../store/alerts.ts";
-import { appendAudit } from "./audit.ts";
-import {
-  claimForDelivery,
-  type OutcomeToReport,
-  recordAck,
-  recordCompletion,
-} from "./command-store.ts";
-import type { AgentCredentials } from "./registry.ts";
+import { newId } from "../secrets.ts";
+import type { AgentCredentials } from "../store/agent-keys.ts";
 import {
   recordDisconnect,
   recordHello,
   recordIsolation,
   recordRulesStatus,
   touchSession,
-} from "./registry.ts";
-import { newId } from "./secrets.ts";
+} from "../store/agents.ts";
+import { rejectAlert } from "../store/alerts.ts";
+import { appendAudit } from "../store/audit.ts";
+import {
+  claimForDelivery,
+  type OutcomeToReport,
+  recordAck,
+  recordCompletion,
+} from "../store/commands.ts";
+import type { Db } from "../store/db.ts";
 import {
   agentSubjects,
   type CommandNotice,

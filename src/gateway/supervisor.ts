@@ -3,10 +3,10 @@
 // first report was lost to a crash or an outage. Runs in every worker and gateway process; the
 // database arbitrates (SKIP LOCKED), so running it several times over is safe.
 import type { Client } from "@temporalio/client";
-import type { Db } from "../db/index.ts";
+import { reportOutcome } from "../activities/agent-commands.ts";
 import type { Logger } from "../log.ts";
-import { expireOverdue, unreportedOutcomes } from "./command-store.ts";
-import { reportOutcome } from "./delivery.ts";
+import { expireOverdue, unreportedOutcomes } from "../store/commands.ts";
+import type { Db } from "../store/db.ts";
 
 const TICK_MS = 1_000;
 /** An outcome this old and still unreported lost its first report (which takes milliseconds). */

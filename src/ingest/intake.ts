@@ -1,7 +1,8 @@
 import type { Client } from "@temporalio/client";
-import type { Db } from "../db/index.ts";
 import { type AlertHost, type FieldError, normaliseAlert } from "../domain/alert.ts";
-import { type AlertSource, incidentIdOf, markHandedOff, storeAlert } from "../store/alerts.ts";
+import { type AlertSource, markHandedOff, storeAlert } from "../store/alerts.ts";
+import type { Db } from "../store/db.ts";
+import { incidentWorkflowId } from "../workflows/ids.ts";
 import { alertSignal, incidentWorkflow } from "../workflows/incident.ts";
 import { HOST, INCIDENT_STATUS } from "../workflows/search-attributes.ts";
 
@@ -31,7 +32,7 @@ export function alertIntake(deps: IntakeDeps) {
     const normalised = normaliseAlert(input, context);
     if (!normalised.ok) return normalised;
     const { alert } = normalised;
-    const incidentId = incidentIdOf(alert.host.name);
+    const incidentId = incidentWorkflowId(alert.host.name);
     const { handOff } = await storeAlert(deps.db, alert, source);
     if (handOff) {
       await deps.temporal.workflow.signalWithStart(incidentWorkflow, {

@@ -9,9 +9,9 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Db } from "../db/index.ts";
 import type { Logger } from "../log.ts";
 import { rejectAlert } from "../store/alerts.ts";
+import type { Db } from "../store/db.ts";
 import type { AlertIntake } from "./intake.ts";
 
 export interface NatsIngestOptions {

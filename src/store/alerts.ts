@@ -1,13 +1,11 @@
 import { sql } from "kysely";
-import type { Db } from "../db/index.ts";
-import type { AlertsTable } from "../db/schema.ts";
 import type { Alert } from "../domain/alert.ts";
+import { incidentWorkflowId } from "../workflows/ids.ts";
+import type { Db } from "./db.ts";
+import { type Page, pageOf } from "./paging.ts";
+import type { AlertsTable } from "./schema.ts";
 
 export type AlertSource = AlertsTable["source"];
-
-export function incidentIdOf(host: string): string {
-  return `incident/${host}`;
-}
 
 /**
  * Stores an alert once. Returns whether it still has to be handed to its incident: false when
@@ -34,7 +32,7 @@ export async function storeAlert(
       format: alert.format,
       source,
       raw: JSON.stringify(alert.raw),
-      incident_id: incidentIdOf(alert.host.name),
+      incident_id: incidentWorkflowId(alert.host.name),
     })
     .onConflict((oc) => oc.column("id").doNothing())
     .returning("id")
@@ -61,14 +59,12 @@ export async function getAlertRow(db: Db, alertId: string) {
   return db.selectFrom("alerts").selectAll().where("id", "=", alertId).executeTakeFirst();
 }
 
-export interface AlertFilter {
+export interface AlertFilter extends Page {
   host?: string;
   technique?: string;
   rule?: string;
   since?: Date;
   until?: Date;
-  limit: number;
-  offset: number;
 }
 
 export async function listAlerts(db: Db, f: AlertFilter) {
@@ -78,11 +74,7 @@ export async function listAlerts(db: Db, f: AlertFilter) {
   if (f.technique) q = q.where(sql<boolean>`${f.technique} = ANY(techniques)`);
   if (f.since) q = q.where("time", ">=", f.since);
   if (f.until) q = q.where("time", "<", f.until);
-  const [items, total] = await Promise.all([
-    q.selectAll().orderBy("time", "desc").orderBy("id").limit(f.limit).offset(f.offset).execute(),
-    q.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
-  ]);
-  return { items, total: Number(total.n) };
+  return pageOf(q, (q) => q.selectAll().orderBy("time", "desc").orderBy("id"), f);
 }
 
 /** Keeps an unreadable alert (bad JSON, missing fields) with the reasons, for operators. */

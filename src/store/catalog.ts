@@ -1,7 +1,7 @@
-import type { Db } from "../db/index.ts";
-import type { CatalogKind } from "../db/schema.ts";
 import type { AttackFlow, Condition, Mitigation } from "../domain/model.ts";
 import { identifierKey } from "../domain/model.ts";
+import type { Db } from "./db.ts";
+import type { CatalogKind } from "./schema.ts";
 
 export interface DocumentOf {
   condition: Condition;

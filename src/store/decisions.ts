@@ -1,9 +1,11 @@
-import type { Db } from "../db/index.ts";
+import type { Db } from "./db.ts";
+import type { Page } from "./paging.ts";
 
 export interface Decision {
   incidentId: string;
   alertId: string | null;
-  runId: string | null;
+  /** The mitigation workflow that decided; null for the incident's own decisions. */
+  workflowId: string | null;
   flowId: string | null;
   nodeId: string | null;
   mitigation: string | null;
@@ -17,7 +19,7 @@ export interface Decision {
 /** Appends a decision once: activities may be retried, so the same decision key is written once. */
 export async function recordDecision(db: Db, decision: Decision): Promise<void> {
   const dedupeKey = [
-    decision.runId ?? decision.incidentId,
+    decision.workflowId ?? decision.incidentId,
     decision.alertId,
     decision.flowId,
     decision.nodeId,
@@ -29,7 +31,7 @@ export async function recordDecision(db: Db, decision: Decision): Promise<void> 
     .values({
       incident_id: decision.incidentId,
       alert_id: decision.alertId,
-      run_id: decision.runId,
+      workflow_id: decision.workflowId,
       flow_id: decision.flowId,
       node_id: decision.nodeId,
       mitigation: decision.mitigation,
@@ -40,4 +42,12 @@ export async function recordDecision(db: Db, decision: Decision): Promise<void> 
     })
     .onConflict((oc) => oc.column("dedupe_key").doNothing())
     .execute();
+}
+
+/** Decisions in the order they were made, optionally of one incident or one alert. */
+export async function listDecisions(db: Db, f: Page & { incidentId?: string; alertId?: string }) {
+  let q = db.selectFrom("decisions").selectAll();
+  if (f.incidentId) q = q.where("incident_id", "=", f.incidentId);
+  if (f.alertId) q = q.where("alert_id", "=", f.alertId);
+  return q.orderBy("id").limit(f.limit).offset(f.offset).execute();
 }

@@ -1,11 +1,10 @@
 import { proxyActivities } from "@temporalio/workflow";
-import type { AgentCommandResult } from "../activities/agent-commands.ts";
-import type { GatewayCommandInput } from "../gateway/delivery.ts";
+import type { AgentCommandInput, AgentCommandResult } from "../activities/agent-commands.ts";
 
 /** The agent-command activity as operator workflows call it: with who asked and a time to live. */
 export interface OperatorCommandActivities {
   runAgentCommand(
-    input: GatewayCommandInput & { requestedBy: string; ttlMs: number },
+    input: AgentCommandInput & { requestedBy: string; ttlMs: number },
   ): Promise<AgentCommandResult>;
 }
 

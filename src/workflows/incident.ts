@@ -15,6 +15,7 @@ import {
 import type { EngineActivities } from "../activities/engine.ts";
 import type { Severity } from "../domain/alert.ts";
 import { advance, type FlowInstance, type Reached } from "../domain/attack-flow.ts";
+import { mitigationWorkflowId } from "./ids.ts";
 import { type MitigationOutcome, mitigationWorkflow } from "./mitigation.ts";
 import { HOST, INCIDENT_STATUS, SEVERITY, TECHNIQUES } from "./search-attributes.ts";
 
@@ -106,7 +107,12 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   const startMitigation = async (alert: IncidentAlert, reached: Reached): Promise<void> => {
     // The id is derived from the alert and the node: a second attempt is refused by Temporal, so a
     // mitigation never runs twice for the same alert and node, whatever happens to this workflow.
-    const workflowId = `mitigation/${state.host}/${alert.id}/${reached.flowId}.${reached.nodeId}`;
+    const workflowId = mitigationWorkflowId({
+      host: state.host,
+      alertId: alert.id,
+      flowId: reached.flowId,
+      nodeId: reached.nodeId,
+    });
     const run: MitigationRun = {
       workflowId,
       alertId: alert.id,

@@ -9,6 +9,7 @@ import {
   workflowInfo,
 } from "@temporalio/workflow";
 import { commandActivities } from "./agent-command.ts";
+import { isolationCommandId } from "./ids.ts";
 
 export interface IsolateRequest {
   /** isolate-host details (the seed's: reason, allow_portal_communication, allow_dns, portal_ips, portal_ports). */
@@ -88,9 +89,9 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
   const isolate = requests.isolate as IsolateRequest;
   state.requestedBy = isolate.requestedBy;
   state.reason = typeof isolate.details.reason === "string" ? isolate.details.reason : null;
-  const base = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
+  const run = workflowInfo();
 
-  const isolateId = `${base}/isolate`;
+  const isolateId = isolationCommandId(run, "isolate");
   state.commands.push(isolateId);
   try {
     const result = await commandActivities(isolate.ttlMs).runAgentCommand({
@@ -129,7 +130,7 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
     ;
     attempt++, backoff = Math.min(backoff * 2, RELEASE_RETRY_MAX_MS)
   ) {
-    const releaseId = `${base}/release/${attempt}`;
+    const releaseId = isolationCommandId(run, `release/${attempt}`);
     state.commands.push(releaseId);
     try {
       await commandActivities(isolate.ttlMs).runAgentCommand({

@@ -7,6 +7,7 @@ import {
 } from "@temporalio/workflow";
 import type { AgentCommandActivities } from "../activities/agent-commands.ts";
 import type { EngineActivities } from "../activities/engine.ts";
+import { mitigationAttemptId, mitigationCommandId } from "./ids.ts";
 
 export interface MitigationInput {
   incidentId: string;
@@ -48,11 +49,11 @@ const { runAgentCommand } = proxyActivities<AgentCommandActivities>({
  * next candidate when one fails. Every choice, skip and result is recorded with its reason.
  */
 export async function mitigationWorkflow(input: MitigationInput): Promise<MitigationOutcome> {
-  const runId = workflowInfo().workflowId;
+  const { workflowId } = workflowInfo();
   const base = {
     incidentId: input.incidentId,
     alertId: input.alertId,
-    runId,
+    workflowId,
     flowId: input.flowId,
     nodeId: input.nodeId,
   };
@@ -81,13 +82,14 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
       return { outcome: failures > 0 ? "failed" : "none" };
     }
     const { candidate, steps } = next;
+    const attemptId = mitigationAttemptId(workflowId, candidate.key);
     try {
       for (const [index, step] of steps.entries()) {
         if (step.kind === "webhook") {
           await callWebhook({
             url: step.url,
             body: step.body,
-            idempotencyKey: `${runId}/${candidate.key}`,
+            idempotencyKey: attemptId,
           });
         } else {
           await runAgentCommand({
@@ -95,7 +97,7 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
             command: step.command,
             details: step.details,
             priority: step.priority,
-            commandId: `${runId}/${candidate.key}/${index}`,
+            commandId: mitigationCommandId(attemptId, index),
           });
         }
       }

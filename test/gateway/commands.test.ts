@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { WorkflowFailedError } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { issueCommand } from "../../src/gateway/command-store.ts";
+import { issueCommand } from "../../src/store/commands.ts";
 import { agentCommandWorkflow } from "../../src/workflows/agent-command.ts";
 import { fixture } from "../support/fixtures.ts";
 import { eventually } from "../support/wait.ts";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveHost } from "../../src/gateway/registry.ts";
+import { resolveHost } from "../../src/store/agents.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import { eventually } from "../support/wait.ts";
 import { type Frame, type helloFor, succeed, TestAgent } from "./support/agent.ts";

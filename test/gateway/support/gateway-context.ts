@@ -3,8 +3,8 @@
 // client, enrollment, connected test agents.
 import { Client, Connection } from "@temporalio/client";
 import type { Config } from "../../../src/config.ts";
-import { createDb, type Db } from "../../../src/db/index.ts";
 import type { Service } from "../../../src/service.ts";
+import { createDb, type Db } from "../../../src/store/db.ts";
 import { createTestContext, type TestContext } from "../../support/context.ts";
 import { restClient } from "../../support/http.ts";
 import { type ConnectOptions, type Enrollment, enrolled, TestAgent } from "./agent.ts";

@@ -1,12 +1,12 @@
 // Agent commands in PostgreSQL: the durable half of delivery. A command is stored once under its
 // idempotent id, claimed by the session that delivers it, then acknowledged, completed, or expired.
-// Each transition and its audit entry are one statement (a data-modifying CTE), so the audit log
-// never misses a transition and never records one that did not happen.
-import { type Kysely, sql } from "kysely";
-import type { Db } from "../db/index.ts";
-import type { CommandOutcome, CommandStatus, CommandsTable, Database } from "../db/schema.ts";
+// Each transition and its audit entry are one statement (see auditedCommandChange).
+import { sql } from "kysely";
 import type { Priority } from "../protocol/messages.ts";
-import { appendAudit } from "./audit.ts";
+import { appendAudit, auditedCommandChange } from "./audit.ts";
+import type { Db } from "./db.ts";
+import { type Page, pageOf } from "./paging.ts";
+import type { CommandOutcome, CommandStatus, CommandsTable } from "./schema.ts";
 
 export const FINAL_STATUSES = ["completed", "failed", "expired"] as const satisfies CommandStatus[];
 const OPEN_STATUSES = ["pending", "delivered", "acknowledged"] as const satisfies CommandStatus[];
@@ -115,57 +115,41 @@ export async function claimForDelivery(
   s: { agentId: string; sessionId: string; gatewayId: string; ids?: string[] },
 ): Promise<DeliverableCommand[]> {
   if (s.ids && s.ids.length === 0) return [];
-  const rows = await db
-    .with("claimed", (db) => {
-      let q = db
-        .updateTable("commands as c")
-        .set((eb) => ({
-          status: sql<CommandStatus>`case when c.status = 'pending' then 'delivered' else c.status end`,
-          delivered_at: sql<Date>`now()`,
-          delivery_count: eb("c.delivery_count", "+", 1),
-          session_id: s.sessionId,
-          gateway_id: s.gatewayId,
-        }))
-        .where("c.agent_id", "=", s.agentId)
-        .where("c.status", "in", OPEN_STATUSES)
-        .where(sql<boolean>`c.session_id is distinct from ${s.sessionId}`)
-        .where(sql<boolean>`(c.status = 'acknowledged' or c.expires_at > now())`)
-        .where(
-          sql<boolean>`exists (select 1 from agents a where a.id = c.agent_id and a.session_id = ${s.sessionId})`,
-        );
-      if (s.ids) q = q.where("c.id", "in", s.ids);
-      return q.returning([
-        "c.id",
-        "c.agent_id",
-        "c.command",
-        "c.priority",
-        "c.details",
-        "c.status",
-        "c.delivery_count",
-        "c.created_at",
-      ]);
-    })
-    .with("logged", (db) =>
-      db
-        .insertInto("audit_log")
-        .columns(["actor", "action", "agent_id", "command_id", "details"])
-        .expression((eb) =>
-          eb
-            .selectFrom("claimed")
-            .select([
-              sql<string>`${`gateway:${s.gatewayId}`}::text`.as("actor"),
-              sql<string>`'command.delivered'`.as("action"),
-              "claimed.agent_id",
-              "claimed.id",
-              sql<string>`jsonb_build_object('session', ${s.sessionId}::text, 'delivery', claimed.delivery_count)`.as(
-                "details",
-              ),
-            ]),
-        ),
-    )
-    .selectFrom("claimed")
-    .selectAll()
-    .execute();
+  let claim = db
+    .updateTable("commands as c")
+    .set((eb) => ({
+      status: sql<CommandStatus>`case when c.status = 'pending' then 'delivered' else c.status end`,
+      delivered_at: sql<Date>`now()`,
+      delivery_count: eb("c.delivery_count", "+", 1),
+      session_id: s.sessionId,
+      gateway_id: s.gatewayId,
+    }))
+    .where("c.agent_id", "=", s.agentId)
+    .where("c.status", "in", OPEN_STATUSES)
+    .where(sql<boolean>`c.session_id is distinct from ${s.sessionId}`)
+    .where(sql<boolean>`(c.status = 'acknowledged' or c.expires_at > now())`)
+    .where(
+      sql<boolean>`exists (select 1 from agents a where a.id = c.agent_id and a.session_id = ${s.sessionId})`,
+    );
+  if (s.ids) claim = claim.where("c.id", "in", s.ids);
+  const rows = await auditedCommandChange(
+    db,
+    claim.returning([
+      "c.id",
+      "c.agent_id",
+      "c.command",
+      "c.priority",
+      "c.details",
+      "c.status",
+      "c.delivery_count",
+      "c.created_at",
+    ]),
+    {
+      actor: `gateway:${s.gatewayId}`,
+      action: "command.delivered",
+      details: sql`jsonb_build_object('session', ${s.sessionId}::text, 'delivery', changed.delivery_count)`,
+    },
+  );
   return rows
     .sort(
       (a, b) =>
@@ -193,42 +177,26 @@ export async function recordAck(
   db: Db,
   a: { agentId: string; commandId: string; timestamp: string; actor: string },
 ): Promise<AgentReport> {
-  const rows = await db
-    .with("acked", (db) =>
-      db
-        .updateTable("commands")
-        .set({
-          // An ack after expiry (it left in time, the ack was slow) is recorded; the status stays.
-          status: sql<CommandStatus>`case when status = 'delivered' then 'acknowledged' else status end`,
-          acknowledged_at: sql<Date>`now()`,
-        })
-        .where("id", "=", a.commandId)
-        .where("agent_id", "=", a.agentId)
-        .where("acknowledged_at", "is", null)
-        .where("delivered_at", "is not", null)
-        .returning(["id", "agent_id", "status"]),
-    )
-    .with("logged", (db) =>
-      db
-        .insertInto("audit_log")
-        .columns(["actor", "action", "agent_id", "command_id", "details"])
-        .expression((eb) =>
-          eb
-            .selectFrom("acked")
-            .select([
-              sql<string>`${a.actor}::text`.as("actor"),
-              sql<string>`'command.acknowledged'`.as("action"),
-              "acked.agent_id",
-              "acked.id",
-              sql<string>`jsonb_build_object('timestamp', ${a.timestamp}::text, 'status', acked.status)`.as(
-                "details",
-              ),
-            ]),
-        ),
-    )
-    .selectFrom("acked")
-    .selectAll()
-    .execute();
+  const rows = await auditedCommandChange(
+    db,
+    db
+      .updateTable("commands")
+      .set({
+        // An ack after expiry (it left in time, the ack was slow) is recorded; the status stays.
+        status: sql<CommandStatus>`case when status = 'delivered' then 'acknowledged' else status end`,
+        acknowledged_at: sql<Date>`now()`,
+      })
+      .where("id", "=", a.commandId)
+      .where("agent_id", "=", a.agentId)
+      .where("acknowledged_at", "is", null)
+      .where("delivered_at", "is not", null)
+      .returning(["id", "agent_id", "status"]),
+    {
+      actor: a.actor,
+      action: "command.acknowledged",
+      details: sql`jsonb_build_object('timestamp', ${a.timestamp}::text, 'status', changed.status)`,
+    },
+  );
   if (rows[0]) return { kind: "recorded" };
   return (await exists(db, a.agentId, a.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
 }
@@ -252,57 +220,41 @@ export async function recordCompletion(
   c: { agentId: string; commandId: string; outcome: CommandOutcome; actor: string },
 ): Promise<CompletionReport> {
   const status: CommandStatus = c.outcome.success ? "completed" : "failed";
-  const rows = await db
-    .with("done", (db) =>
-      db
-        .updateTable("commands")
-        .set({
-          status,
-          completed_at: sql<Date>`now()`,
-          result: JSON.stringify(c.outcome),
-          // Nobody waits for a command issued without an activity: reported as it is recorded.
-          reported_at: sql<Date>`coalesce(reported_at, case when cardinality(task_tokens) = 0 then now() end)`,
-        })
-        .where("id", "=", c.commandId)
-        .where("agent_id", "=", c.agentId)
-        .where((eb) =>
-          eb.or([
-            eb("status", "in", ["delivered", "acknowledged"]),
-            eb.and([eb("status", "=", "expired"), eb("delivered_at", "is not", null)]),
-          ]),
-        )
-        .returning([
-          "id",
-          "agent_id",
-          "command",
-          "status",
-          "result",
-          "task_tokens",
-          "reported_at",
-          "workflow_id",
+  const rows = await auditedCommandChange(
+    db,
+    db
+      .updateTable("commands")
+      .set({
+        status,
+        completed_at: sql<Date>`now()`,
+        result: JSON.stringify(c.outcome),
+        // Nobody waits for a command issued without an activity: reported as it is recorded.
+        reported_at: sql<Date>`coalesce(reported_at, case when cardinality(task_tokens) = 0 then now() end)`,
+      })
+      .where("id", "=", c.commandId)
+      .where("agent_id", "=", c.agentId)
+      .where((eb) =>
+        eb.or([
+          eb("status", "in", ["delivered", "acknowledged"]),
+          eb.and([eb("status", "=", "expired"), eb("delivered_at", "is not", null)]),
         ]),
-    )
-    .with("logged", (db) =>
-      db
-        .insertInto("audit_log")
-        .columns(["actor", "action", "agent_id", "command_id", "details"])
-        .expression((eb) =>
-          eb
-            .selectFrom("done")
-            .select([
-              sql<string>`${c.actor}::text`.as("actor"),
-              sql<string>`${c.outcome.success ? "command.completed" : "command.failed"}::text`.as(
-                "action",
-              ),
-              "done.agent_id",
-              "done.id",
-              sql<string>`${JSON.stringify(c.outcome)}::jsonb`.as("details"),
-            ]),
-        ),
-    )
-    .selectFrom("done")
-    .selectAll()
-    .execute();
+      )
+      .returning([
+        "id",
+        "agent_id",
+        "command",
+        "status",
+        "result",
+        "task_tokens",
+        "reported_at",
+        "workflow_id",
+      ]),
+    {
+      actor: c.actor,
+      action: c.outcome.success ? "command.completed" : "command.failed",
+      details: sql`${JSON.stringify(c.outcome)}::jsonb`,
+    },
+  );
   const row = rows[0];
   if (row)
     return {
@@ -340,55 +292,40 @@ export async function expireOverdue(db: Db, limit = 500): Promise<OutcomeToRepor
   const message = sql<string>`case when c.delivered_at is null
       then 'expired: the agent did not receive the command before its deadline ' || to_char(c.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '; it will not run'
       else 'expired: delivered but not acknowledged before its deadline ' || to_char(c.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') end`;
-  return db
-    .with("overdue", (db) =>
-      db
-        .selectFrom("commands")
-        .select("id")
-        .where((eb) =>
-          eb.or([
-            eb.and([eb("status", "=", "pending"), eb("expires_at", "<=", sql<Date>`now()`)]),
-            eb.and([
-              eb("status", "=", "delivered"),
-              eb("expires_at", "<=", sql<Date>`now() - ${ACK_GRACE_MS} * interval '1 millisecond'`),
+  return auditedCommandChange(
+    db,
+    db
+      .updateTable("commands as c")
+      .set({
+        status: "expired",
+        completed_at: sql<Date>`now()`,
+        result: sql<string>`jsonb_build_object('success', false, 'message', ${message}, 'details', jsonb_build_object('expired', true, 'expires_at', c.expires_at, 'delivered', c.delivered_at is not null))`,
+      })
+      .where("c.id", "in", (eb) =>
+        eb
+          .selectFrom("commands")
+          .select("id")
+          .where((eb) =>
+            eb.or([
+              eb.and([eb("status", "=", "pending"), eb("expires_at", "<=", sql<Date>`now()`)]),
+              eb.and([
+                eb("status", "=", "delivered"),
+                eb(
+                  "expires_at",
+                  "<=",
+                  sql<Date>`now() - ${ACK_GRACE_MS} * interval '1 millisecond'`,
+                ),
+              ]),
             ]),
-          ]),
-        )
-        .orderBy("expires_at")
-        .limit(limit)
-        .forUpdate()
-        .skipLocked(),
-    )
-    .with("expired", (db) =>
-      db
-        .updateTable("commands as c")
-        .set({
-          status: "expired",
-          completed_at: sql<Date>`now()`,
-          result: sql<string>`jsonb_build_object('success', false, 'message', ${message}, 'details', jsonb_build_object('expired', true, 'expires_at', c.expires_at, 'delivered', c.delivered_at is not null))`,
-        })
-        .where("c.id", "in", (eb) => eb.selectFrom("overdue").select("overdue.id"))
-        .returning(["c.id", "c.agent_id", "c.status", "c.result", "c.task_tokens"]),
-    )
-    .with("logged", (db) =>
-      db
-        .insertInto("audit_log")
-        .columns(["actor", "action", "agent_id", "command_id", "details"])
-        .expression((eb) =>
-          eb
-            .selectFrom("expired")
-            .select([
-              sql<string>`'supervisor'`.as("actor"),
-              sql<string>`'command.expired'`.as("action"),
-              "expired.agent_id",
-              "expired.id",
-              sql<string>`expired.result`.as("details"),
-            ]),
-        ),
-    )
-    .selectFrom("expired")
-    .select(["expired.id", "expired.status", "expired.result", "expired.task_tokens"])
-    .execute();
+          )
+          .orderBy("expires_at")
+          .limit(limit)
+          .forUpdate()
+          .skipLocked(),
+      )
+      .returning(["c.id", "c.agent_id", "c.status", "c.result", "c.task_tokens"]),
+    { actor: "supervisor", action: "command.expired", details: sql`changed.result` },
+  );
 }
 
 /** Outcomes decided a while ago that no activity has been told of yet (a crash or outage between). */
@@ -408,7 +345,7 @@ export async function unreportedOutcomes(
     .execute();
 }
 
-export async function markReported(db: Kysely<Database>, id: string): Promise<void> {
+export async function markReported(db: Db, id: string): Promise<void> {
   await db
     .updateTable("commands")
     .set({ reported_at: sql<Date>`now()` })
@@ -442,13 +379,11 @@ export async function getCommand(db: Db, id: string) {
   return db.selectFrom("commands").select(commandColumns).where("id", "=", id).executeTakeFirst();
 }
 
-export interface CommandFilter {
+export interface CommandFilter extends Page {
   agentId?: string;
   status?: CommandStatus;
   command?: string;
   origin?: CommandsTable["origin"];
-  limit: number;
-  offset: number;
 }
 
 /** Newest first. */
@@ -458,15 +393,5 @@ export async function listCommands(db: Db, f: CommandFilter) {
   if (f.status) q = q.where("status", "=", f.status);
   if (f.command) q = q.where("command", "=", f.command);
   if (f.origin) q = q.where("origin", "=", f.origin);
-  const [items, total] = await Promise.all([
-    q
-      .select(commandColumns)
-      .orderBy("created_at", "desc")
-      .orderBy("id")
-      .limit(f.limit)
-      .offset(f.offset)
-      .execute(),
-    q.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
-  ]);
-  return { items, total: Number(total.n) };
+  return pageOf(q, (q) => q.select(commandColumns).orderBy("created_at", "desc").orderBy("id"), f);
 }

@@ -1,4 +1,4 @@
-import { Kysely, Migrator, PostgresDialect } from "kysely";
+import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { migrations } from "../../migrations/index.ts";
 import type { Database } from "./schema.ts";
@@ -31,4 +31,9 @@ export async function migrate(db: Db): Promise<string[]> {
     throw new Error(`migration ${failed?.migrationName ?? ""} failed: ${cause}`);
   }
   return (results ?? []).map((r) => r.migrationName);
+}
+
+/** Answers when PostgreSQL does: the health check's probe. */
+export async function pingDb(db: Db): Promise<void> {
+  await sql`SELECT 1`.execute(db);
 }

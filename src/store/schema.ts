@@ -36,7 +36,7 @@ export interface DecisionsTable {
   at: Timestamp;
   incident_id: string;
   alert_id: string | null;
-  run_id: string | null;
+  workflow_id: string | null;
   flow_id: string | null;
   node_id: string | null;
   mitigation: string | null;

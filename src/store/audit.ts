@@ -1,8 +1,15 @@
 // The append-only audit log: every command and result, and every change to who may do what
 // (enrollment, keys, tokens, groups). The database refuses updates and deletes of these rows.
-import type { Kysely } from "kysely";
-import type { Db } from "../db/index.ts";
-import type { Database } from "../db/schema.ts";
+import {
+  type Compilable,
+  type Kysely,
+  type OperationNodeSource,
+  type RawBuilder,
+  sql,
+} from "kysely";
+import type { Db } from "./db.ts";
+import { type Page, pageOf } from "./paging.ts";
+import type { Database } from "./schema.ts";
 
 export type AuditAction =
   | "agent.enrolled"
@@ -46,7 +53,28 @@ export async function appendAudit(db: Kysely<Database>, entry: AuditEntry): Prom
     .execute();
 }
 
-export interface AuditFilter {
+/**
+ * Runs a change of commands (an UPDATE … RETURNING at least `id` and `agent_id`) and appends an
+ * audit entry for every command it changed, in one statement (a data-modifying CTE): the log never
+ * misses a transition and never records one that did not happen. `details` may refer to the
+ * changed row as `changed`. Returns the changed rows.
+ */
+export async function auditedCommandChange<R extends { id: string; agent_id: string }>(
+  db: Db,
+  change: Compilable<R> & OperationNodeSource,
+  audit: { actor: string; action: AuditAction; details: RawBuilder<unknown> },
+): Promise<R[]> {
+  const { rows } = await sql<R>`with changed as (${change}),
+    logged as (
+      insert into audit_log (actor, action, agent_id, command_id, details)
+      select ${audit.actor}::text, ${audit.action}::text, changed.agent_id, changed.id, ${audit.details}
+      from changed
+    )
+    select * from changed`.execute(db);
+  return rows;
+}
+
+export interface AuditFilter extends Page {
   agentId?: string;
   commandId?: string;
   /** An exact action, or a prefix ending in "." (e.g. "command.") for a family. */
@@ -54,8 +82,6 @@ export interface AuditFilter {
   actor?: string;
   since?: Date;
   until?: Date;
-  limit: number;
-  offset: number;
 }
 
 /** Entries in the order they were written. */
@@ -71,9 +97,6 @@ export async function listAudit(db: Db, f: AuditFilter) {
   }
   if (f.since) q = q.where("at", ">=", f.since);
   if (f.until) q = q.where("at", "<", f.until);
-  const [items, total] = await Promise.all([
-    q.selectAll().orderBy("id").limit(f.limit).offset(f.offset).execute(),
-    q.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
-  ]);
-  return { items: items.map((row) => ({ ...row, id: Number(row.id) })), total: Number(total.n) };
+  const page = await pageOf(q, (q) => q.selectAll().orderBy("id"), f);
+  return { ...page, items: page.items.map((row) => ({ ...row, id: Number(row.id) })) };
 }
