@@ -92,22 +92,9 @@ postgres_auth_files() {
     as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
   printf 'owner %s postgres\n' "$owner" | as_pg tee "$PG_DATA/pg_ident.conf" >/dev/null
 }
-# The service role owns its database (it runs the migrations) and may create databases (each test
-# file gets one), nothing more. Its password is (re)set from .env: a cluster made by an older
-# stack.sh had the default one.
 postgres_setup() {
   as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-    -v user="$MM_PG_USER" -v db="$MM_PG_DATABASE" >/dev/null <<'SQL' ||
-\getenv password MM_PG_PASSWORD
-SET password_encryption = 'scram-sha-256';
-ALTER SYSTEM SET password_encryption = 'scram-sha-256';
-SELECT format('CREATE ROLE %I', :'user')
-  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') \gexec
-SELECT format('ALTER ROLE %I LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD %L', :'user', :'password') \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
-  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
-SELECT pg_reload_conf();
-SQL
+    -f - <"$ROOT/stack/postgres/service-role.sql" >/dev/null ||
     die "postgres: setting up role $MM_PG_USER and database $MM_PG_DATABASE failed (log: $PG_LOG)"
 }
 postgres_up() {
@@ -164,44 +151,14 @@ nats_accepts() {
     read -r -t 5 line <&3 && echo "$line") 2>/dev/null
   [[ $reply == PONG* ]]
 }
-# One user per role of the service, each allowed only its own subjects (src/gateway/subjects.ts),
-# plus `publisher` for Wazuh and the tests. Replies go to a per-user inbox prefix
-# (src/connections.ts), so no user reads another's replies or JetStream deliveries.
 nats_config() {
-  local a=$MM_ALERT_SUBJECT
-  cat <<EOF
-# Written by scripts/stack.sh at every start, from the passwords in .env.
-server_name: mitigation-manager
-listen: "$MM_NATS_HOST:$MM_NATS_PORT"
-http: "$MM_NATS_HOST:$MM_NATS_MONITOR_PORT"
-jetstream { store_dir: "$MM_DATA_DIR/nats" }
-authorization {
-  users: [
-    { user: api, password: "$MM_NATS_API_PASSWORD", permissions: {
-        publish: ["mm.agent.*.control"], subscribe: ["_INBOX_api.>"] } }
-    { user: worker, password: "$MM_NATS_WORKER_PASSWORD", permissions: {
-        publish: ["mm.agent.*.cmd"], subscribe: ["_INBOX_worker.>"] } }
-    { user: gateway, password: "$MM_NATS_GATEWAY_PASSWORD", permissions: {
-        publish: ["mm.agent.*.cmd", "mm.agent.*.control"],
-        subscribe: ["mm.agent.*.*", "_INBOX_gateway.>"] } }
-    # Creates the alert streams and their durable consumers at start, then pulls and acknowledges.
-    { user: ingest, password: "$MM_NATS_INGEST_PASSWORD", permissions: {
-        publish: ["\$JS.API.INFO", "\$JS.API.STREAM.INFO.*", "\$JS.API.STREAM.CREATE.*",
-          "\$JS.API.STREAM.UPDATE.*", "\$JS.API.STREAM.DELETE.*", "\$JS.API.CONSUMER.CREATE.*",
-          "\$JS.API.CONSUMER.CREATE.*.>", "\$JS.API.CONSUMER.DURABLE.CREATE.*.*",
-          "\$JS.API.CONSUMER.INFO.*.*", "\$JS.API.CONSUMER.MSG.NEXT.*.*", "\$JS.ACK.>"],
-        subscribe: ["_INBOX_ingest.>"] } }
-    # Alerts only: on the alert subject, or below it (each test file has a subject of its own).
-    { user: publisher, password: "$MM_NATS_PUBLISHER_PASSWORD", permissions: {
-        publish: ["$a", "$a.>"], subscribe: ["_INBOX_publisher.>"] } }
-  ]
-}
-EOF
+  NATS_LISTEN="$MM_NATS_HOST:$MM_NATS_PORT" NATS_MONITOR="$MM_NATS_HOST:$MM_NATS_MONITOR_PORT" \
+    NATS_STORE_DIR="$MM_DATA_DIR/nats" MM_ALERT_SUBJECT=$MM_ALERT_SUBJECT sh "$ROOT/stack/nats/config.sh"
 }
 nats_up() {
   command -v nats-server >/dev/null || apt_install nats-server
   mkdir -p "$MM_DATA_DIR/nats"
-  local config print; config=$(nats_config); print=$(fingerprint <<<"$config")
+  local config print; config=$(nats_config) || die "nats: no configuration"; print=$(fingerprint <<<"$config")
   if ours_and_current nats "$print"; then
     wait_ready nats nats_ready
     say "✓" "nats: reusing this stack's server on $MM_NATS_HOST:$MM_NATS_PORT"; return

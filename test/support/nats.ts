@@ -9,7 +9,8 @@ import { natsInboxPrefix } from "../../src/connections.ts";
  */
 export function connectPublisher(): Promise<NatsConnection> {
   const pass = process.env.MM_NATS_PUBLISHER_PASSWORD;
-  if (!pass) throw new Error("MM_NATS_PUBLISHER_PASSWORD is not set (scripts/env.sh writes it into .env)");
+  if (!pass)
+    throw new Error("MM_NATS_PUBLISHER_PASSWORD is not set (scripts/env.sh writes it into .env)");
   return connect({
     servers: loadConfig().nats.url,
     user: "publisher",
