@@ -6,12 +6,13 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import { noAgentGateway } from "../src/activities/agent-commands.ts";
+import { connectNatsAs } from "../src/connections.ts";
 import { startService } from "../src/service.ts";
 import { createDb } from "../src/store/db.ts";
 import { wazuhAlert } from "../test/support/fixtures.ts";
 import { TEST_ADMIN_TOKEN } from "../test/support/http.ts";
+import { connectPublisher } from "../test/support/nats.ts";
 import { createScratch } from "../test/support/scratch.ts";
 import { webhookReceiver } from "../test/support/webhook-receiver.ts";
 
@@ -112,15 +113,18 @@ console.log(
 console.log(`REST  mitigated   ${rate(N, restEndToEndMs)} alerts/s end to end (webhook called)`);
 
 // --- NATS ---------------------------------------------------------------------------------------
-const nc = await connect({ servers: config.nats.url });
+// As in production: Wazuh's user publishes, the ingest user administers and consumes the streams.
+const nc = await connectPublisher();
+const ingest = await connectNatsAs(config.nats, "ingest", { reconnect: false });
 const js = jetstream(nc);
-const jsm = await jetstreamManager(nc);
+const jsm = await jetstreamManager(ingest);
 const rawStream = `BENCHRAW_${tag}`;
-await jsm.streams.add({ name: rawStream, subjects: [`benchraw.${tag}`] });
+const rawSubject = `${config.nats.alertSubject}.benchraw_${tag}`;
+await jsm.streams.add({ name: rawStream, subjects: [rawSubject] });
 await jsm.consumers.add(rawStream, { durable_name: "raw", ack_policy: AckPolicy.Explicit });
-for (const a of alerts("natsraw")) await js.publish(`benchraw.${tag}`, JSON.stringify(a));
+for (const a of alerts("natsraw")) await js.publish(rawSubject, JSON.stringify(a));
 t = performance.now();
-const rawMessages = await (await js.consumers.get(rawStream, "raw")).consume();
+const rawMessages = await (await jetstream(ingest).consumers.get(rawStream, "raw")).consume();
 let rawSeen = 0;
 for await (const m of rawMessages) {
   m.json();
@@ -147,6 +151,7 @@ console.log(
 console.log(`NATS  mitigated   ${rate(N, natsEndToEndMs)} alerts/s end to end (webhook called)`);
 
 await nc.close();
+await ingest.close();
 await db.destroy();
 await service.close();
 await firewall.close();

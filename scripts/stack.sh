@@ -39,6 +39,16 @@ spawn() {
   echo $! >"$RUN_DIR/$name.pid"
 }
 
+# What a spawned server was started with (a hash of its credentials): when .env changes them, or
+# an older stack.sh started it without any, the server is restarted with the new ones.
+fingerprint() { sha256sum | cut -d' ' -f1; }
+ours_and_current() {
+  local name=$1 print=$2
+  [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null &&
+    [ "$(cat "$RUN_DIR/$name.fingerprint" 2>/dev/null)" = "$print" ]
+}
+ours_running() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
 wait_ready() {
   local name=$1 check=$2 started=$SECONDS
   while ! $check; do
@@ -68,6 +78,25 @@ PG_SOCKETS="$PG_HOME/postgres-sockets"
 PG_LOG="$PG_HOME/logs/postgres.log"
 as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 postgres_ready() { pg_isready -q -d "$DATABASE_URL"; }
+# Logs in as the service does; the password goes by environment, never on a command line.
+postgres_login() {
+  PGPASSWORD=$MM_PG_PASSWORD psql -h "$MM_PG_HOST" -p "$MM_PG_PORT" -U "$MM_PG_USER" -d "$MM_PG_DATABASE" \
+    -Atqc 'SELECT 1' >/dev/null 2>&1
+}
+# Only the cluster's owner reaches it without a password: by peer over the socket, for this setup.
+# Every TCP client (the service, the tests) proves its password with SCRAM; nothing is trusted.
+postgres_auth_files() {
+  local owner=postgres; [ "$(id -u)" = 0 ] || owner=$(id -un)
+  printf '%s\n' "# Written by scripts/stack.sh at every start." \
+    "local all postgres peer map=owner" "host all all all scram-sha-256" |
+    as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
+  printf 'owner %s postgres\n' "$owner" | as_pg tee "$PG_DATA/pg_ident.conf" >/dev/null
+}
+postgres_setup() {
+  as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -f - <"$ROOT/stack/postgres/service-role.sql" >/dev/null ||
+    die "postgres: setting up role $MM_PG_USER and database $MM_PG_DATABASE failed (log: $PG_LOG)"
+}
 postgres_up() {
   if [ "${MM_PG_EXTERNAL:-0}" = 1 ]; then
     wait_ready postgres postgres_ready
@@ -75,31 +104,33 @@ postgres_up() {
     return
   fi
   [ -x "$PG_BIN/initdb" ] || apt_install postgresql-15 postgresql-client-15
-  if postgres_ready; then say "✓" "postgres: reusing the server on $MM_PG_HOST:$MM_PG_PORT"; return; fi
+  if postgres_ready && [ ! -f "$PG_DATA/postmaster.pid" ]; then
+    postgres_login || die "postgres: the server on $MM_PG_HOST:$MM_PG_PORT is not this stack's (data dir" \
+      "$PG_DATA) and refuses $MM_PG_USER with the password in .env; stop it or choose another MM_PG_PORT"
+    say "✓" "postgres: reusing the server on $MM_PG_HOST:$MM_PG_PORT"; return
+  fi
   mkdir -p "$PG_SOCKETS" "$PG_HOME/logs"
   [ "$PG_HOME" = "$MM_DATA_DIR" ] || say "▸" "postgres: $MM_DATA_DIR is not reachable by the postgres user; cluster in $PG_HOME"
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     say "▸" "postgres: creating a cluster in $PG_DATA"
     mkdir -p "$PG_DATA"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DATA" "$PG_SOCKETS"
-    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
       -E UTF8 >>"$PG_LOG" 2>&1 || die "postgres: initdb failed (log: $PG_LOG)"
   fi
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_SOCKETS" && touch "$PG_LOG" && chown postgres "$PG_LOG"
-  say "▸" "postgres: starting on $MM_PG_HOST:$MM_PG_PORT"
-  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" \
-    -o "-p $MM_PG_PORT -k $PG_SOCKETS -c listen_addresses=$MM_PG_HOST -c max_connections=300" \
-    start >/dev/null 9>&- || die "postgres: pg_ctl start failed (log: $PG_LOG)"
-  wait_ready postgres postgres_ready
-  # The application role may create databases: tests give every file a database of its own.
-  as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-    -v user="$MM_PG_USER" -v password="$MM_PG_PASSWORD" -v db="$MM_PG_DATABASE" >/dev/null <<'SQL' ||
-SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', :'user', :'password')
-  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
-  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
-SQL
-    die "postgres: creating role/database failed"
+  postgres_auth_files
+  if postgres_ready; then
+    say "▸" "postgres: reusing this stack's server on $MM_PG_HOST:$MM_PG_PORT"
+  else
+    say "▸" "postgres: starting on $MM_PG_HOST:$MM_PG_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" \
+      -o "-p $MM_PG_PORT -k $PG_SOCKETS -c listen_addresses=$MM_PG_HOST -c max_connections=300" \
+      start >/dev/null 9>&- || die "postgres: pg_ctl start failed (log: $PG_LOG)"
+    wait_ready postgres postgres_ready
+  fi
+  postgres_setup
+  postgres_login || die "postgres: $MM_PG_USER cannot log in with the password in .env (log: $PG_LOG)"
   say "✓" "postgres ready on $MM_PG_HOST:$MM_PG_PORT (database $MM_PG_DATABASE)"
 }
 postgres_down() {
@@ -108,16 +139,43 @@ postgres_down() {
 }
 
 # --- NATS JetStream ---------------------------------------------------------------------------
+NATS_CONF="$MM_DATA_DIR/nats/nats.conf"
 nats_ready() { curl -fsS -o /dev/null "http://$MM_NATS_HOST:$MM_NATS_MONITOR_PORT/healthz?js-enabled-only=true" 2>/dev/null; }
+# Whether the server answers PING after a CONNECT as this user (no user: anonymously).
+nats_accepts() {
+  local creds='' reply=''
+  [ $# = 0 ] || creds=$(printf '"user":"%s","pass":"%s",' "$1" "$2")
+  reply=$(exec 3<>"/dev/tcp/$MM_NATS_HOST/$MM_NATS_PORT" || exit
+    read -r -t 5 _ <&3 || exit # INFO
+    printf 'CONNECT {%s"verbose":false,"pedantic":false}\r\nPING\r\n' "$creds" >&3
+    read -r -t 5 line <&3 && echo "$line") 2>/dev/null
+  [[ $reply == PONG* ]]
+}
+nats_config() {
+  NATS_LISTEN="$MM_NATS_HOST:$MM_NATS_PORT" NATS_MONITOR="$MM_NATS_HOST:$MM_NATS_MONITOR_PORT" \
+    NATS_STORE_DIR="$MM_DATA_DIR/nats" MM_ALERT_SUBJECT=$MM_ALERT_SUBJECT sh "$ROOT/stack/nats/config.sh"
+}
 nats_up() {
   command -v nats-server >/dev/null || apt_install nats-server
-  if port_open "$MM_NATS_HOST" "$MM_NATS_PORT"; then
+  mkdir -p "$MM_DATA_DIR/nats"
+  local config print; config=$(nats_config) || die "nats: no configuration"; print=$(fingerprint <<<"$config")
+  if ours_and_current nats "$print"; then
+    wait_ready nats nats_ready
+    say "✓" "nats: reusing this stack's server on $MM_NATS_HOST:$MM_NATS_PORT"; return
+  fi
+  if ours_running nats; then
+    say "▸" "nats: restarting this stack's server with the users and permissions of .env"
+    spawned_down nats
+  elif port_open "$MM_NATS_HOST" "$MM_NATS_PORT"; then
+    nats_accepts ingest "$MM_NATS_INGEST_PASSWORD" && ! nats_accepts ||
+      die "nats: the server on $MM_NATS_HOST:$MM_NATS_PORT is not this stack's and does not hold the" \
+        "users of .env (or lets anyone in); stop it or choose another NATS_URL"
     say "✓" "nats: reusing the server on $MM_NATS_HOST:$MM_NATS_PORT"; return
   fi
-  mkdir -p "$MM_DATA_DIR/nats"
-  say "▸" "nats: starting JetStream on $MM_NATS_HOST:$MM_NATS_PORT"
-  spawn nats nats-server -js -sd "$MM_DATA_DIR/nats" -a "$MM_NATS_HOST" -p "$MM_NATS_PORT" \
-    -m "$MM_NATS_MONITOR_PORT" -n mitigation-manager
+  (umask 077 && printf '%s\n' "$config" >"$NATS_CONF")
+  say "▸" "nats: starting JetStream on $MM_NATS_HOST:$MM_NATS_PORT (config $NATS_CONF, mode 0600)"
+  spawn nats nats-server -c "$NATS_CONF"
+  echo "$print" >"$RUN_DIR/nats.fingerprint"
   wait_ready nats nats_ready
   say "✓" "nats ready on $MM_NATS_HOST:$MM_NATS_PORT"
 }
@@ -140,6 +198,10 @@ temporal_ready() {
 temporal_up() {
   temporal_install
   local host=${TEMPORAL_ADDRESS%:*} port=${TEMPORAL_ADDRESS##*:}
+  # The dev server authenticates nobody: whoever reaches it can signal or cancel any workflow.
+  [[ $host == 127.* || $host == localhost || $host == "[::1]" ]] ||
+    die "temporal: the dev server only runs on loopback (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS); a" \
+      "frontend reachable from the network needs mTLS (docker-compose.yaml)"
   if port_open "$host" "$port"; then
     wait_ready temporal temporal_ready
     say "✓" "temporal: reusing the server on $TEMPORAL_ADDRESS"
@@ -175,11 +237,22 @@ neo4j_up() {
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   bash "$ROOT/stack/neo4j/install.sh" "$NEO4J_HOME" || die "neo4j: install failed"
-  if neo4j_ready; then say "✓" "neo4j: reusing the server on $MM_NEO4J_BOLT_ADDRESS"; return; fi
+  local print; print=$(fingerprint <<<"$NEO4J_USER:$NEO4J_PASSWORD")
+  if ours_and_current neo4j "$print"; then
+    say "✓" "neo4j: reusing this stack's server on $MM_NEO4J_BOLT_ADDRESS"; return
+  fi
+  if ours_running neo4j; then
+    # The launcher sets the password of .env when it starts (an older stack.sh used a fixed one).
+    say "▸" "neo4j: restarting this stack's server to set the password of .env"
+    spawned_down neo4j
+  elif neo4j_ready; then
+    say "✓" "neo4j: reusing the server on $MM_NEO4J_BOLT_ADDRESS"; return
+  fi
   mkdir -p "$MM_DATA_DIR/neo4j"
   say "▸" "neo4j: starting $NEO4J_VERSION, Bolt on $MM_NEO4J_BOLT_ADDRESS"
   NEO4J_BOLT_ADDRESS=$MM_NEO4J_BOLT_ADDRESS NEO4J_USER=$NEO4J_USER NEO4J_PASSWORD=$NEO4J_PASSWORD \
     spawn neo4j bash "$ROOT/stack/neo4j/run.sh" "$NEO4J_HOME" "$MM_DATA_DIR/neo4j"
+  echo "$print" >"$RUN_DIR/neo4j.fingerprint"
   wait_ready neo4j neo4j_ready
   say "✓" "neo4j ready on bolt://$MM_NEO4J_BOLT_ADDRESS"
 }
@@ -195,7 +268,7 @@ spawned_down() {
     kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
     say "✓" "$name stopped"
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$RUN_DIR/$name.fingerprint"
 }
 nats_down() { spawned_down nats; }
 temporal_down() { spawned_down temporal; }

@@ -8,6 +8,8 @@ const flag = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 const httpUrl = z.url({ protocol: /^https?$/ });
+// scripts/env.sh generates every password of the local stack (48 hex characters) into .env.
+const secret = z.string().min(8, "must be at least 8 characters");
 /** A comma-separated list, each item checked by `item`; empty means none. */
 const list = <T extends z.ZodType<unknown, string>>(item: T) =>
   z
@@ -25,14 +27,22 @@ const schema = z
     MM_HOST: z.string().min(1).default("127.0.0.1"),
     MM_API_PORT: port.default(8333),
     MM_GATEWAY_PORT: port.default(8334),
-    DATABASE_URL: z
-      .url({ protocol: /^postgres(ql)?$/ })
-      .default("postgres://mm:mm@127.0.0.1:5433/mm"),
+    // Unset: the local stack's cluster, reached with the MM_PG_* settings scripts/stack.sh uses.
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    MM_PG_HOST: z.string().min(1).default("127.0.0.1"),
+    MM_PG_PORT: port.default(5433),
+    MM_PG_USER: z.string().min(1).default("mm"),
+    MM_PG_PASSWORD: secret.optional(),
+    MM_PG_DATABASE: z.string().min(1).default("mm"),
     MM_PG_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
     NATS_URL: z
       .string()
       .regex(/^nats:\/\/.+/, "must look like nats://host:port")
       .default("nats://127.0.0.1:4222"),
+    MM_NATS_API_PASSWORD: secret.optional(),
+    MM_NATS_WORKER_PASSWORD: secret.optional(),
+    MM_NATS_INGEST_PASSWORD: secret.optional(),
+    MM_NATS_GATEWAY_PASSWORD: secret.optional(),
     MM_ALERT_SUBJECT: z.string().min(1).default("alerts"),
     MM_ALERT_STREAM: z
       .string()
@@ -44,13 +54,16 @@ const schema = z
       .default("mitigation-manager"),
     TEMPORAL_ADDRESS: z.string().min(1).default("127.0.0.1:7233"),
     TEMPORAL_NAMESPACE: z.string().min(1).default("default"),
+    TEMPORAL_TLS_CERT: z.string().min(1).optional(),
+    TEMPORAL_TLS_KEY: z.string().min(1).optional(),
+    TEMPORAL_TLS_CA: z.string().min(1).optional(),
     MM_TASK_QUEUE: z.string().min(1).default("mitigation-manager"),
     NEO4J_URI: z
       .string()
       .regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\/.+/, "must be a bolt:// or neo4j:// URI")
       .default("bolt://127.0.0.1:7687"),
     NEO4J_USER: z.string().min(1).default("neo4j"),
-    NEO4J_PASSWORD: z.string().min(1).default("mitigation-manager"),
+    NEO4J_PASSWORD: secret.optional(),
     MM_QUERY_TIMEOUT_MS: positiveMs.default(5_000),
     MM_INCIDENT_IDLE_MINUTES: z.coerce.number().positive().default(60),
     MM_WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
@@ -82,7 +95,15 @@ const schema = z
       message: "MM_GATEWAY_TLS_CERT and MM_GATEWAY_TLS_KEY are set together or not at all",
       path: ["MM_GATEWAY_TLS_CERT"],
     },
-  );
+  )
+  .refine((env) => (env.TEMPORAL_TLS_CERT === undefined) === (env.TEMPORAL_TLS_KEY === undefined), {
+    message: "TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY are set together or not at all",
+    path: ["TEMPORAL_TLS_CERT"],
+  });
+
+/** The service's processes connect to NATS as one user per role, each allowed only its subjects. */
+export const NATS_USERS = ["api", "worker", "ingest", "gateway"] as const;
+export type NatsUser = (typeof NATS_USERS)[number];
 
 export type Config = ReturnType<typeof toConfig>;
 
@@ -91,7 +112,7 @@ function toConfig(env: z.infer<typeof schema>) {
     host: env.MM_HOST,
     apiPort: env.MM_API_PORT,
     gatewayPort: env.MM_GATEWAY_PORT,
-    databaseUrl: env.DATABASE_URL,
+    databaseUrl: env.DATABASE_URL ?? localDatabaseUrl(env),
     /** PostgreSQL connections per process: a busy gateway completes more commands with more. */
     databasePoolSize: env.MM_PG_POOL_SIZE,
     nats: {
@@ -99,11 +120,26 @@ function toConfig(env: z.infer<typeof schema>) {
       alertSubject: env.MM_ALERT_SUBJECT,
       alertStream: env.MM_ALERT_STREAM,
       alertConsumer: env.MM_ALERT_CONSUMER,
+      passwords: {
+        api: env.MM_NATS_API_PASSWORD,
+        worker: env.MM_NATS_WORKER_PASSWORD,
+        ingest: env.MM_NATS_INGEST_PASSWORD,
+        gateway: env.MM_NATS_GATEWAY_PASSWORD,
+      } satisfies Record<NatsUser, string | undefined>,
     },
     temporal: {
       address: env.TEMPORAL_ADDRESS,
       namespace: env.TEMPORAL_NAMESPACE,
       taskQueue: env.MM_TASK_QUEUE,
+      /** TLS (mTLS with a client certificate) to the frontend; unset: plain, as to the loopback dev server. */
+      tls:
+        env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_CA
+          ? {
+              certFile: env.TEMPORAL_TLS_CERT,
+              keyFile: env.TEMPORAL_TLS_KEY,
+              caFile: env.TEMPORAL_TLS_CA,
+            }
+          : undefined,
     },
     neo4j: {
       uri: env.NEO4J_URI,
@@ -134,6 +170,14 @@ function toConfig(env: z.infer<typeof schema>) {
       portalPorts: env.MM_PORTAL_PORTS,
     },
   };
+}
+
+function localDatabaseUrl(env: z.infer<typeof schema>): string {
+  const url = new URL(`postgres://${env.MM_PG_HOST}:${env.MM_PG_PORT}`);
+  url.username = env.MM_PG_USER;
+  url.password = env.MM_PG_PASSWORD ?? "";
+  url.pathname = `/${env.MM_PG_DATABASE}`;
+  return url.toString();
 }
 
 export class ConfigError extends Error {

@@ -1,14 +1,13 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import { connect as connectNats } from "@nats-io/transport-node";
 import { Client, Connection } from "@temporalio/client";
 import type { WorkflowBundleOption } from "@temporalio/worker";
-import neo4j from "neo4j-driver";
 import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
 import { engineActivities } from "./activities/engine.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
 import type { Config } from "./config.ts";
+import { connectNatsAs, openNeo4j, temporalConnection } from "./connections.ts";
 import { defaultCatalog } from "./domain/defaults.ts";
 import { startGateway } from "./gateway/server.ts";
 import { startCommandSupervisor } from "./gateway/supervisor.ts";
@@ -65,28 +64,22 @@ export async function startService(
     if (config.loadDefaults && (await loadDefaultCatalog(db, catalogOf(config))))
       log.info("default configuration loaded");
 
-    const neo4jDriver = neo4j.driver(
-      config.neo4j.uri,
-      neo4j.auth.basic(config.neo4j.user, config.neo4j.password),
-      {
-        connectionAcquisitionTimeout: 10_000,
-      },
-    );
+    const neo4jDriver = openNeo4j(config.neo4j);
     closers.push(() => neo4jDriver.close());
 
-    const temporalConnection = await Connection.connect({ address: config.temporal.address });
-    closers.push(() => temporalConnection.close());
+    const connection = await Connection.connect(temporalConnection(config.temporal));
+    closers.push(() => connection.close());
     const temporal = new Client({
-      connection: temporalConnection,
+      connection,
       namespace: config.temporal.namespace,
     });
 
-    const nc = await connectNats({
-      servers: config.nats.url,
-      name: "mitigation-manager",
-      maxReconnectAttempts: -1,
-    });
-    closers.push(() => nc.drain());
+    // One NATS connection per role, as the role's user: the server enforces what each may publish.
+    const connectNats = async (role: Role) => {
+      const nc = await connectNatsAs(config.nats, role);
+      closers.push(() => nc.drain());
+      return nc;
+    };
 
     const intake = alertIntake({
       db,
@@ -95,7 +88,6 @@ export async function startService(
       incidentIdleMs: config.incidentIdleMs,
     });
     const service: Service = { close };
-    const agents = options.agents ?? agentCommandActivities({ db, nc, commands: config.commands });
 
     // Expiry and lost reports of agent commands; wherever commands are issued or delivered.
     if (roles.includes("worker") || roles.includes("gateway")) {
@@ -104,6 +96,9 @@ export async function startService(
     }
 
     if (roles.includes("worker")) {
+      const agents =
+        options.agents ??
+        agentCommandActivities({ db, nc: await connectNats("worker"), commands: config.commands });
       const activities = {
         ...engineActivities({
           db,
@@ -125,7 +120,7 @@ export async function startService(
 
     if (roles.includes("ingest")) {
       const ingest = await startNatsIngest(
-        { nc, db, intake, log },
+        { nc: await connectNats("ingest"), db, intake, log },
         {
           subject: config.nats.alertSubject,
           stream: config.nats.alertStream,
@@ -140,7 +135,14 @@ export async function startService(
     }
 
     if (roles.includes("gateway")) {
-      const gateway = await startGateway({ db, nc, temporal, intake, log, config });
+      const gateway = await startGateway({
+        db,
+        nc: await connectNats("gateway"),
+        temporal,
+        intake,
+        log,
+        config,
+      });
       closers.push(() => gateway.close());
       service.gatewayUrl = gateway.url;
       log.info("agent gateway listening", {
@@ -151,6 +153,7 @@ export async function startService(
     }
 
     if (roles.includes("api")) {
+      const nc = await connectNats("api");
       const app = createApi({
         db,
         temporal,

@@ -7,6 +7,7 @@ import {
   type WorkflowBundleOption,
 } from "@temporalio/worker";
 import type { Config } from "./config.ts";
+import { temporalConnection } from "./connections.ts";
 
 export const workflowsPath = fileURLToPath(new URL("./workflows/index.ts", import.meta.url));
 
@@ -31,7 +32,7 @@ export async function startWorker(opts: {
   workflowBundle?: WorkflowBundleOption;
 }) {
   installRuntime(opts.config.logLevel);
-  const connection = await NativeConnection.connect({ address: opts.config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnection(opts.config.temporal));
   const worker = await Worker.create({
     connection,
     namespace: opts.config.temporal.namespace,

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { bundleWorkflowCode } from "@temporalio/worker";
@@ -14,9 +14,11 @@ declare module "vitest" {
 
 /** Brings the local stack up (installing what is missing) and bundles the workflows once for every test file. */
 export default async function setup(project: TestProject): Promise<void> {
-  execFileSync("bash", [path.resolve(import.meta.dirname, "../scripts/stack.sh"), "up"], {
-    stdio: "inherit",
-  });
+  const root = path.resolve(import.meta.dirname, "..");
+  execFileSync("bash", [path.join(root, "scripts/stack.sh"), "up"], { stdio: "inherit" });
+  // The stack's passwords, generated into .env on a fresh clone; what is already set wins. The
+  // test files' processes inherit them.
+  if (existsSync(path.join(root, ".env"))) process.loadEnvFile(path.join(root, ".env"));
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
   const file = path.join(mkdtempSync(path.join(tmpdir(), "mm-workflows-")), "bundle.js");
   writeFileSync(file, code);

@@ -4,7 +4,7 @@
 #   bash stack/neo4j/run.sh <install-dir> <data-dir>
 #
 # Environment: NEO4J_BOLT_ADDRESS (127.0.0.1:7687), NEO4J_USER (neo4j),
-# NEO4J_PASSWORD (mitigation-manager, min. 8 chars), NEO4J_HEAP (max heap, 768m),
+# NEO4J_PASSWORD (required, min. 8 chars), NEO4J_HEAP (max heap, 768m),
 # NEO4J_PAGECACHE (256m). Logs go to stdout (plus <data-dir>/logs/debug.log); prints
 # "neo4j ready bolt://<addr>" once Bolt accepts connections; SIGTERM/SIGINT stop it cleanly.
 set -euo pipefail
@@ -20,7 +20,7 @@ mkdir -p "$data_dir"
 
 export NEO4J_BOLT_ADDRESS=${NEO4J_BOLT_ADDRESS:-127.0.0.1:7687}
 export NEO4J_USER=${NEO4J_USER:-neo4j}
-export NEO4J_PASSWORD=${NEO4J_PASSWORD:-mitigation-manager} # via env, not argv: argv shows in ps
+: "${NEO4J_PASSWORD:?must be set (scripts/env.sh keeps one per installation in .env)}" # env, not argv: argv shows in ps
 export NEO4J_PAGECACHE=${NEO4J_PAGECACHE:-256m}
 
 java=java

@@ -1,5 +1,5 @@
-import neo4j from "neo4j-driver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openNeo4j } from "../../src/connections.ts";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
@@ -11,10 +11,7 @@ import { webhookReceiver } from "../support/webhook-receiver.ts";
 let ctx: TestContext;
 let service: Service;
 let hook: Awaited<ReturnType<typeof webhookReceiver>>;
-const graph = () => {
-  const { uri, user, password } = ctx.config.neo4j;
-  return neo4j.driver(uri, neo4j.auth.basic(user, password));
-};
+const graph = () => openNeo4j(ctx.config.neo4j);
 
 beforeAll(async () => {
   ctx = await createTestContext("foundation", { loadDefaults: false });

@@ -1,25 +1,26 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectNatsAs } from "../../src/connections.ts";
 import { ensureAlertStream } from "../../src/ingest/nats.ts";
 import type { Service } from "../../src/service.ts";
 import { createDb, type Db } from "../../src/store/db.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
+import { connectPublisher, publishAlert } from "../support/nats.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
 import { webhookReceiver } from "../support/webhook-receiver.ts";
 
 let nc: NatsConnection;
 beforeAll(async () => {
-  nc = await connect({ servers: "nats://127.0.0.1:4222" });
+  nc = await connectPublisher();
 });
 afterAll(() => nc?.close());
 
-const publish = (subject: string, payload: unknown) =>
-  jetstream(nc).publish(subject, typeof payload === "string" ? payload : JSON.stringify(payload));
+const publish = (subject: string, payload: unknown) => publishAlert(nc, subject, payload);
 
 describe("alerts from NATS JetStream", () => {
   let ctx: TestContext;
@@ -39,8 +40,13 @@ describe("alerts from NATS JetStream", () => {
 
   it("creates the stream capturing the alert subject", async () => {
     expect(service).toBeDefined();
-    const info = await (await jetstreamManager(nc)).streams.info(ctx.config.nats.alertStream);
-    expect(info.config.subjects).toContain(ctx.config.nats.alertSubject);
+    const ingest = await connectNatsAs(ctx.config.nats, "ingest", { reconnect: false });
+    try {
+      const info = await (await jetstreamManager(ingest)).streams.info(ctx.config.nats.alertStream);
+      expect(info.config.subjects).toContain(ctx.config.nats.alertSubject);
+    } finally {
+      await ingest.close();
+    }
   });
 
   it("runs the seed scenario from NATS, once, even when messages are published twice", async () => {
@@ -130,11 +136,12 @@ describe("a crash while alerts are in flight", () => {
     const hosts = Array.from({ length: 20 }, () => ctx.host("crash"));
     const expected = new Map<string, string>(); // alert id → attacker ip
     // The stream exists (the service made it on an earlier start); alerts queue up in it.
-    await ensureAlertStream(nc, {
+    const ingest = await connectNatsAs(ctx.config.nats, "ingest", { reconnect: false });
+    await ensureAlertStream(ingest, {
       subject: ctx.config.nats.alertSubject,
       stream: ctx.config.nats.alertStream,
       consumer: ctx.config.nats.alertConsumer,
-    });
+    }).finally(() => ingest.close());
     child = startMm();
     for (let i = 0; i < 200; i++) {
       const host = hosts[i % hosts.length] as string;

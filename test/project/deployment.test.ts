@@ -62,6 +62,14 @@ describe("docker-compose.yaml", () => {
       expect(documented, `${name} is not in .env.example`).toContain(name);
   });
 
+  it("has no default password: compose stops unless .env holds every secret", () => {
+    const text = read("docker-compose.yaml");
+    const secrets = [...text.matchAll(/\$\{([A-Z0-9_]*(?:PASSWORD|TOKEN)[A-Z0-9_]*)([^}]*)\}/g)];
+    expect(secrets.length).toBeGreaterThan(5);
+    for (const [, name, rest] of secrets) expect(rest, name).toBe(`:?set ${name} in .env`);
+    expect(text).not.toMatch(/mitigation-manager@|:mm@|NEO4J_AUTH: none/);
+  });
+
   it("publishes no host port twice", () => {
     const hostPorts = Object.values(compose.services)
       .flatMap((s) => s.ports ?? [])
@@ -89,7 +97,21 @@ describe("configuration", () => {
     const config = loadConfig({});
     expect(config.apiPort).toBe(8333);
     expect(config.host).toBe("127.0.0.1");
-    expect(config.databaseUrl).toBe("postgres://mm:mm@127.0.0.1:5433/mm");
+    expect(config.databaseUrl).toBe("postgres://mm@127.0.0.1:5433/mm");
+  });
+
+  it("reaches the local cluster with the password of .env when DATABASE_URL is unset", () => {
+    const config = loadConfig({ MM_PG_PASSWORD: "s3cret/pw@x", MM_PG_PORT: "15433" });
+    expect(config.databaseUrl).toBe("postgres://mm:s3cret%2Fpw%40x@127.0.0.1:15433/mm");
+    expect(loadConfig({ DATABASE_URL: "postgres://a:b@db:5432/c" }).databaseUrl).toBe(
+      "postgres://a:b@db:5432/c",
+    );
+  });
+
+  it("ships no secret in .env.example: each is generated per installation", () => {
+    const secrets = [...read(".env.example").matchAll(/^([A-Z0-9_]*(?:PASSWORD|TOKEN))=(.*)$/gm)];
+    expect(secrets.length).toBeGreaterThan(5);
+    for (const [, name, value] of secrets) expect(value, name).toBe("");
   });
 
   it("names every invalid variable in one error", () => {

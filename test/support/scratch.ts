@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect as connectNats } from "@nats-io/transport-node";
 import { Client, Connection } from "@temporalio/client";
 import pg from "pg";
 import { type Config, loadConfig } from "../../src/config.ts";
+import { connectNatsAs, temporalConnection } from "../../src/connections.ts";
 import { TEST_ADMIN_TOKEN } from "./http.ts";
 
 export interface Scratch {
@@ -38,7 +38,8 @@ export async function createScratch(
     temporal: { ...base.temporal, taskQueue: `test-${suffix}` },
     nats: {
       ...base.nats,
-      alertSubject: `test.${suffix}.alerts`,
+      // Below the alert subject: the NATS user of Wazuh (and of the tests) may publish there only.
+      alertSubject: `${base.nats.alertSubject}.test_${suffix}`,
       alertStream: `T_${suffix}`,
       alertConsumer: `C_${suffix}`,
     },
@@ -49,7 +50,7 @@ export async function createScratch(
     config,
     async drop() {
       // Incidents wait an idle hour: end this scratch's workflows so the dev server stays light.
-      const connection = await Connection.connect({ address: config.temporal.address });
+      const connection = await Connection.connect(temporalConnection(config.temporal));
       const client = new Client({ connection, namespace: config.temporal.namespace });
       const query = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running'`;
       for await (const wf of client.workflow.list({ query })) {
@@ -59,7 +60,8 @@ export async function createScratch(
           .catch(() => {});
       }
       await connection.close();
-      const nc = await connectNats({ servers: config.nats.url });
+      // The ingest role creates the alert streams, and may delete them.
+      const nc = await connectNatsAs(config.nats, "ingest", { reconnect: false });
       await (await jetstreamManager(nc)).streams.delete(config.nats.alertStream).catch(() => {});
       await nc.close();
       await adminQuery(base.databaseUrl, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
