@@ -2,9 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { bundleWorkflowCode } from "@temporalio/worker";
 import type { TestProject } from "vitest/node";
-import { workflowsPath } from "../src/worker.ts";
+import { bundleWorkflows } from "../src/worker.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -17,17 +16,7 @@ export default async function setup(project: TestProject): Promise<void> {
   execFileSync("bash", [path.resolve(import.meta.dirname, "../scripts/stack.sh"), "up"], {
     stdio: "inherit",
   });
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
   const file = path.join(mkdtempSync(path.join(tmpdir(), "mm-workflows-")), "bundle.js");
-  writeFileSync(file, code);
+  writeFileSync(file, await bundleWorkflows());
   project.provide("workflowBundlePath", file);
 }
-
-const quietLogger = {
-  trace() {},
-  debug() {},
-  info() {},
-  log() {},
-  warn: console.warn,
-  error: console.error,
-};
