@@ -1,12 +1,23 @@
 # One image for every role of the service: `mm api`, `mm worker`, `mm ingest`, `mm gateway` (see docker-compose.yaml).
+# The build stage compiles and bundles with the dev tools; the image runs dist/ on plain node,
+# with the production dependencies only.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.sh scripts/bundle-workflows.ts ./scripts/
+COPY src ./src
+COPY migrations ./migrations
+RUN npm run build
+
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY bin ./bin
-COPY src ./src
-COPY migrations ./migrations
+COPY --from=build /app/dist ./dist
 USER node
 ENTRYPOINT ["/app/bin/mm"]
 CMD ["all"]

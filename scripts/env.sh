@@ -63,14 +63,14 @@ export NEO4J_URI=${NEO4J_URI:-bolt://127.0.0.1:7687}
 export NEO4J_USER=${NEO4J_USER:-neo4j}
 MM_NEO4J_BOLT_ADDRESS=${NEO4J_URI#*://}
 
-# Installs node modules when they are missing or older than the lock file.
+# Installs node modules when they are missing or older than the lock file. `npm ci` installs the
+# lock exactly and never rewrites it; the lock lists every platform's optional packages (biome,
+# swc, esbuild), which npm 11 requires (a lock made on one platform without them is refused).
 ensure_node_modules() {
   if [ ! -f "$ROOT/node_modules/.package-lock.json" ] ||
     [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
-    echo "▸ installing node modules (npm install, from package-lock.json)"
-    # Not `npm ci`: npm 11 refuses its own lock file when other platforms' optional packages
-    # (biome, swc) are left out of it; `npm install` follows the lock and leaves it unchanged.
-    (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error) || { echo "✗ npm install failed" >&2; exit 1; }
+    echo "▸ installing node modules (npm ci, from package-lock.json)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || { echo "✗ npm ci failed" >&2; exit 1; }
   fi
 }
 

@@ -11,20 +11,20 @@ const USAGE = `usage: mm <command>
   gateway        run the agent gateway only (WebSocket sessions of endpoint agents)
   migrate        apply pending database migrations and exit
   agent …        run the reference endpoint agent (mm agent --help)
-  help           show this text
+  help           show this text (also: mm <command> --help)
 
 Configuration comes from the environment (see .env.example).`;
 
 async function main(argv: string[]): Promise<void> {
   const [command = "all", ...rest] = argv;
-  if (command === "help" || command === "--help" || command === "-h") {
-    console.log(USAGE);
-    return;
-  }
   if (command === "agent") {
     // The agent runs on endpoints: it needs none of the service's configuration.
     const agent = await import("./agent/cli.ts");
     await agent.main(rest);
+    return;
+  }
+  if (command === "help" || argv.includes("--help") || argv.includes("-h")) {
+    console.log(USAGE);
     return;
   }
   if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(" ")}`);

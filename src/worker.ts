@@ -1,5 +1,7 @@
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
+  bundleWorkflowCode,
   DefaultLogger,
   NativeConnection,
   Runtime,
@@ -10,6 +12,23 @@ import type { Config } from "./config.ts";
 import { temporalConnection } from "./connections.ts";
 
 export const workflowsPath = fileURLToPath(new URL("./workflows/index.ts", import.meta.url));
+/** Where `npm run build` writes the bundle: beside the compiled worker, so src/ never has one. */
+const builtBundlePath = fileURLToPath(new URL("./workflows.bundle.js", import.meta.url));
+
+/** The project's workflow code as one bundle; built once, it spares every worker start the bundling. */
+export async function bundleWorkflows(): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+  return code;
+}
+
+const quietLogger = {
+  trace() {},
+  debug() {},
+  info() {},
+  log() {},
+  warn: console.warn,
+  error: console.error,
+};
 
 let runtimeInstalled = false;
 
@@ -28,16 +47,19 @@ function installRuntime(level: Config["logLevel"]): void {
 export async function startWorker(opts: {
   config: Config;
   activities: object;
-  /** Prebuilt workflow code (tests build it once); otherwise the workflows are bundled at start. */
+  /** Prebuilt workflow code (tests build it once); otherwise the build's, or bundled at start from src/. */
   workflowBundle?: WorkflowBundleOption;
 }) {
   installRuntime(opts.config.logLevel);
+  const workflowBundle =
+    opts.workflowBundle ??
+    (existsSync(builtBundlePath) ? { codePath: builtBundlePath } : undefined);
   const connection = await NativeConnection.connect(temporalConnection(opts.config.temporal));
   const worker = await Worker.create({
     connection,
     namespace: opts.config.temporal.namespace,
     taskQueue: opts.config.temporal.taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath }),
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath }),
     activities: opts.activities,
   });
   const running = worker.run();

@@ -2,9 +2,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { bundleWorkflowCode } from "@temporalio/worker";
 import type { TestProject } from "vitest/node";
-import { workflowsPath } from "../src/worker.ts";
+import { bundleWorkflows } from "../src/worker.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -19,17 +18,7 @@ export default async function setup(project: TestProject): Promise<void> {
   // The stack's passwords, generated into .env on a fresh clone; what is already set wins. The
   // test files' processes inherit them.
   if (existsSync(path.join(root, ".env"))) process.loadEnvFile(path.join(root, ".env"));
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
   const file = path.join(mkdtempSync(path.join(tmpdir(), "mm-workflows-")), "bundle.js");
-  writeFileSync(file, code);
+  writeFileSync(file, await bundleWorkflows());
   project.provide("workflowBundlePath", file);
 }
-
-const quietLogger = {
-  trace() {},
-  debug() {},
-  info() {},
-  log() {},
-  warn: console.warn,
-  error: console.error,
-};
