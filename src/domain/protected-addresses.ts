@@ -77,7 +77,29 @@ export function parseIp(text: string): { family: 4 | 6; bytes: number[] } | null
   return mapped ? { family: 4, bytes: v6.slice(12) } : { family: 6, bytes: v6 };
 }
 
-/** "a.b.c.d/n", "x::y/n" or a bare address (a range of one); throws naming the text. */
+/** An address in its usual spelling: dotted IPv4, or IPv6 with the longest zero run as "::". */
+export function formatIp(family: 4 | 6, bytes: readonly number[]): string {
+  if (family === 4) return bytes.join(".");
+  const groups = Array.from(
+    { length: 8 },
+    (_, i) => ((bytes[2 * i] as number) << 8) | (bytes[2 * i + 1] as number),
+  );
+  let best = { at: -1, length: 1 }; // a single zero group stays "0"
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.length) best = { at: i, length: j - i };
+    i = j + 1;
+  }
+  const hex = (part: number[]) => part.map((g) => g.toString(16)).join(":");
+  if (best.at < 0) return hex(groups);
+  return `${hex(groups.slice(0, best.at))}::${hex(groups.slice(best.at + best.length))}`;
+}
+
+/**
+ * "a.b.c.d/n", "x::y/n" or a bare address (a range of one), with the bits past the prefix cleared
+ * so that `text` is the range's one spelling; throws naming the text.
+ */
 export function parseCidr(text: string): Cidr {
   const [address = "", prefixText, extra] = text.trim().split("/");
   const ip = parseIp(address);
@@ -89,17 +111,21 @@ export function parseCidr(text: string): Cidr {
   if (!/^\d{1,3}$/.test(prefixText ?? "0") || prefix > bits) {
     throw new Error(`prefix length of ${JSON.stringify(text)} must be 0-${bits}`);
   }
-  return { ...ip, prefix, text: `${address}/${prefix}` };
+  const bytes = ip.bytes.map((byte, i) => byte & byteMask(prefix, i));
+  return { family: ip.family, bytes, prefix, text: `${formatIp(ip.family, bytes)}/${prefix}` };
+}
+
+/** The mask of byte `i` of an address under a prefix of `prefix` bits. */
+function byteMask(prefix: number, i: number): number {
+  const bits = Math.max(0, Math.min(8, prefix - 8 * i));
+  return (0xff << (8 - bits)) & 0xff;
 }
 
 export function cidrContains(cidr: Cidr, ip: { family: 4 | 6; bytes: number[] }): boolean {
-  if (cidr.family !== ip.family) return false;
-  for (let bit = 0; bit < cidr.prefix; bit += 8) {
-    const mask = (0xff << (8 - Math.min(8, cidr.prefix - bit))) & 0xff;
-    const i = bit / 8;
-    if (((cidr.bytes[i] as number) & mask) !== ((ip.bytes[i] as number) & mask)) return false;
-  }
-  return true;
+  return (
+    cidr.family === ip.family &&
+    cidr.bytes.every((byte, i) => byte === ((ip.bytes[i] as number) & byteMask(cidr.prefix, i)))
+  );
 }
 
 /** The first protection covering `address`, or null; throws when `address` is not an IP address. */

@@ -35,7 +35,18 @@ describe("protected addresses", () => {
 
   it("parses CIDR ranges and names the bad one", () => {
     expect(parseCidr("10.0.0.0/8")).toMatchObject({ family: 4, prefix: 8, text: "10.0.0.0/8" });
-    expect(parseCidr("2001:db8::5")).toMatchObject({ family: 6, prefix: 128 });
+    expect(parseCidr("2001:db8::5")).toMatchObject({
+      family: 6,
+      prefix: 128,
+      text: "2001:db8::5/128",
+    });
+    // one spelling per range: host bits cleared, IPv6 compressed, mapped IPv4 as IPv4
+    expect(parseCidr("10.1.2.3/8").text).toBe("10.0.0.0/8");
+    expect(parseCidr("2001:0db8:0:0:1:0:0:1/128").text).toBe("2001:db8::1:0:0:1/128");
+    expect(parseCidr("fe80:0:0:0:0:0:0:0/10").text).toBe("fe80::/10");
+    expect(parseCidr("::/0").text).toBe("::/0");
+    expect(parseCidr("1:0:2:0:3:0:4:0").text).toBe("1:0:2:0:3:0:4:0/128");
+    expect(parseCidr("::ffff:192.0.2.1").text).toBe("192.0.2.1/32");
     expect(() => parseCidr("10.0.0.0/33")).toThrow(/prefix length of "10.0.0.0\/33" must be 0-32/);
     expect(() => parseCidr("10.0.0.0/8/1")).toThrow(/not an IP address or CIDR range/);
     expect(() => parseCidr("manager.local")).toThrow(/"manager.local"/);
