@@ -62,6 +62,8 @@ export interface LedgerEntry {
   received_at: string;
   /** Absent while the command runs; a restart that finds it absent knows the run was cut short. */
   completion?: Completion;
+  /** Why the command was refused unrun (e.g. its signature); a valid frame for the id may still run. */
+  refused?: string;
 }
 
 // Ledger entries outlive any redelivery window of the engine (activity retries span hours).

@@ -78,7 +78,9 @@ export function isolationRuleset(spec: IsolationSpec): { script: string; rules: 
     const f = family(server);
     output.add(`${f} daddr ${server} meta l4proto { tcp, udp } th dport 53 accept`);
     // Only answers to the host's own queries: an unsolicited packet from port 53 stays dropped.
-    input.add(`${f} saddr ${server} meta l4proto { tcp, udp } th sport 53 ct state established accept`);
+    input.add(
+      `${f} saddr ${server} meta l4proto { tcp, udp } th sport 53 ct state established accept`,
+    );
   }
   const chain = (name: string, rules: Iterable<string>) =>
     [
