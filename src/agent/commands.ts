@@ -90,6 +90,7 @@ export interface RunnerOptions {
 export class CommandRunner {
   private readonly queue: Task[] = [];
   private expiryTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
   /** Ids admitted and not yet completed: a redelivery of one of them only gets an ack. */
   private readonly inFlight = new Set<string>();
   private worker: Promise<void> | null = null;
@@ -119,6 +120,7 @@ export class CommandRunner {
 
   /** Resolves once every queued command has completed; no expiry fires afterwards. */
   async idle(): Promise<void> {
+    this.stopping = true;
     clearTimeout(this.expiryTimer);
     while (this.worker) await this.worker;
   }
@@ -470,6 +472,7 @@ export class CommandRunner {
    */
   private scheduleExpiry() {
     clearTimeout(this.expiryTimer);
+    if (this.stopping) return;
     const { isolation, block_expiry } = this.o.state.state;
     const times = [isolation?.expires_at, ...Object.values(block_expiry)]
       .filter((at): at is string => at !== undefined)
