@@ -38,6 +38,7 @@ const agent = spawnInNs(net.hostNs, process.execPath, [
   ENROLL_TOKEN,
   "--state-dir",
   stateDir,
+  "--insecure", // the fake gateway speaks plain http
 ]);
 try {
   await gateway.waitFor(isHello, () => true, 20_000);

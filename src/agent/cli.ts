@@ -1,11 +1,14 @@
 // `mm agent …`: flags → startAgent, until SIGINT/SIGTERM.
+import { isIP } from "node:net";
+import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { parseCidr } from "../domain/protected-addresses.ts";
 import { createLogger } from "../log.ts";
 import { restoreFile } from "./enforce/files.ts";
 import { DEFAULT_RULES_DIR, DEFAULT_STATE_DIR, startAgent } from "./index.ts";
 
 const USAGE = `usage: mm agent --gateway <url> [--enroll <token>] [options]
-  --gateway <url>          gateway base URL, e.g. http://127.0.0.1:8334 (stored after enrollment)
+  --gateway <url>          gateway base URL, e.g. https://portal:8334 (stored after enrollment)
   --enroll <token>         enrollment token, needed on the first start only
   --state-dir <dir>        identity, command ledger, isolation state (default ${DEFAULT_STATE_DIR})
   --rules-dir <dir>        folder Fibratus loads rules from (default ${DEFAULT_RULES_DIR})
@@ -14,6 +17,16 @@ const USAGE = `usage: mm agent --gateway <url> [--enroll <token>] [options]
   --quarantine-dir <dir>   where quarantined files go (default <state-dir>/quarantine)
   --heartbeat-ms <n>       heartbeat interval, overriding the gateway's
   --ca <file>              PEM CA certificate to trust for an https gateway
+  --command-key <file>     the service's command signing public key (PEM), if enrollment gave none
+  --insecure               allow an http:// gateway, and unsigned commands when no key is known
+                           (tests and labs only: anyone on the path could command the agent)
+  --protected <cidr,…>     ranges never blocked nor cut off by isolation (e.g. the Wazuh manager);
+                           loopback, link-local and the gateway are always protected
+  --protected-paths <d,…>  directories whose files are never deleted nor quarantined, besides
+                           /, /bin, /boot, /dev, /etc, /lib*, /proc, /run, /sbin, /sys, /usr and
+                           the agent's state and quarantine dirs
+  --dns-servers <ip,…>     resolvers an isolation with allow_dns may reach, when the command names
+                           none (default: the nameservers of /etc/resolv.conf)
   --simulate               load tests: enforce nothing, declare every result simulated
   --restore <file>         put a quarantined file (.quarantine) back, then exit
   --help`;
@@ -30,6 +43,11 @@ const OPTIONS = {
   "quarantine-dir": { type: "string" },
   "heartbeat-ms": { type: "string" },
   ca: { type: "string" },
+  "command-key": { type: "string" },
+  insecure: { type: "boolean" },
+  protected: { type: "string" },
+  "protected-paths": { type: "string" },
+  "dns-servers": { type: "string" },
   simulate: { type: "boolean" },
   restore: { type: "string" },
   help: { type: "boolean" },
@@ -55,17 +73,37 @@ function parse(argv: string[]) {
       );
     }
   }
-  const allow = values.allow
-    ?.split(",")
-    .map((name) => name.trim())
-    .filter(Boolean);
+  const allow = list(values.allow);
   if (allow && !allow.length) throw new UsageError("--allow needs at least one command");
-  return { values, heartbeatMs, allow };
+  const flagged = <T>(flag: string, parse: (item: string) => T) =>
+    list(values[flag as keyof typeof values] as string | undefined)?.map((item) => {
+      try {
+        return parse(item);
+      } catch (error) {
+        throw new UsageError(`--${flag}: ${(error as Error).message}`);
+      }
+    });
+  const protectedRanges = flagged("protected", (item) => parseCidr(item).text);
+  const dnsServers = flagged("dns-servers", (item) => {
+    if (!isIP(item)) throw new Error(`not an IP address: ${JSON.stringify(item)}`);
+    return item;
+  });
+  const protectedPaths = flagged("protected-paths", (item) => {
+    if (!isAbsolute(item)) throw new Error(`not an absolute path: ${JSON.stringify(item)}`);
+    return resolve(item);
+  });
+  return { values, heartbeatMs, allow, protectedRanges, dnsServers, protectedPaths };
 }
+
+const list = (value: string | undefined) =>
+  value
+    ?.split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    const { values, heartbeatMs, allow } = parse(argv);
+    const { values, heartbeatMs, allow, protectedRanges, dnsServers, protectedPaths } = parse(argv);
     if (values.help) {
       process.stdout.write(`${USAGE}\n`);
       return;
@@ -84,6 +122,11 @@ export async function main(argv: string[]): Promise<void> {
       ...(values["alerts-file"] !== undefined && { alertsFile: values["alerts-file"] }),
       ...(values["quarantine-dir"] !== undefined && { quarantineDir: values["quarantine-dir"] }),
       ...(values.ca !== undefined && { caFile: values.ca }),
+      ...(values["command-key"] !== undefined && { commandKeyFile: values["command-key"] }),
+      ...(protectedRanges && { protectedRanges }),
+      ...(protectedPaths && { protectedPaths }),
+      ...(dnsServers && { dnsServers }),
+      insecure: values.insecure ?? false,
       ...(allow && { allow }),
       ...(heartbeatMs !== undefined && { heartbeatMs }),
       simulate: values.simulate ?? false,

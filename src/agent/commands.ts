@@ -4,6 +4,12 @@
 // enforcement persists first and then acts; removing acts first and then persists. A crash in
 // between therefore always errs toward enforcing, and the interrupted command reports failure.
 
+import {
+  LINK_LOCAL,
+  LOOPBACK,
+  type Protection,
+  protectionOf,
+} from "../domain/protected-addresses.ts";
 import type { Logger } from "../log.ts";
 import {
   AGENT_COMMANDS,
@@ -30,6 +36,7 @@ import {
 import { killProcess } from "./enforce/process.ts";
 import { applyRule } from "./enforce/rules.ts";
 import type { Endpoint, IsolationState, LedgerEntry, StateStore } from "./state.ts";
+import { type CommandCheck, expiredCommand } from "./trust.ts";
 
 const RULES_CAPABILITY = "update_rules";
 export const CAPABILITIES = [...AGENT_COMMANDS, RULES_CAPABILITY] as const;
@@ -52,7 +59,11 @@ export function supportedCapabilities(options: {
 
 const PRIORITY_RANK: Record<Priority, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 
+// setTimeout's longest delay; a later expiry re-arms the timer when it fires.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 type Outcome = { message: string; details: Record<string, unknown> };
+type Task = { rank: number; run: () => Promise<void> };
 type Handlers = { [C in AgentCommandName]: (details: CommandDetails<C>) => Promise<Outcome> };
 
 export interface RunnerOptions {
@@ -62,6 +73,14 @@ export interface RunnerOptions {
   allow: readonly string[];
   rulesDir: string;
   quarantineDir: string;
+  /** Directories whose files delete-file and quarantine-file refuse (the system's, the agent's). */
+  protectedPaths: readonly string[];
+  /** Ranges never blocked and always reachable while isolated (--protected: e.g. the SIEM). */
+  protectedRanges: readonly string[];
+  /** The resolvers isolation with allow_dns lets through when the command names none. */
+  dnsServers: () => Promise<string[]>;
+  /** Whether a command frame may run at all (its signature); checked before anything else. */
+  check: CommandCheck;
   log: Logger;
   send: (message: AgentMessage) => void;
   /** Where the gateway is: the live connection and the gateway's resolved addresses. */
@@ -69,7 +88,9 @@ export interface RunnerOptions {
 }
 
 export class CommandRunner {
-  private readonly queue: { command: Command; entry: LedgerEntry }[] = [];
+  private readonly queue: Task[] = [];
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
   /** Ids admitted and not yet completed: a redelivery of one of them only gets an ack. */
   private readonly inFlight = new Set<string>();
   private worker: Promise<void> | null = null;
@@ -97,8 +118,10 @@ export class CommandRunner {
     );
   }
 
-  /** Resolves once every queued command has completed. */
+  /** Resolves once every queued command has completed; no expiry fires afterwards. */
   async idle(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.expiryTimer);
     while (this.worker) await this.worker;
   }
 
@@ -106,8 +129,10 @@ export class CommandRunner {
     if (this.inFlight.has(command.id)) return;
     this.inFlight.add(command.id);
     try {
+      const refusal = this.o.check(command);
       const seen = await this.o.state.ledgerGet(command.id);
-      if (seen) {
+      if (refusal) return await this.refuse(command, seen, refusal);
+      if (seen && !seen.refused) {
         // A start without an end: the agent stopped mid-run. Running it again could act twice.
         const completion =
           seen.completion ??
@@ -121,27 +146,55 @@ export class CommandRunner {
         this.inFlight.delete(command.id);
         return;
       }
+      // Checked once the ledger had its say: a redelivered command that ran answers as it did.
+      const expired = expiredCommand(command);
+      if (expired) return await this.refuse(command, seen, expired);
       const entry = {
         id: command.id,
         command: command.command,
         received_at: new Date().toISOString(),
       };
       await this.o.state.ledgerPut(entry);
-      const rank = PRIORITY_RANK[command.priority];
-      const at = this.queue.findIndex((queued) => PRIORITY_RANK[queued.command.priority] > rank);
-      this.queue.splice(at === -1 ? this.queue.length : at, 0, { command, entry });
-      this.pump();
+      this.enqueue(PRIORITY_RANK[command.priority], () => this.execute({ command, entry }));
     } catch (error) {
       this.inFlight.delete(command.id);
       throw error;
     }
   }
 
-  // One command at a time: isolate/release/block must not interleave; priority picks the next.
+  /**
+   * A command that must not run: answered failed, never executed. The ledger records the refusal,
+   * unless the id already ran (a forged copy of a real command must not overwrite its result);
+   * a refused id may still run when a valid frame for it comes.
+   */
+  private async refuse(command: Command, seen: LedgerEntry | null, reason: string) {
+    const completion = this.completion(command.id, new Error(reason));
+    this.o.log.warn("command_refused", { id: command.id, command: command.command, reason });
+    if (!seen || seen.refused) {
+      await this.o.state.ledgerPut({
+        id: command.id,
+        command: command.command,
+        received_at: new Date().toISOString(),
+        refused: reason,
+        completion,
+      });
+    }
+    this.inFlight.delete(command.id);
+    this.o.send(completion);
+  }
+
+  private enqueue(rank: number, run: () => Promise<void>) {
+    const at = this.queue.findIndex((queued) => queued.rank > rank);
+    this.queue.splice(at === -1 ? this.queue.length : at, 0, { rank, run });
+    this.pump();
+  }
+
+  // One task at a time: isolate/release/block (and expiries) must not interleave; priority picks
+  // the next.
   private pump() {
     if (this.worker) return;
     this.worker = (async () => {
-      for (let next = this.queue.shift(); next; next = this.queue.shift()) await this.execute(next);
+      for (let next = this.queue.shift(); next; next = this.queue.shift()) await next.run();
     })();
     void this.worker.finally(() => {
       this.worker = null;
@@ -221,27 +274,34 @@ export class CommandRunner {
   private readonly handlers: Handlers = {
     "isolate-host": async (d) => {
       const started = performance.now();
+      const expiresAt = expiryOf(d);
       const previous = this.o.state.state.isolation;
+      const dnsServers = d.allow_dns ? (d.dns_servers ?? (await this.o.dnsServers())) : [];
+      if (d.allow_dns && !dnsServers.length) {
+        this.o.log.warn("isolation_without_dns", { reason: "no resolver configured or given" });
+      }
       const isolation: IsolationState = {
         since: previous?.since ?? new Date().toISOString(),
         ...(d.reason !== undefined && { reason: d.reason }),
         allow_dns: d.allow_dns,
+        dns_servers: dnsServers.map(normalizeIp),
         allow_portal_communication: d.allow_portal_communication,
         portal_ips: d.portal_ips.map(normalizeIp),
         portal_ports: d.portal_ports,
         management: this.o.managementEndpoints(),
+        ...(expiresAt !== undefined && { expires_at: expiresAt }),
       };
       await this.o.state.update((s) => {
         s.isolation = isolation;
       });
-      let rules = isolationRuleset(isolationSpec(isolation)).rules;
+      let rules = isolationRuleset(this.isolationSpec(isolation)).rules;
       if (!this.o.simulate) {
         try {
-          rules = await applyIsolation(isolationSpec(isolation));
+          rules = await applyIsolation(this.isolationSpec(isolation));
           await this.verifyReachable(isolation);
         } catch (error) {
           // Back to exactly what was in force before this command.
-          if (previous) await applyIsolation(isolationSpec(previous));
+          if (previous) await applyIsolation(this.isolationSpec(previous));
           else await removeIsolation();
           await this.o.state.update((s) => {
             s.isolation = previous;
@@ -249,12 +309,15 @@ export class CommandRunner {
           throw error;
         }
       }
+      this.scheduleExpiry();
       return {
         message: "Host isolated successfully",
         details: {
           firewall_rules_added: rules,
           execution_time_ms: Math.round(performance.now() - started),
           isolation_level: "full",
+          dns_servers: isolation.dns_servers,
+          ...(expiresAt !== undefined && { expires_at: expiresAt }),
         },
       };
     },
@@ -262,14 +325,7 @@ export class CommandRunner {
     "release-host": async () => {
       const started = performance.now();
       const previous = this.o.state.state.isolation;
-      const removed = this.o.simulate
-        ? previous
-          ? isolationRuleset(isolationSpec(previous)).rules
-          : 0
-        : await removeIsolation();
-      await this.o.state.update((s) => {
-        s.isolation = null;
-      });
+      const removed = await this.release();
       return {
         message: previous ? "Host released successfully" : "Host was not isolated",
         details: {
@@ -281,42 +337,52 @@ export class CommandRunner {
 
     "kill-process": async (d) => {
       const pid = Number(d.pid);
-      if (!this.o.simulate) await killProcess(pid, d.process_name);
+      if (!this.o.simulate) {
+        await killProcess(pid, { name: d.process_name, executableSha256: d.executable_sha256 });
+      }
       return { message: `Process ${pid} killed`, details: { pid, killed: true } };
     },
 
     "delete-file": async (d) => {
       if (this.o.simulate)
         return { message: `${d.path} deleted`, details: { path: d.path, deleted: true } };
-      const sha256 = await deleteFile(d.path, d.sha256);
+      const sha256 = await deleteFile(d.path, this.fileAction(d.sha256));
       return { message: `${d.path} deleted`, details: { path: d.path, sha256, deleted: true } };
     },
 
     "quarantine-file": async (d) => {
       if (this.o.simulate) return { message: `${d.path} quarantined`, details: {} };
-      const result = await quarantineFile(d.path, this.o.quarantineDir, d.sha256);
+      const result = await quarantineFile(d.path, this.o.quarantineDir, this.fileAction(d.sha256));
       return { message: `${d.path} quarantined`, details: result };
     },
 
     "block-ip": async (d) => {
       const ip = normalizeIp(d.ip);
-      if (this.o.managementEndpoints().some((e) => normalizeIp(e.address) === ip)) {
-        throw new Error(`refusing to block ${ip}: this agent is managed through it`);
+      const expiresAt = expiryOf(d);
+      const protection = protectionOf(ip, this.neverBlocked());
+      if (protection) {
+        throw new Error(`refusing to block ${ip}: ${protection.reason} (${protection.range})`);
       }
-      const blocked = this.o.state.state.blocked_ips;
-      if (!blocked.includes(ip)) await this.setBlocked([...blocked, ip], "adding");
-      return { message: `${ip} blocked`, details: { ip, blocked: true } };
+      const { blocked_ips: blocked, block_expiry } = this.o.state.state;
+      const expiry = { ...block_expiry };
+      if (expiresAt === undefined) delete expiry[ip];
+      else expiry[ip] = expiresAt;
+      if (!blocked.includes(ip)) await this.setBlocked([...blocked, ip], expiry, "adding");
+      else
+        await this.o.state.update((s) => {
+          s.block_expiry = expiry;
+        });
+      this.scheduleExpiry();
+      return {
+        message: `${ip} blocked`,
+        details: { ip, blocked: true, ...(expiresAt !== undefined && { expires_at: expiresAt }) },
+      };
     },
 
     "unblock-ip": async (d) => {
       const ip = normalizeIp(d.ip);
-      const blocked = this.o.state.state.blocked_ips;
-      const was = blocked.includes(ip);
-      if (was)
-        await this.setBlocked(
-          blocked.filter((other) => other !== ip),
-          "removing",
-        );
+      const was = this.o.state.state.blocked_ips.includes(ip);
+      if (was) await this.unblock([ip]);
       return {
         message: was ? `${ip} unblocked` : `${ip} was not blocked`,
         details: { ip, blocked: false },
@@ -324,22 +390,138 @@ export class CommandRunner {
     },
   };
 
-  private async setBlocked(ips: string[], change: "adding" | "removing") {
-    const persist = (next: string[]) =>
+  /** Enforcement on this host's firewall (not simulated, nftables usable). */
+  private get firewall(): boolean {
+    return !this.o.simulate && this.o.supported.includes("block-ip");
+  }
+
+  private fileAction(sha256: string | undefined) {
+    return { protectedPaths: this.o.protectedPaths, ...(sha256 !== undefined && { sha256 }) };
+  }
+
+  /** What block-ip refuses: cutting the host off from itself, its link, its managers. */
+  private neverBlocked(): Protection[] {
+    const isolation = this.o.state.state.isolation;
+    return [
+      ...LOOPBACK,
+      ...LINK_LOCAL,
+      ...this.o.managementEndpoints().map((e) => ({
+        range: normalizeIp(e.address),
+        reason: "this agent is managed through it",
+      })),
+      ...this.o.protectedRanges.map((range) => ({ range, reason: "protected (--protected)" })),
+      ...(isolation?.portal_ips ?? []).map((range) => ({
+        range,
+        reason: "the portal of the current isolation",
+      })),
+    ];
+  }
+
+  private async setBlocked(
+    ips: string[],
+    expiry: Record<string, string>,
+    change: "adding" | "removing",
+  ) {
+    const persist = (next: string[], nextExpiry: Record<string, string>) =>
       this.o.state.update((s) => {
         s.blocked_ips = next;
+        s.block_expiry = nextExpiry;
       });
-    const previous = this.o.state.state.blocked_ips;
-    if (change === "adding") await persist(ips);
-    if (!this.o.simulate) {
+    const { blocked_ips: previous, block_expiry: previousExpiry } = this.o.state.state;
+    if (change === "adding") await persist(ips, expiry);
+    if (this.firewall) {
       try {
         await applyBlocks(ips);
       } catch (error) {
-        if (change === "adding") await persist(previous);
+        if (change === "adding") await persist(previous, previousExpiry);
         throw error;
       }
     }
-    if (change === "removing") await persist(ips);
+    if (change === "removing") await persist(ips, expiry);
+  }
+
+  private unblock(ips: string[]) {
+    const { blocked_ips, block_expiry } = this.o.state.state;
+    const expiry = Object.fromEntries(
+      Object.entries(block_expiry).filter(([ip]) => !ips.includes(ip)),
+    );
+    return this.setBlocked(
+      blocked_ips.filter((ip) => !ips.includes(ip)),
+      expiry,
+      "removing",
+    );
+  }
+
+  /** Lifts the isolation; returns how many rules it held. */
+  private async release(): Promise<number> {
+    const previous = this.o.state.state.isolation;
+    const removed = this.firewall
+      ? await removeIsolation()
+      : previous
+        ? isolationRuleset(this.isolationSpec(previous)).rules
+        : 0;
+    await this.o.state.update((s) => {
+      s.isolation = null;
+    });
+    return removed;
+  }
+
+  /**
+   * Expiries hold without the gateway: one timer at the earliest expiry lifts what is due, in the
+   * command queue so that it never interleaves with a command.
+   */
+  private scheduleExpiry() {
+    clearTimeout(this.expiryTimer);
+    if (this.stopping) return;
+    const { isolation, block_expiry } = this.o.state.state;
+    const times = [isolation?.expires_at, ...Object.values(block_expiry)]
+      .filter((at): at is string => at !== undefined)
+      .map((at) => Date.parse(at));
+    if (!times.length) return;
+    const delay = Math.max(0, Math.min(...times) - Date.now());
+    this.expiryTimer = setTimeout(
+      () => this.enqueue(PRIORITY_RANK.critical, () => this.liftExpired("expired")),
+      Math.min(delay, MAX_TIMER_MS),
+    );
+    this.expiryTimer.unref();
+  }
+
+  private async liftExpired(when: string) {
+    const now = Date.now();
+    const { isolation, block_expiry } = this.o.state.state;
+    try {
+      const ips = Object.keys(block_expiry).filter(
+        (ip) => Date.parse(block_expiry[ip] as string) <= now,
+      );
+      if (ips.length) {
+        await this.unblock(ips);
+        for (const ip of ips) {
+          this.o.log.info("block_expired", { ip, expires_at: block_expiry[ip], when });
+        }
+      }
+      if (isolation?.expires_at && Date.parse(isolation.expires_at) <= now) {
+        const removed = await this.release();
+        this.o.log.info("isolation_expired", {
+          expires_at: isolation.expires_at,
+          firewall_rules_removed: removed,
+          when,
+        });
+      }
+    } catch (error) {
+      this.o.log.error("expiry_error", { error: (error as Error).message });
+    }
+    this.scheduleExpiry();
+  }
+
+  private isolationSpec(isolation: IsolationState): IsolationSpec {
+    return {
+      portalIps: isolation.allow_portal_communication ? isolation.portal_ips : [],
+      portalPorts: isolation.portal_ports,
+      // An isolation persisted before resolvers were recorded gets no DNS: closed, not open.
+      dnsServers: isolation.allow_dns ? (isolation.dns_servers ?? []) : [],
+      management: isolation.management,
+      protectedRanges: [...this.o.protectedRanges],
+    };
   }
 
   /**
@@ -360,8 +542,12 @@ export class CommandRunner {
     }
   }
 
-  /** On start: isolation and blocks are back in force before the agent talks to anyone. */
+  /**
+   * On start: what expired while the agent was down is lifted; the rest, isolation and blocks, is
+   * back in force before the agent talks to anyone.
+   */
   async restoreEnforcement(): Promise<void> {
+    await this.liftExpired("while the agent was down");
     const { isolation, blocked_ips } = this.o.state.state;
     if (this.o.simulate) return;
     if (!this.o.supported.includes("isolate-host")) {
@@ -374,7 +560,7 @@ export class CommandRunner {
       return;
     }
     if (isolation) {
-      await applyIsolation(isolationSpec(isolation));
+      await applyIsolation(this.isolationSpec(isolation));
       this.o.log.info("isolation_reapplied", { since: isolation.since });
     }
     if (blocked_ips.length) {
@@ -398,7 +584,7 @@ export class CommandRunner {
     await this.o.state.update((s) => {
       s.isolation = next;
     });
-    if (!this.o.simulate) await applyIsolation(isolationSpec(next));
+    if (!this.o.simulate) await applyIsolation(this.isolationSpec(next));
     this.o.log.info("isolation_management_added", { endpoints: missing });
   }
 
@@ -435,11 +621,14 @@ export class CommandRunner {
   }
 }
 
-function isolationSpec(isolation: IsolationState): IsolationSpec {
-  return {
-    portalIps: isolation.allow_portal_communication ? isolation.portal_ips : [],
-    portalPorts: isolation.portal_ports,
-    allowDns: isolation.allow_dns,
-    management: isolation.management,
-  };
+/** An enforcement's end: expires_at, or duration_seconds from now; none when neither is given. */
+function expiryOf(d: { expires_at?: string | undefined; duration_seconds?: number | undefined }) {
+  if (d.expires_at !== undefined) {
+    if (Date.parse(d.expires_at) <= Date.now()) {
+      throw new Error(`expires_at ${d.expires_at} has passed; nothing to enforce`);
+    }
+    return new Date(d.expires_at).toISOString();
+  }
+  if (d.duration_seconds === undefined) return undefined;
+  return new Date(Date.now() + d.duration_seconds * 1000).toISOString();
 }

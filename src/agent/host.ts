@@ -3,6 +3,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { arch, hostname, networkInterfaces, platform, release } from "node:os";
 import { promisify } from "node:util";
+import { LOOPBACK, parseIp, protectionOf } from "../domain/protected-addresses.ts";
 
 export interface HostFacts {
   hostname: string;
@@ -41,4 +42,23 @@ async function fibratusVersion(): Promise<string | null> {
 async function wazuhAgentIdOf(clientKeys: string): Promise<string | null> {
   const text = await readFile(clientKeys, "utf8").catch(() => "");
   return /^(\d+)\s/.exec(text.trim())?.[1] ?? null;
+}
+
+/**
+ * The host's DNS resolvers: the nameservers of /etc/resolv.conf, or, when those are only a local
+ * stub (systemd-resolved's 127.0.0.53), the upstream servers the stub forwards to. Loopback needs
+ * no rule (isolation lets loopback through), so only the servers off the host are returned.
+ */
+export async function systemResolvers(): Promise<string[]> {
+  const nameservers = async (file: string) =>
+    (await readFile(file, "utf8").catch(() => ""))
+      .split("\n")
+      .map((line) => /^\s*nameserver\s+(\S+)/.exec(line)?.[1])
+      .filter((address): address is string => address !== undefined && parseIp(address) !== null);
+  const offHost = (addresses: string[]) =>
+    addresses.filter((address) => !protectionOf(address, LOOPBACK));
+  const configured = await nameservers("/etc/resolv.conf");
+  const servers = offHost(configured);
+  if (servers.length || !configured.length) return servers;
+  return offHost(await nameservers("/run/systemd/resolve/resolv.conf"));
 }

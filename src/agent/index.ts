@@ -7,10 +7,12 @@ import { createLogger, type Logger } from "../log.ts";
 import type { Hello } from "../protocol/messages.ts";
 import { AlertForwarder } from "./alerts.ts";
 import { CAPABILITIES, CommandRunner, supportedCapabilities } from "./commands.ts";
+import { SYSTEM_PATHS } from "./enforce/files.ts";
 import { firewallAvailable } from "./enforce/firewall.ts";
-import { hostFacts } from "./host.ts";
-import { enroll, Session } from "./session.ts";
+import { hostFacts, systemResolvers } from "./host.ts";
+import { enroll, refusePlainText, Session } from "./session.ts";
 import { type Identity, StateStore } from "./state.ts";
+import { type CommandCheck, commandCheck } from "./trust.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/mm-agent";
 export const DEFAULT_RULES_DIR = "/etc/fibratus/rules";
@@ -34,6 +36,19 @@ export interface AgentOptions {
   heartbeatMs?: number;
   /** PEM file of a CA to trust for an https/wss gateway (e.g. a self-signed portal certificate). */
   caFile?: string;
+  /**
+   * Accept a plain http gateway, and run unsigned commands when no command signing key is known.
+   * For tests and labs: on a real network both let anyone on the path command the agent.
+   */
+  insecure?: boolean;
+  /** SPKI PEM file of the service's command signing key (overrides the one from enrollment). */
+  commandKeyFile?: string;
+  /** Resolvers isolation with allow_dns lets through (default: those of /etc/resolv.conf). */
+  dnsServers?: readonly string[];
+  /** CIDR ranges never blocked nor isolated away, e.g. the Wazuh manager. */
+  protectedRanges?: readonly string[];
+  /** Directories whose files are never deleted nor quarantined, besides the system's. */
+  protectedPaths?: readonly string[];
   backoff?: { initialMs: number; maxMs: number };
   alertPollMs?: number;
   /** Default: one JSON line per event on stderr. */
@@ -59,11 +74,18 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     );
   }
   const ca = options.caFile ? await readFile(options.caFile) : undefined;
+  const commandKey = options.commandKeyFile
+    ? await readFile(options.commandKeyFile, "utf8")
+    : undefined;
+  const insecure = options.insecure ?? false;
+  const protectedRanges = options.protectedRanges ?? [];
 
   const state = await StateStore.open(stateDir);
   const firewall = !simulate && process.platform === "linux" && (await firewallAvailable());
   const supported = supportedCapabilities({ platform: process.platform, firewall, simulate });
   let session: Session | undefined;
+  // Set once the identity is known, before the session (and so any command) starts.
+  let check: CommandCheck = () => "not enrolled yet";
   const runner = new CommandRunner({
     state,
     simulate,
@@ -71,6 +93,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     allow,
     rulesDir,
     quarantineDir,
+    protectedPaths: [...SYSTEM_PATHS, stateDir, quarantineDir, ...(options.protectedPaths ?? [])],
+    protectedRanges,
+    dnsServers: async () => [...(options.dnsServers ?? (await systemResolvers()))],
+    check: (command) => check(command),
     log,
     send: (message) => session?.send(message),
     managementEndpoints: () => session?.endpoints() ?? [],
@@ -79,6 +105,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   await runner.restoreEnforcement();
 
   const identity = await ensureIdentity(state, options, ca, log);
+  check = commandCheck({
+    agentId: identity.agent_id,
+    keyPem: commandKey ?? identity.command_signing_key,
+    insecure,
+    log,
+  });
   const alerts = options.alertsFile
     ? new AlertForwarder({
         file: options.alertsFile,
@@ -117,6 +149,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         quarantine_dir: quarantineDir,
         allow,
         heartbeat_ms: options.heartbeatMs ?? null,
+        insecure,
+        dns_servers: options.dnsServers ?? null,
+        protected: protectedRanges,
       },
     };
   };
@@ -176,6 +211,7 @@ async function ensureIdentity(
   const stored = await state.identity();
   const gateway = options.gateway ?? stored?.gateway;
   if (!gateway) throw new Error("no gateway known: pass --gateway <url>");
+  refusePlainText(gateway, options.insecure ?? false);
   if (stored) {
     if (options.enrollToken)
       log.info("enroll_token_ignored", { agent_id: stored.agent_id, reason: "already enrolled" });
@@ -188,9 +224,13 @@ async function ensureIdentity(
   if (!options.enrollToken) {
     throw new Error(`not enrolled: pass --enroll <token> once (state dir ${state.dir})`);
   }
-  const { agent_id, api_key } = await enroll(gateway, options.enrollToken, hostname(), ca);
-  const identity = { agent_id, api_key, gateway };
+  const enrolled = await enroll(gateway, options.enrollToken, hostname(), ca);
+  const identity = { ...enrolled, gateway };
   await state.saveIdentity(identity);
-  log.info("enrolled", { agent_id, gateway });
+  log.info("enrolled", {
+    agent_id: identity.agent_id,
+    gateway,
+    command_signing_key: identity.command_signing_key !== undefined,
+  });
   return identity;
 }

@@ -7,6 +7,7 @@ import WebSocket from "ws";
 import type { Logger } from "../log.ts";
 import type { AgentMessage, GatewayMessage, Hello } from "../protocol/messages.ts";
 import { parseGatewayMessage } from "../protocol/messages.ts";
+import { publicSigningKey } from "../protocol/signing.ts";
 import { normalizeIp } from "./enforce/firewall.ts";
 import type { Endpoint } from "./state.ts";
 
@@ -42,13 +43,25 @@ export function gatewayAddress(base: string): GatewayAddress {
   };
 }
 
-/** POST /api/enroll {token, hostname} → 201 {agent_id, api_key}. */
+/**
+ * Over plain http the API key and every command cross the network readable and forgeable, so a
+ * plain gateway is refused unless the operator asked for it (tests, labs).
+ */
+export function refusePlainText(gateway: string, insecure: boolean): void {
+  if (!insecure && new URL(gatewayAddress(gateway).enrollUrl).protocol === "http:") {
+    throw new Error(
+      `refusing the plain-text gateway ${gateway}: its API key and commands would cross the network unencrypted; use https:// (with --ca for a private CA), or pass --insecure to allow it`,
+    );
+  }
+}
+
+/** POST /api/enroll {token, hostname} → 201 {agent_id, api_key, command_signing_key?}. */
 export async function enroll(
   gateway: string,
   token: string,
   hostname: string,
   ca?: Buffer,
-): Promise<{ agent_id: string; api_key: string }> {
+): Promise<{ agent_id: string; api_key: string; command_signing_key?: string }> {
   const url = new URL(gatewayAddress(gateway).enrollUrl);
   const body = JSON.stringify({ token, hostname });
   const { status, text } = await new Promise<{ status: number; text: string }>(
@@ -72,7 +85,12 @@ export async function enroll(
       request.end(body);
     },
   );
-  let reply: { agent_id?: unknown; api_key?: unknown; error?: unknown } = {};
+  let reply: {
+    agent_id?: unknown;
+    api_key?: unknown;
+    command_signing_key?: unknown;
+    error?: unknown;
+  } = {};
   try {
     reply = JSON.parse(text);
   } catch {
@@ -82,7 +100,18 @@ export async function enroll(
     const reason = typeof reply.error === "string" ? reply.error : text.slice(0, 200);
     throw new Error(`enrollment at ${url.href} refused (HTTP ${status}): ${reason}`);
   }
-  return { agent_id: reply.agent_id, api_key: reply.api_key };
+  const key = reply.command_signing_key;
+  if (key !== undefined && key !== null) {
+    // Checked now: a key that cannot verify would refuse every command of this enrollment.
+    if (typeof key !== "string")
+      throw new Error("enrollment reply: command_signing_key is not a string");
+    publicSigningKey(key);
+  }
+  return {
+    agent_id: reply.agent_id,
+    api_key: reply.api_key,
+    ...(typeof key === "string" && { command_signing_key: key }),
+  };
 }
 
 export interface SessionOptions {

@@ -1,6 +1,6 @@
 // Everything the agent must remember across restarts, in one directory (default /var/lib/mm-agent):
 //   identity.json   agent id, api key and gateway (mode 0600: the key is a credential)
-//   state.json      isolation, blocked IPs, deployed rules, alert-forwarding position
+//   state.json      isolation, blocked IPs (with their expiries), deployed rules, alert position
 //   ledger/<sha256(command id)>.json   one file per command id: what ran and what it answered
 // Every file is written atomically (temp file, fsync, rename, fsync of the directory), so a crash
 // or power loss leaves either the old or the new content, never a torn file.
@@ -13,6 +13,8 @@ export interface Identity {
   agent_id: string;
   api_key: string;
   gateway: string;
+  /** The service's Ed25519 public key (SPKI PEM) that signs commands, received at enrollment. */
+  command_signing_key?: string;
 }
 
 export interface Endpoint {
@@ -25,11 +27,15 @@ export interface IsolationState {
   since: string;
   reason?: string;
   allow_dns: boolean;
+  /** The resolvers DNS may reach while isolated, fixed when isolating (absent: no DNS). */
+  dns_servers?: string[];
   allow_portal_communication: boolean;
   portal_ips: string[];
   portal_ports: number[];
   /** The gateway endpoints the agent was talking to, always allowed (the management channel). */
   management: Endpoint[];
+  /** When the agent releases the host by itself. */
+  expires_at?: string;
 }
 
 export interface AlertPosition {
@@ -44,6 +50,8 @@ export interface AlertPosition {
 export interface AgentState {
   isolation: IsolationState | null;
   blocked_ips: string[];
+  /** Blocked IP → when the agent unblocks it by itself; blocks without an entry are permanent. */
+  block_expiry: Record<string, string>;
   rules: Record<string, { version: number; checksum: string }>;
   alerts: AlertPosition | null;
 }
@@ -54,6 +62,8 @@ export interface LedgerEntry {
   received_at: string;
   /** Absent while the command runs; a restart that finds it absent knows the run was cut short. */
   completion?: Completion;
+  /** Why the command was refused unrun (e.g. its signature); a valid frame for the id may still run. */
+  refused?: string;
 }
 
 // Ledger entries outlive any redelivery window of the engine (activity retries span hours).
@@ -104,7 +114,14 @@ export class StateStore {
     readonly dir: string,
     state: AgentState | null,
   ) {
-    this.current = { isolation: null, blocked_ips: [], rules: {}, alerts: null, ...state };
+    this.current = {
+      isolation: null,
+      blocked_ips: [],
+      block_expiry: {},
+      rules: {},
+      alerts: null,
+      ...state,
+    };
   }
 
   static async open(dir: string): Promise<StateStore> {

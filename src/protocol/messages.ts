@@ -14,6 +14,7 @@ const timestamp = z.iso.datetime({ offset: true });
 const sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex digits");
 const ip = z.union([z.ipv4(), z.ipv6()]);
 const port = z.number().int().min(1).max(65535);
+const pid = z.union([z.number().int().positive(), z.string().regex(/^[1-9][0-9]*$/)]);
 const record = z.record(z.string(), z.unknown());
 
 // --- gateway → agent -------------------------------------------------------------------------
@@ -28,6 +29,13 @@ export const Command = z.object({
   priority: Priority,
   id: z.string().min(1).describe("command id; an agent runs an id at most once"),
   details: record,
+  expires_at: timestamp.optional().describe("the agent refuses the command after this time"),
+  signature: z
+    .string()
+    .optional()
+    .describe(
+      "base64 Ed25519 signature by the service over the canonical JSON of agent_id, id, command, priority, details and expires_at",
+    ),
 });
 export type Command = z.infer<typeof Command>;
 
@@ -143,22 +151,51 @@ export type GatewayMessage = Command | UpdateRules | Welcome | ErrorFrame | Aler
 
 // --- command details (inside Command.details) and results (inside Completion.details) ----------
 
+// An enforcement that ends by itself: the agent lifts it at that time, even while disconnected.
+const expiry = {
+  expires_at: timestamp.optional().describe("when the agent lifts this enforcement by itself"),
+  duration_seconds: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe("how long the enforcement lasts (ignored when expires_at is given)"),
+};
+
 export const CommandDetails = {
   "isolate-host": z.object({
     reason: z.string().optional(),
     allow_portal_communication: z.boolean().default(true),
     allow_dns: z.boolean().default(false),
+    dns_servers: z
+      .array(ip)
+      .optional()
+      .describe(
+        "with allow_dns, the only resolvers the host may reach (default: the agent's configured resolvers)",
+      ),
     portal_ips: z.array(ip).default([]),
     portal_ports: z.array(port).default([]),
+    ...expiry,
   }),
   "release-host": z.object({}),
-  "kill-process": z.object({
-    pid: z.union([z.number().int().positive(), z.string().regex(/^[1-9][0-9]*$/)]),
-    process_name: z.string().min(1).optional(),
-  }),
+  // A pid alone could name any process (pid reuse, a forged alert): the agent kills only a process
+  // that also has the expected name or executable.
+  "kill-process": z
+    .object({
+      pid,
+      process_name: z.string().min(1).optional(),
+      executable_sha256: sha256Hex
+        .optional()
+        .describe("sha256 of the process's executable (/proc/<pid>/exe)"),
+    })
+    .refine((d) => d.process_name !== undefined || d.executable_sha256 !== undefined, {
+      path: ["process_name"],
+      message: "required unless executable_sha256 is given",
+    })
+    .meta({ anyOf: [{ required: ["process_name"] }, { required: ["executable_sha256"] }] }),
   "delete-file": z.object({ path: z.string().min(1), sha256: sha256Hex.optional() }),
   "quarantine-file": z.object({ path: z.string().min(1), sha256: sha256Hex.optional() }),
-  "block-ip": z.object({ ip }),
+  "block-ip": z.object({ ip, ...expiry }),
   "unblock-ip": z.object({ ip }),
 } satisfies Record<AgentCommandName, z.ZodType>;
 export type CommandDetails<C extends AgentCommandName> = z.output<(typeof CommandDetails)[C]>;
@@ -169,6 +206,8 @@ export const CommandResults = {
     firewall_rules_added: z.number().int(),
     execution_time_ms: z.number().int(),
     isolation_level: z.literal("full"),
+    dns_servers: z.array(z.string()).optional(),
+    expires_at: timestamp.optional(),
   }),
   "release-host": z.object({
     firewall_rules_removed: z.number().int(),
@@ -177,7 +216,11 @@ export const CommandResults = {
   "kill-process": z.object({ pid: z.number().int(), killed: z.literal(true) }),
   "delete-file": z.object({ path: z.string(), sha256: sha256Hex, deleted: z.literal(true) }),
   "quarantine-file": z.object({ quarantine_path: z.string(), sha256: sha256Hex }),
-  "block-ip": z.object({ ip: z.string(), blocked: z.literal(true) }),
+  "block-ip": z.object({
+    ip: z.string(),
+    blocked: z.literal(true),
+    expires_at: timestamp.optional(),
+  }),
   "unblock-ip": z.object({ ip: z.string(), blocked: z.literal(false) }),
 } satisfies Record<AgentCommandName, z.ZodType>;
 export type CommandResult<C extends AgentCommandName> = z.output<(typeof CommandResults)[C]>;

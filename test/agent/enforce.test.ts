@@ -1,12 +1,14 @@
 // Enforcement on the real system: processes, files and rule files (firewall: isolation.test.ts).
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { realpathSync } from "node:fs";
 import {
   chmod,
   mkdir,
   mkdtemp,
   readdir,
   readFile,
+  rename,
   rm,
   stat,
   symlink,
@@ -21,6 +23,7 @@ import {
   type QuarantineRecord,
   quarantineFile,
   restoreFile,
+  SYSTEM_PATHS,
 } from "../../src/agent/enforce/files.ts";
 import { killProcess } from "../../src/agent/enforce/process.ts";
 import { applyRule, ruleChecksum } from "../../src/agent/enforce/rules.ts";
@@ -45,16 +48,37 @@ describe("kill-process", () => {
   it("kills a running process, checking its name", async () => {
     const child = spawn("sleep", ["300"]);
     const exit = exited(child);
-    await expect(killProcess(child.pid as number, "sleep")).resolves.toBeUndefined();
+    await expect(killProcess(child.pid as number, { name: "sleep" })).resolves.toBeUndefined();
     expect(await exit).toBe("SIGKILL");
   });
 
-  it("refuses pid 1, the agent itself and a name mismatch", async () => {
-    await expect(killProcess(1)).rejects.toThrow(/refusing to kill pid 1/);
-    await expect(killProcess(process.pid)).rejects.toThrow(/agent itself/);
+  it("kills by the sha256 of the executable, and refuses another executable", async () => {
+    const sleepSha = sha256(
+      await readFile(realpathSync(execFileSync("which", ["sleep"]).toString().trim())),
+    );
     const child = spawn("sleep", ["300"]);
     try {
-      await expect(killProcess(child.pid as number, "ncat")).rejects.toThrow(
+      await expect(
+        killProcess(child.pid as number, { executableSha256: "0".repeat(64) }),
+      ).rejects.toThrow(/runs an executable with sha256 [0-9a-f]{64}, not 0{64}; not killed/);
+      expect(child.exitCode).toBeNull();
+      const exit = exited(child);
+      await killProcess(child.pid as number, { executableSha256: sleepSha.toUpperCase() });
+      expect(await exit).toBe("SIGKILL");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("refuses pid 1, the agent itself, a bare pid and a name mismatch", async () => {
+    await expect(killProcess(1, { name: "systemd" })).rejects.toThrow(/refusing to kill pid 1/);
+    await expect(killProcess(process.pid, { name: "node" })).rejects.toThrow(/agent itself/);
+    const child = spawn("sleep", ["300"]);
+    try {
+      await expect(killProcess(child.pid as number, {})).rejects.toThrow(
+        /without its process_name or executable_sha256/,
+      );
+      await expect(killProcess(child.pid as number, { name: "ncat" })).rejects.toThrow(
         /is "sleep", not "ncat"; not killed/,
       );
       expect(child.exitCode).toBeNull();
@@ -67,7 +91,9 @@ describe("kill-process", () => {
   it("fails for a pid that does not exist", async () => {
     const child = spawn("true");
     await exited(child);
-    await expect(killProcess(child.pid as number)).rejects.toThrow(/no process with pid/);
+    await expect(killProcess(child.pid as number, { name: "true" })).rejects.toThrow(
+      /no process with pid/,
+    );
   });
 });
 
@@ -75,12 +101,70 @@ describe("delete-file", () => {
   it("refuses on a sha256 mismatch and deletes on a match", async () => {
     const path = join(dir, "dropper.py");
     await writeFile(path, "print('zerologon')\n");
-    await expect(deleteFile(path, "0".repeat(64))).rejects.toThrow(/sha256 mismatch.*not deleted/);
-    expect((await stat(path)).isFile()).toBe(true);
-    await expect(deleteFile(path, sha256("print('zerologon')\n").toUpperCase())).resolves.toBe(
-      sha256("print('zerologon')\n"),
+    await expect(deleteFile(path, { sha256: "0".repeat(64) })).rejects.toThrow(
+      /sha256 mismatch.*not deleted/,
     );
+    expect((await stat(path)).isFile()).toBe(true);
+    await expect(
+      deleteFile(path, { sha256: sha256("print('zerologon')\n").toUpperCase() }),
+    ).resolves.toBe(sha256("print('zerologon')\n"));
     await expect(stat(path)).rejects.toThrow(/ENOENT/);
+    expect((await readdir(dir)).filter((name) => name.startsWith(".mm-agent-staging"))).toEqual([]);
+  });
+
+  it("refuses a path through a symlinked directory, leaving the file it leads to", async () => {
+    const real = join(dir, "real-dir");
+    await mkdir(real);
+    await writeFile(join(real, "passwd"), "root:x:0:0");
+    await symlink(real, join(dir, "innocent-dir"));
+    for (const act of [
+      () => deleteFile(join(dir, "innocent-dir", "passwd")),
+      () => quarantineFile(join(dir, "innocent-dir", "passwd"), join(dir, "q-link")),
+    ]) {
+      await expect(act()).rejects.toThrow(/innocent-dir is a symbolic link; refusing to follow it/);
+    }
+    expect(await readFile(join(real, "passwd"), "utf8")).toBe("root:x:0:0");
+  });
+
+  it("acts on the file it hashed: one swapped in meanwhile is put back untouched", async () => {
+    const path = join(dir, "payload.bin");
+    const decoy = join(dir, "decoy.bin");
+    await writeFile(path, "malware");
+    await writeFile(decoy, "someone's thesis");
+    const swap = () => rename(decoy, path); // the checked file is gone, another took its name
+    await expect(deleteFile(path, { sha256: sha256("malware"), beforeAct: swap })).rejects.toThrow(
+      /was replaced between its check and the action; put back, not deleted/,
+    );
+    expect(await readFile(path, "utf8")).toBe("someone's thesis");
+
+    await writeFile(decoy, "another thesis");
+    const quarantine = join(dir, "q-swap");
+    await expect(quarantineFile(path, quarantine, { beforeAct: swap })).rejects.toThrow(
+      /was replaced.*not quarantined/,
+    );
+    expect(await readFile(path, "utf8")).toBe("another thesis");
+    expect(await readdir(quarantine)).toEqual([]);
+    expect((await readdir(dir)).filter((name) => name.startsWith(".mm-agent-staging"))).toEqual([]);
+  });
+
+  it("refuses protected system paths and unnormalized paths", async () => {
+    const protectedPaths = [...SYSTEM_PATHS, join(dir, "state")];
+    await mkdir(join(dir, "state"));
+    await writeFile(join(dir, "state", "identity.json"), "{}");
+    for (const path of [
+      "/etc/passwd",
+      "/usr/bin/env",
+      "/vmlinuz",
+      join(dir, "state", "identity.json"),
+    ]) {
+      await expect(deleteFile(path, { protectedPaths }), path).rejects.toThrow(
+        /is under the protected path .*; refusing to touch it/,
+      );
+    }
+    expect(await readFile(join(dir, "state", "identity.json"), "utf8")).toBe("{}");
+    await expect(deleteFile(`${dir}/state/../state/identity.json`)).rejects.toThrow(
+      /must be normalized/,
+    );
   });
 
   it("refuses relative paths, directories, symlinks and missing files", async () => {
@@ -100,7 +184,7 @@ describe("quarantine-file", () => {
     const path = join(dir, "mismatch.bin");
     await writeFile(path, "payload");
     const quarantine = join(dir, "q-mismatch");
-    await expect(quarantineFile(path, quarantine, "f".repeat(64))).rejects.toThrow(
+    await expect(quarantineFile(path, quarantine, { sha256: "f".repeat(64) })).rejects.toThrow(
       /sha256 mismatch.*not quarantined/,
     );
     expect(await readFile(path, "utf8")).toBe("payload");
@@ -116,7 +200,7 @@ describe("quarantine-file", () => {
     await utimes(path, mtime, mtime);
     const quarantine = join(dir, "q");
 
-    const result = await quarantineFile(path, quarantine, sha256(content));
+    const result = await quarantineFile(path, quarantine, { sha256: sha256(content) });
     expect(result.sha256).toBe(sha256(content));
     await expect(stat(path)).rejects.toThrow(/ENOENT/);
     expect((await stat(quarantine)).mode & 0o777).toBe(0o700);

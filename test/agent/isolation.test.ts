@@ -2,10 +2,11 @@
 // managed by a gateway in the root namespace (the portal side); an "attacker" namespace shares the
 // link. Reachability is checked with real TCP connections, IPv4 and IPv6, both directions.
 import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentMessage } from "../../src/protocol/messages.ts";
 import {
@@ -49,12 +50,22 @@ function startAgentProcess(extra: string[] = []) {
     "--rules-dir",
     join(stateDir, "rules"),
     "--heartbeat-ms",
-    "200",
+    "500", // short enough to see heartbeats flow, long enough for a pong on a loaded machine
+    "--insecure", // the fake gateway speaks plain http
     ...extra,
   ]);
   child.stderr?.on("data", (chunk: Buffer) => agentLog.push(chunk.toString()));
   agent = child;
   return child;
+}
+
+/** Polls until `condition` holds (10 s at most). */
+async function eventually(condition: () => Promise<boolean>) {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met within 10 s");
+    await sleep(50);
+  }
 }
 
 let commands = 0;
@@ -68,28 +79,35 @@ async function run(command: string, details: Record<string, unknown>): Promise<C
 
 async function reachability() {
   const { portal: p, attacker: a, host: h, hostNs, attackerNs } = net;
-  const [portal4, portal6, attacker4, attacker6, dns, inbound4, inbound6] = await Promise.all([
-    tcpReachable(hostNs, p.v4, portalPort),
-    tcpReachable(hostNs, p.v6, portalPort),
-    tcpReachable(hostNs, a.v4, ATTACKER_PORT),
-    tcpReachable(hostNs, a.v6, ATTACKER_PORT),
-    tcpReachable(hostNs, a.v4, 53),
-    tcpReachable(attackerNs, h.v4, HOST_PORT),
-    tcpReachable(attackerNs, h.v6, HOST_PORT),
-  ]);
+  const [portal4, portal6, attacker4, attacker6, resolver, c2, inbound4, inbound6] =
+    await Promise.all([
+      tcpReachable(hostNs, p.v4, portalPort),
+      tcpReachable(hostNs, p.v6, portalPort),
+      tcpReachable(hostNs, a.v4, ATTACKER_PORT),
+      tcpReachable(hostNs, a.v6, ATTACKER_PORT),
+      tcpReachable(hostNs, p.v4, 53),
+      tcpReachable(hostNs, a.v4, 53),
+      tcpReachable(attackerNs, h.v4, HOST_PORT),
+      tcpReachable(attackerNs, h.v6, HOST_PORT),
+    ]);
   return {
     portal: [portal4, portal6],
     hostToAttacker: [attacker4, attacker6],
     attackerToHost: [inbound4, inbound6],
-    dns,
+    // port 53 of the host's resolver (the portal side, per its resolv.conf) and of the attacker
+    dns: { resolver, attacker: c2 },
   };
 }
 const OPEN = {
   portal: [true, true],
   hostToAttacker: [true, true],
   attackerToHost: [true, true],
-  dns: true,
+  dns: { resolver: true, attacker: true },
 };
+const NO_DNS = { resolver: false, attacker: false };
+
+// `ip netns exec` shows /etc/netns/<ns>/resolv.conf as the namespace's /etc/resolv.conf.
+const resolvConfDir = () => join("/etc/netns", net.hostNs);
 
 const nftRuleset = () => inNs(net.hostNs, "nft", ["list", "ruleset"]);
 function isolationRules(): number {
@@ -110,7 +128,12 @@ describe("isolation in network namespaces", () => {
     portalPort = (first.address() as { port: number }).port;
     const second = createServer((socket) => socket.end());
     await new Promise<void>((resolve) => second.listen(portalPort, net.portal.v6, resolve));
-    portal = [first, second];
+    // The host's resolver, on the portal side: what its resolv.conf names.
+    const resolver = createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => resolver.listen(53, net.portal.v4, resolve));
+    portal = [first, second, resolver];
+    await mkdir(resolvConfDir(), { recursive: true });
+    await writeFile(join(resolvConfDir(), "resolv.conf"), `nameserver ${net.portal.v4}\n`);
     listeners.push(
       await listenInNs(net.attackerNs, ATTACKER_PORT),
       await listenInNs(net.attackerNs, 53),
@@ -125,6 +148,7 @@ describe("isolation in network namespaces", () => {
     for (const listener of listeners) listener.kill("SIGKILL");
     await gateway?.stop();
     for (const server of portal) server.close();
+    if (net) await rm(resolvConfDir(), { recursive: true, force: true });
     net?.destroy();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
@@ -150,12 +174,19 @@ describe("isolation in network namespaces", () => {
       details: { isolation_level: "full", execution_time_ms: expect.any(Number) },
     });
     expect(done.details.firewall_rules_added).toBe(isolationRules());
+    expect(done.details.dns_servers).toEqual([net.portal.v4]); // from the host's resolv.conf
     expect(await reachability()).toEqual({
       portal: [true, true],
       hostToAttacker: [false, false],
       attackerToHost: [false, false],
-      dns: true, // allow_dns
+      dns: { resolver: true, attacker: false }, // allow_dns: the resolver only, no C2 over port 53
     });
+    // No port-53 rule leaves the destination open.
+    const dnsRules = nftRuleset()
+      .split("\n")
+      .filter((line) => /th [ds]port 53/.test(line));
+    expect(dnsRules).toHaveLength(2);
+    for (const rule of dnsRules) expect(rule).toMatch(/ip [ds]addr 10\.213\.\d+\.1 /);
     // The management channel never dropped: same connection, heartbeats still flowing.
     expect(gateway.connections).toBe(1);
     await gateway.nth(isHeartbeat, heartbeats + 3);
@@ -180,7 +211,7 @@ describe("isolation in network namespaces", () => {
       portal: [false, false], // only the gateway's own address:port is let through
       hostToAttacker: [false, false],
       attackerToHost: [false, false],
-      dns: false,
+      dns: NO_DNS,
     });
     expect(gateway.connected).toBe(true);
     expect((await run("release-host", {})).success).toBe(true);
@@ -230,9 +261,85 @@ describe("isolation in network namespaces", () => {
       portal: [true, true],
       hostToAttacker: [false, false],
       attackerToHost: [false, false],
-      dns: false,
+      dns: NO_DNS,
     });
     expect((await run("release-host", {})).success).toBe(true);
     expect(await reachability()).toEqual(OPEN);
+  }, 60_000);
+
+  it("isolate-host with dns_servers lets DNS reach those servers only", async () => {
+    const done = await run("isolate-host", {
+      allow_dns: true,
+      dns_servers: [net.attacker.v4],
+      portal_ips: [net.portal.v4],
+      portal_ports: [portalPort],
+    });
+    expect(done.details.dns_servers).toEqual([net.attacker.v4]);
+    expect((await reachability()).dns).toEqual({ resolver: false, attacker: true });
+    expect((await reachability()).hostToAttacker).toEqual([false, false]);
+    expect((await run("release-host", {})).success).toBe(true);
+  });
+
+  it("refuses to block loopback, link-local, the gateway and the portal of the isolation", async () => {
+    const refusals: [string, RegExp][] = [
+      ["127.0.0.1", /refusing to block 127\.0\.0\.1: loopback \(127\.0\.0\.0\/8\)/],
+      ["::1", /refusing to block ::1: loopback/],
+      ["fe80::1", /refusing to block fe80::1: link-local/],
+      [net.portal.v4, /refusing to block 10\.213\.\d+\.1: this agent is managed through it/],
+    ];
+    for (const [ip, message] of refusals) {
+      expect(await run("block-ip", { ip }), ip).toMatchObject({ success: false, message });
+    }
+    await run("isolate-host", { portal_ips: [net.portal.v6], portal_ports: [portalPort] });
+    expect(await run("block-ip", { ip: net.portal.v6 })).toMatchObject({
+      success: false,
+      message: expect.stringMatching(/the portal of the current isolation/),
+    });
+    await run("release-host", {});
+    expect(inNs(net.hostNs, "nft", ["list", "tables"])).not.toMatch(/mm_agent_block/);
+  });
+
+  it("lifts a block and an isolation at their expiry, also one that passed while it was down", async () => {
+    const blocked = await run("block-ip", { ip: net.attacker.v4, duration_seconds: 5 });
+    expect(blocked.details).toMatchObject({ blocked: true, expires_at: expect.any(String) });
+    expect((await reachability()).hostToAttacker).toEqual([false, true]);
+    // The agent's own timer, without any command from the gateway.
+    await eventually(async () => (await reachability()).hostToAttacker[0] === true);
+    expect(agentLog.join("")).toMatch(/"block_expired".*"ip":"10\.213\.\d+\.3"/);
+
+    const isolated = await run("isolate-host", {
+      portal_ips: [net.portal.v4, net.portal.v6],
+      portal_ports: [portalPort],
+      duration_seconds: 2,
+    });
+    const expiresAt = Date.parse(isolated.details.expires_at as string);
+    const killed = new Promise((resolve) => agent?.once("exit", resolve));
+    agent?.kill("SIGKILL");
+    await killed;
+    expect((await reachability()).hostToAttacker).toEqual([false, false]); // the kernel still isolates
+    await eventually(async () => Date.now() > expiresAt);
+    const hellos = gateway.messages(isHello).length;
+    startAgentProcess();
+    const hello = await gateway.nth(isHello, hellos + 1);
+    expect(hello.isolation).toEqual({ isolated: false });
+    expect(await reachability()).toEqual(OPEN);
+  }, 60_000);
+
+  it("never isolates the host away from --protected ranges", async () => {
+    const killed = new Promise((resolve) => agent?.once("exit", resolve));
+    agent?.kill("SIGKILL");
+    await killed;
+    const hellos = gateway.messages(isHello).length;
+    startAgentProcess(["--protected", `${net.attacker.v6}/128`]);
+    await gateway.nth(isHello, hellos + 1);
+    await run("isolate-host", { portal_ips: [net.portal.v4], portal_ports: [portalPort] });
+    const isolated = await reachability();
+    expect(isolated.hostToAttacker).toEqual([false, true]);
+    expect(isolated.attackerToHost).toEqual([false, true]);
+    expect(await run("block-ip", { ip: net.attacker.v6 })).toMatchObject({
+      success: false,
+      message: expect.stringMatching(/protected \(--protected\)/),
+    });
+    expect((await run("release-host", {})).success).toBe(true);
   }, 60_000);
 });

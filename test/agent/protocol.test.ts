@@ -59,6 +59,18 @@ describe("protocol", () => {
     expect(CommandDetails["isolate-host"].parse(command.details)).toEqual(command.details);
   });
 
+  it("kill-process needs a process_name or an executable_sha256 besides the pid", () => {
+    const kill = CommandDetails["kill-process"];
+    expect(kill.safeParse({ pid: 42 }).error?.issues).toEqual([
+      expect.objectContaining({
+        path: ["process_name"],
+        message: "required unless executable_sha256 is given",
+      }),
+    ]);
+    expect(kill.safeParse({ pid: 42, process_name: "ncat" }).success).toBe(true);
+    expect(kill.safeParse({ pid: 42, executable_sha256: "a".repeat(64) }).success).toBe(true);
+  });
+
   it("reports invalid JSON, unknown and invalid messages with the offending path, never throwing", () => {
     expect(parseAgentMessage("{nope")).toMatchObject({ ok: false, code: "invalid_json" });
     expect(parseAgentMessage("[1]")).toMatchObject({ ok: false, code: "invalid_message" });

@@ -13,6 +13,7 @@ import { ruleChecksum } from "../../src/agent/enforce/rules.ts";
 import { type AgentOptions, type RunningAgent, startAgent } from "../../src/agent/index.ts";
 import { StateStore } from "../../src/agent/state.ts";
 import { AGENT_COMMANDS, type AgentMessage } from "../../src/protocol/messages.ts";
+import { generateSigningKeys, privateSigningKey, signCommand } from "../../src/protocol/signing.ts";
 import { SHARED } from "../support/fixtures.ts";
 import {
   AGENT_ID,
@@ -57,6 +58,8 @@ async function agent(options: Partial<AgentOptions> & { stateDir: string }) {
     rulesDir: join(options.stateDir, "rules"),
     backoff: { initialMs: 50, maxMs: 200 },
     alertPollMs: 20,
+    insecure: true, // the fake gateway speaks plain http
+
     log: { debug: record, info: record, warn: record, error: record },
     ...options,
   });
@@ -399,6 +402,84 @@ describe("session", () => {
   });
 });
 
+describe("signed commands", () => {
+  const keys = generateSigningKeys();
+  const serviceKey = privateSigningKey(keys.privateKeyPem);
+  const future = () => new Date(Date.now() + 60_000).toISOString();
+  const signed = (
+    id: string,
+    details: Record<string, unknown>,
+    { agentId = AGENT_ID, expiresAt = future() } = {},
+  ) => {
+    const frame = { command: "delete-file", priority: "high", id, details, expires_at: expiresAt };
+    return { ...frame, signature: signCommand(serviceKey, agentId, frame) };
+  };
+
+  it("runs a signed command; refuses a tampered, misaddressed, unsigned or expired one", async () => {
+    gateway = await FakeGateway.start();
+    gateway.commandSigningKey = keys.publicKeyPem;
+    const stateDir = newDir();
+    // insecure only for http: with a key known, every command is verified all the same
+    await agent({ stateDir });
+    await gateway.waitFor(isHello);
+    const malware = join(root, "signed-malware.py");
+    const bystander = join(root, "bystander.txt");
+    await writeFile(malware, "evil");
+    await writeFile(bystander, "keep me");
+
+    gateway.send(signed("sig-ok", { path: malware }));
+    expect(await completionOf("sig-ok")).toMatchObject({ success: true });
+    await expect(stat(malware)).rejects.toThrow(/ENOENT/);
+
+    const tampered = { ...signed("sig-tampered", { path: malware }), details: { path: bystander } };
+    gateway.send(tampered);
+    gateway.send(signed("sig-other", { path: bystander }, { agentId: "agent-2" }));
+    gateway.send(command("sig-none", "delete-file", { path: bystander }));
+    gateway.send(
+      signed(
+        "sig-expired",
+        { path: bystander },
+        { expiresAt: new Date(Date.now() - 1000).toISOString() },
+      ),
+    );
+    for (const id of ["sig-tampered", "sig-other"]) {
+      expect(await completionOf(id), id).toMatchObject({
+        status: "failed",
+        message: "command signature invalid",
+      });
+    }
+    expect(await completionOf("sig-none")).toMatchObject({
+      status: "failed",
+      message: "command signature invalid: the command is not signed",
+    });
+    expect(await completionOf("sig-expired")).toMatchObject({
+      status: "failed",
+      message: expect.stringMatching(/^command expired at .*; not run$/),
+    });
+    expect(await readFile(bystander, "utf8")).toBe("keep me");
+    const ledger = await StateStore.open(stateDir);
+    expect(await ledger.ledgerGet("sig-tampered")).toMatchObject({
+      refused: "command signature invalid",
+      completion: { success: false },
+    });
+    // A forged frame does not take the id from the real command: the service's one still runs.
+    await writeFile(malware, "evil again");
+    gateway.send(signed("sig-tampered", { path: malware }));
+    expect(await completionOf("sig-tampered", 2)).toMatchObject({ success: true });
+    await expect(stat(malware)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("refuses a plain http gateway unless --insecure", async () => {
+    gateway = await FakeGateway.start();
+    await expect(
+      startAgent({ gateway: gateway.url, enrollToken: ENROLL_TOKEN, stateDir: newDir() }),
+    ).rejects.toThrow(
+      /refusing the plain-text gateway http:\/\/127\.0\.0\.1:\d+: .*pass --insecure/,
+    );
+    expect(gateway.enrollments).toBe(0);
+  });
+});
+
 describe("wss with a self-signed portal certificate", () => {
   it("enrolls and connects when given the CA, and refuses an unknown certificate", async () => {
     const key = join(root, "portal.key");
@@ -415,9 +496,43 @@ describe("wss with a self-signed portal certificate", () => {
     await expect(
       startAgent({ gateway: gateway.url, enrollToken: ENROLL_TOKEN, stateDir: newDir() }),
     ).rejects.toThrow(/self-signed certificate/);
-    await agent({ stateDir: newDir(), caFile: cert });
+    const stateDir = newDir();
+    const first = await agent({ stateDir, caFile: cert, insecure: false });
     expect(await gateway.waitFor(isHello)).toMatchObject({ type: "hello" });
     expect(gateway.enrollments).toBe(1);
+
+    // Enrolled by a service that gives no signing key, and not --insecure: nothing runs unsigned.
+    const target = join(root, "unsigned.py");
+    await writeFile(target, "evil");
+    gateway.send(command("tls-unsigned", "delete-file", { path: target }));
+    expect(await completionOf("tls-unsigned")).toMatchObject({
+      status: "failed",
+      message: expect.stringMatching(
+        /^command signature invalid: this agent has no command signing key/,
+      ),
+    });
+    expect(logs.filter((line) => line.startsWith("commands_unsigned"))).toHaveLength(1);
+    expect(await readFile(target, "utf8")).toBe("evil");
+
+    // --command-key gives it the service's key: the signed command runs.
+    const keys = generateSigningKeys();
+    const keyFile = join(root, "command-key.pem");
+    await writeFile(keyFile, keys.publicKeyPem);
+    await stop(first);
+    await agent({ stateDir, caFile: cert, insecure: false, commandKeyFile: keyFile });
+    await gateway.nth(isHello, 2);
+    const frame = {
+      command: "delete-file",
+      priority: "high",
+      id: "tls-signed",
+      details: { path: target },
+    };
+    gateway.send({
+      ...frame,
+      signature: signCommand(privateSigningKey(keys.privateKeyPem), AGENT_ID, frame),
+    });
+    expect(await completionOf("tls-signed")).toMatchObject({ success: true });
+    await expect(stat(target)).rejects.toThrow(/ENOENT/);
   });
 });
 
@@ -428,7 +543,7 @@ describe("mm agent (cli)", () => {
         process.execPath,
         ["--import", "tsx", "test/agent/support/run-agent.ts", ...args],
         {
-          cwd: "/work/main",
+          cwd: join(import.meta.dirname, "../.."),
           stdio: ["ignore", "ignore", "pipe"],
         },
       );
@@ -448,12 +563,29 @@ describe("mm agent (cli)", () => {
       code: 2,
       stderr: expect.stringMatching(/--heartbeat-ms must be a positive integer/),
     });
+    expect(await cli(["--protected", "10.0.0.0/8,wazuh.local"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--protected: not an IP address or CIDR range: "wazuh.local"/),
+    });
+    expect(await cli(["--dns-servers", "10.0.0.53,resolver"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--dns-servers: not an IP address: "resolver"/),
+    });
+    expect(await cli(["--protected-paths", "opt/app"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--protected-paths: not an absolute path: "opt\/app"/),
+    });
   });
 
   it("explains a missing or refused enrollment", async () => {
     gateway = await FakeGateway.start();
     const stateDir = newDir();
-    const missing = await cli(["--gateway", gateway.url, "--state-dir", stateDir]);
+    const plain = await cli(["--gateway", gateway.url, "--state-dir", stateDir]);
+    expect(plain).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/refusing the plain-text gateway .*pass --insecure/),
+    });
+    const missing = await cli(["--gateway", gateway.url, "--state-dir", stateDir, "--insecure"]);
     expect(missing).toMatchObject({
       code: 1,
       stderr: expect.stringMatching(/not enrolled: pass --enroll <token>/),
@@ -465,6 +597,7 @@ describe("mm agent (cli)", () => {
       stateDir,
       "--enroll",
       "wrong",
+      "--insecure",
     ]);
     expect(refused).toMatchObject({
       code: 1,

@@ -103,6 +103,7 @@ describe("the seed scenario, end to end with the reference agent", () => {
       path.join(work, "rules"),
       "--heartbeat-ms",
       "1000",
+      "--insecure", // the test service's gateway is plain http
     ]);
     agent.stderr?.on("data", (d) => process.env.MM_E2E_DEBUG && process.stderr.write(d));
     agent.stdout?.on("data", () => {});

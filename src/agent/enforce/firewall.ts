@@ -6,6 +6,7 @@
 // Every change is one `nft -f` transaction: a table is replaced atomically, never half-written.
 import { spawn } from "node:child_process";
 import { connect, isIPv4, isIPv6 } from "node:net";
+import { parseCidr } from "../../domain/protected-addresses.ts";
 import type { Endpoint } from "../state.ts";
 
 const ISOLATION_TABLE = "mm_agent_isolation";
@@ -14,9 +15,12 @@ const BLOCK_TABLE = "mm_agent_block";
 export interface IsolationSpec {
   portalIps: string[];
   portalPorts: number[];
-  allowDns: boolean;
+  /** The resolvers the host may query (port 53); empty: no DNS at all. */
+  dnsServers: string[];
   /** The gateway connection(s): allowed whatever portalIps says, so the agent stays reachable. */
   management: Endpoint[];
+  /** Ranges an isolation never cuts the host off from (e.g. the Wazuh manager), any port. */
+  protectedRanges: string[];
 }
 
 /**
@@ -63,10 +67,20 @@ export function isolationRuleset(spec: IsolationSpec): { script: string; rules: 
     input.add(`${family(ip)} saddr ${ip} tcp sport ${port} accept`);
     output.add(`${family(ip)} daddr ${ip} tcp dport ${port} accept`);
   }
-  if (spec.allowDns) {
-    output.add("meta l4proto { tcp, udp } th dport 53 accept");
+  for (const range of spec.protectedRanges.map(parseCidr)) {
+    const f = range.family === 4 ? "ip" : "ip6";
+    input.add(`${f} saddr ${range.text} accept`);
+    output.add(`${f} daddr ${range.text} accept`);
+  }
+  // DNS to the named resolvers only: port 53 open to any address would be a channel out of the
+  // isolation for whatever malware speaks DNS (or anything else) to a server of its own.
+  for (const server of spec.dnsServers.map(normalizeIp)) {
+    const f = family(server);
+    output.add(`${f} daddr ${server} meta l4proto { tcp, udp } th dport 53 accept`);
     // Only answers to the host's own queries: an unsolicited packet from port 53 stays dropped.
-    input.add("meta l4proto { tcp, udp } th sport 53 ct state established accept");
+    input.add(
+      `${f} saddr ${server} meta l4proto { tcp, udp } th sport 53 ct state established accept`,
+    );
   }
   const chain = (name: string, rules: Iterable<string>) =>
     [

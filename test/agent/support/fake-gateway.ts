@@ -31,6 +31,8 @@ export class FakeGateway {
   autoAckAlerts = true;
   heartbeatIntervalMs = 30_000;
   enrollments = 0;
+  /** Sent at enrollment as command_signing_key (SPKI PEM); null: an older service's reply. */
+  commandSigningKey: string | null = null;
   private socket: WebSocket | null = null;
 
   private constructor(
@@ -125,7 +127,11 @@ export class FakeGateway {
       if (!hostname) return reply(400, { error: "hostname is required" });
       if (token !== ENROLL_TOKEN) return reply(401, { error: "unknown enrollment token" });
       this.enrollments++;
-      reply(201, { agent_id: AGENT_ID, api_key: API_KEY });
+      reply(201, {
+        agent_id: AGENT_ID,
+        api_key: API_KEY,
+        ...(this.commandSigningKey !== null && { command_signing_key: this.commandSigningKey }),
+      });
     });
   }
 
