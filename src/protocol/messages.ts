@@ -28,6 +28,8 @@ export const Command = z.object({
   priority: Priority,
   id: z.string().min(1).describe("command id; an agent runs an id at most once"),
   details: record,
+  signature: z.string().optional(),
+  expires_at: z.string().datetime().optional(),
 });
 export type Command = z.infer<typeof Command>;
 
@@ -50,6 +52,12 @@ export const Welcome = z.object({
   type: z.literal("welcome"),
   agent_id: z.string().min(1),
   heartbeat_interval_ms: z.number().int().positive(),
+  command_signing_key: z
+    .string()
+    .optional()
+    .describe(
+      "the service's public key (SPKI PEM); trust it only when enrollment gave none (first use)",
+    ),
 });
 export type Welcome = z.infer<typeof Welcome>;
 

@@ -29,7 +29,7 @@ describe("command signing", () => {
 
   it("verifies the signed command, whatever the key order it travels in", () => {
     const signature = signCommand(priv, "agent-a", command);
-    const reordered = { details: { process_name: "ncat", pid: 42 }, ...command };
+    const reordered = Object.assign({ details: { process_name: "ncat", pid: 42 } }, command);
     expect(verifyCommand(pub, "agent-a", reordered, signature)).toBe(true);
   });
 
