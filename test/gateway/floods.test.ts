@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { fixture } from "../support/fixtures.ts";
 import { eventually } from "../support/wait.ts";
-import { type Frame, succeed } from "./support/agent.ts";
+import { type Frame, succeed, TestAgent } from "./support/agent.ts";
 import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-context.ts";
 import { issueDirect } from "./support/hostile.ts";
 
@@ -68,8 +68,23 @@ describe("inbound floods", () => {
 
 describe("a session that does not read", () => {
   it("claims no more commands while its socket holds more than the bound, and sends them all once it reads", async () => {
-    const slow = await g.agent("slow-reader", { autoAnswer: succeed });
-    const neighbour = await g.agent("marker", { autoAnswer: succeed });
+    // A gateway of its own: answering 100 commands at once is more than this file's flood limits.
+    const roomy = await g.ctx.start({
+      roles: ["gateway"],
+      config: { gateway: { ...loadConfig().gateway, maxBufferedBytes: 65_536 } },
+    });
+    const url = roomy.gatewayUrl as string;
+    const connect = async (hostname: string) => {
+      const { agentId, apiKey } = await g.enroll(hostname);
+      return Object.assign(
+        await TestAgent.connect(url, apiKey, hostname, { autoAnswer: succeed }),
+        {
+          agentId,
+        },
+      );
+    };
+    const slow = await connect("slow-reader");
+    const neighbour = await connect("marker");
     const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     socket.pause();
     const big = "x".repeat(100_000);
@@ -106,5 +121,8 @@ describe("a session that does not read", () => {
       60_000,
     );
     expect(new Set(slow.commands().map((c: Frame) => c.id))).toEqual(new Set(ids));
+    await slow.close();
+    await neighbour.close();
+    await roomy.close();
   }, 90_000);
 });
