@@ -84,7 +84,7 @@ describe("a gateway under attack", () => {
     await pool(range(50), 8, async (i) => {
       agents.push(await g.agent(`fleet-${i}`, { autoAnswer: succeed }));
     });
-    const hostile = await Promise.all(range(4).map((i) => g.enroll(`hostile-${i}`)));
+    const hostile = await Promise.all(range(8).map((i) => g.enroll(`hostile-${i}`)));
 
     // Commands flow to the fleet for the whole attack.
     const issued: string[] = [];
@@ -95,13 +95,19 @@ describe("a gateway under attack", () => {
 
     // Upgrades reset while the key is checked: unknown keys and valid ones.
     const resets = pool(range(400), 16, (i) =>
-      upgradeThenReset(at, i % 2 ? `mmk_${i}` : (hostile[i % 4]?.apiKey as string)),
+      upgradeThenReset(at, i % 4 ? `mmk_${i}` : (hostile[i % 8]?.apiKey as string)),
     );
 
     // Over 10,000 malformed frames on authenticated sessions, and invalid WebSocket framing.
     let malformed = 0;
-    const frames = pool(range(120), 4, async (i) => {
-      malformed += await malformedSession(hostile[i % 4]?.apiKey as string, 100);
+    let sessions = 0;
+    const frames = pool(range(4), 4, async (worker) => {
+      // Sessions whose upgrade lost to the resets send nothing: more are opened until 10,000 went.
+      while (malformed < 10_000 && sessions++ < 1_000)
+        malformed += await malformedSession(
+          hostile[(worker + sessions) % 8]?.apiKey as string,
+          100,
+        );
     });
     const framing = pool(range(40), 4, async (i) => {
       // An unmasked frame with a reserved opcode; then a length no frame may have.
