@@ -239,7 +239,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     const now = Date.now();
     for (const session of opened) {
       if (!session.isWelcomed && now - session.openedAt > limits.handshakeTimeoutMs) {
-        session.close(CLOSE.noHello, `no hello within ${limits.handshakeTimeoutMs} ms`);
+        session.close(CLOSE.noHello, `no hello within ${limits.handshakeTimeoutMs / 1000} s`);
       } else if (session.isWelcomed && now - session.lastFrameAt > silenceMs) {
         session.terminate(`no heartbeat for ${silenceMs} ms`);
       }

@@ -224,6 +224,7 @@ describe("heartbeats and presence", () => {
       type: "welcome",
       agent_id: live.agentId,
       heartbeat_interval_ms: 1_000,
+      command_signing_key: expect.stringMatching(/^-----BEGIN PUBLIC KEY-----/),
     });
     const timer = setInterval(
       () => beating.send({ type: "heartbeat", timestamp: new Date().toISOString() }),
