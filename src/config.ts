@@ -1,3 +1,4 @@
+import path from "node:path";
 import { z } from "zod";
 
 // Every setting comes from the environment and is documented in .env.example; the defaults match
@@ -78,6 +79,14 @@ const schema = z
     MM_GATEWAY_MISSED_HEARTBEATS: z.coerce.number().int().min(1).default(3),
     MM_GATEWAY_MAX_FRAME_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
     MM_GATEWAY_MAX_BAD_FRAMES: z.coerce.number().int().min(1).default(10),
+    MM_GATEWAY_FRAMES_PER_SECOND: z.coerce.number().positive().default(200),
+    MM_GATEWAY_FRAME_BURST: z.coerce.number().int().min(1).default(1_000),
+    MM_GATEWAY_MAX_QUEUED_FRAMES: z.coerce.number().int().min(1).default(1_000),
+    MM_GATEWAY_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1_024).default(4_194_304),
+    MM_GATEWAY_HANDSHAKE_TIMEOUT_MS: positiveMs.min(100).default(10_000),
+    MM_GATEWAY_MAX_PENDING_UPGRADES: z.coerce.number().int().min(1).default(256),
+    MM_DATA_DIR: z.string().min(1).default(".data"),
+    MM_COMMAND_SIGNING_KEY_FILE: z.string().min(1).optional(),
     // Below the mitigation workflow's 10-minute activity limit, so expiry is what an engine command meets first.
     MM_COMMAND_TTL_SECONDS: z.coerce.number().int().positive().max(540).default(300),
     MM_PORTAL_IPS: list(z.union([z.ipv4(), z.ipv6()])).default([]),
@@ -163,7 +172,22 @@ function toConfig(env: z.infer<typeof schema>) {
       missedHeartbeats: env.MM_GATEWAY_MISSED_HEARTBEATS,
       maxFrameBytes: env.MM_GATEWAY_MAX_FRAME_BYTES,
       maxBadFrames: env.MM_GATEWAY_MAX_BAD_FRAMES,
+      /** Token bucket of one session's inbound frames: the sustained rate and the burst above it. */
+      framesPerSecond: env.MM_GATEWAY_FRAMES_PER_SECOND,
+      frameBurst: env.MM_GATEWAY_FRAME_BURST,
+      /** Frames of one session received but not yet handled, alerts and the others each. */
+      maxQueuedFrames: env.MM_GATEWAY_MAX_QUEUED_FRAMES,
+      /** Bytes waiting in one session's socket above which no more commands are claimed for it. */
+      maxBufferedBytes: env.MM_GATEWAY_MAX_BUFFERED_BYTES,
+      /** From TCP accept to the request headers, and from the upgrade to hello. */
+      handshakeTimeoutMs: env.MM_GATEWAY_HANDSHAKE_TIMEOUT_MS,
+      /** Upgrades whose API key is still being checked. */
+      maxPendingUpgrades: env.MM_GATEWAY_MAX_PENDING_UPGRADES,
     },
+    /** The service's Ed25519 command signing key (PKCS#8 PEM), created on first start. */
+    commandSigningKeyFile: path.resolve(
+      env.MM_COMMAND_SIGNING_KEY_FILE ?? path.join(env.MM_DATA_DIR, "secrets/command-signing.pem"),
+    ),
     commands: {
       ttlMs: env.MM_COMMAND_TTL_SECONDS * 1_000,
       portalIps: env.MM_PORTAL_IPS,

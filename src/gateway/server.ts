@@ -1,17 +1,24 @@
 // The agent gateway: its own port, HTTP or HTTPS (wss) when a certificate is configured.
-//   POST /api/enroll   {token, hostname} → 201 {agent_id, api_key}
+//   GET  /health       liveness only: nothing about the machine or its agents
+//   POST /api/enroll   {token, hostname} → 201 {agent_id, api_key, command_signing_key}
 //   GET  /agent/ws     WebSocket upgrade with `Authorization: Bearer <api_key>` (401 before the upgrade)
+//
+// Anyone on the network reaches this port, so no client can take it down or hog it: every socket
+// has an error handler from its accept on, headers and hello have a deadline, key checks in flight
+// are bounded, and each session's queues are (session.ts).
 import { readFile } from "node:fs/promises";
-import type { Server as HttpServer } from "node:http";
+import type { Server as HttpServer, IncomingMessage } from "node:http";
+import { STATUS_CODES } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { hostname as machineName } from "node:os";
+import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
-import { createNodeWebSocket } from "@hono/node-ws";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { type WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
 import { reportOutcome } from "../activities/agent-commands.ts";
 import type { Config } from "../config.ts";
@@ -24,28 +31,10 @@ import type { OutcomeToReport } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 import { enroll } from "../store/enrollment-tokens.ts";
 import { AgentSession, CLOSE } from "./session.ts";
+import { loadCommandSigningKey } from "./signing-key.ts";
 
-// @hono/node-ws reports every socket error (an oversized or malformed frame, a reset) with
-// `new ErrorEvent(…)`, a global Node 20 does not have: without this, one agent's bad frame would
-// throw out of the socket's error handler and take the whole process down.
-if (!("ErrorEvent" in globalThis)) {
-  Object.defineProperty(globalThis, "ErrorEvent", {
-    configurable: true,
-    writable: true,
-    value: class ErrorEvent extends Event {
-      readonly error: unknown;
-      readonly message: string;
-      constructor(type: string, init: { error?: unknown; message?: string } = {}) {
-        super(type);
-        this.error = init.error;
-        this.message = init.message ?? (init.error instanceof Error ? init.error.message : "");
-      }
-    },
-  });
-}
-
-const HELLO_TIMEOUT_MS = 10_000;
 const SWEEP_MS = 1_000;
+const WS_PATH = "/agent/ws";
 
 const EnrollRequest = z.object({
   token: z.string().min(1).max(200),
@@ -79,17 +68,23 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         .slice(0, 20) || "host"
     }`,
   );
+  const limits = config.gateway;
+  const signingKey = await loadCommandSigningKey(config.commandSigningKeyFile);
+  // Its path only: the key itself is never printed.
+  if (signingKey.created)
+    log.info("command signing key created", { file: config.commandSigningKeyFile });
   const sessions = new Map<string, AgentSession>();
   const opened = new Set<AgentSession>();
 
-  const app = new Hono<{ Variables: { agent: AgentCredentials } }>();
-  const nodeWs = createNodeWebSocket({ app });
+  const app = new Hono();
   // An oversized frame closes the session (1009) before it is ever buffered whole.
-  nodeWs.wss.options.maxPayload = config.gateway.maxFrameBytes;
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    maxPayload: limits.maxFrameBytes,
+  });
 
-  app.get("/health", (c) =>
-    c.json({ status: "up", gateway_id: gatewayId, sessions: sessions.size }),
-  );
+  app.get("/health", (c) => c.json({ status: "up" }));
 
   app.post(
     "/api/enroll",
@@ -117,52 +112,73 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
           401,
         );
       log.info("agent enrolled", { agent: enrolled.agentId, hostname: request.data.hostname });
-      return c.json({ agent_id: enrolled.agentId, api_key: enrolled.apiKey }, 201);
+      // Agents pin this key and refuse commands it did not sign. Learnt over the enrollment
+      // request (https in production): the welcome frame repeats it only for agents enrolled
+      // before commands were signed, which may trust it on first use.
+      return c.json(
+        {
+          agent_id: enrolled.agentId,
+          api_key: enrolled.apiKey,
+          command_signing_key: signingKey.publicKeyPem,
+        },
+        201,
+      );
     },
   );
 
   const report = (outcome: OutcomeToReport) => reportOutcome(deps, outcome);
+  const sessionDeps = {
+    db: deps.db,
+    nc: deps.nc,
+    intake: deps.intake,
+    log,
+    gatewayId,
+    heartbeatMs: limits.heartbeatMs,
+    limits,
+    signingKey,
+    sessions,
+    report,
+  };
 
-  app.get(
-    "/agent/ws",
-    async (c, next) => {
-      const key = bearerToken(c.req.header("authorization"));
+  const accept = (ws: WebSocket, agent: AgentCredentials) => {
+    const session = new AgentSession(agent, sessionDeps);
+    opened.add(session);
+    session.open(ws);
+    ws.on("message", (data, isBinary) => session.message(isBinary ? data : String(data)));
+    ws.on("error", (err) => session.error(err));
+    ws.on("close", (code) => {
+      opened.delete(session);
+      void session.closed(code);
+    });
+  };
+
+  // Upgrades whose key is being checked; each holds a socket and waits on the database.
+  const upgrading = new Set<Duplex>();
+  const upgrade = async (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = new URL(request.url ?? "/", "http://gateway").pathname;
+    if (path !== WS_PATH) return refuseUpgrade(socket, 404);
+    if (request.headers.upgrade?.toLowerCase() !== "websocket") return refuseUpgrade(socket, 400);
+    if (upgrading.size >= limits.maxPendingUpgrades) return refuseUpgrade(socket, 503);
+    upgrading.add(socket);
+    // A lookup that hangs (the database away) does not hold the socket past the handshake.
+    const deadline = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
+    try {
+      const key = bearerToken(request.headers.authorization);
       const agent = key ? await authenticateAgent(deps.db, key) : null;
-      if (!agent)
-        return c.json(
-          { error: "a valid agent API key is required (Authorization: Bearer <api_key>)" },
-          401,
-        );
-      c.set("agent", agent);
-      await next();
-    },
-    nodeWs.upgradeWebSocket((c) => {
-      const session = new AgentSession(c.get("agent"), {
-        db: deps.db,
-        nc: deps.nc,
-        intake: deps.intake,
-        log,
-        gatewayId,
-        heartbeatMs: config.gateway.heartbeatMs,
-        maxBadFrames: config.gateway.maxBadFrames,
-        sessions,
-        report,
-      });
-      return {
-        onOpen: (_event, ws) => {
-          opened.add(session);
-          if (ws.raw) session.open(ws.raw);
-        },
-        onMessage: (event) => session.message(event.data),
-        onError: (event) => session.error((event as Event & { error?: unknown }).error),
-        onClose: (event) => {
-          opened.delete(session);
-          void session.closed(event.code);
-        },
-      };
-    }),
-    (c) => c.json({ error: "this endpoint only speaks WebSocket" }, 426),
-  );
+      if (!agent) return refuseUpgrade(socket, 401);
+      // A client that reset while its key was checked is gone; ws drops a dead socket itself.
+      wss.handleUpgrade(request, socket, head, (ws) => accept(ws, agent));
+    } catch (err) {
+      log.error("agent upgrade failed", { error: (err as Error).message });
+      refuseUpgrade(socket, 500);
+    } finally {
+      clearTimeout(deadline);
+      upgrading.delete(socket);
+    }
+  };
+
+  // A plain GET of the WebSocket endpoint (an upgrade never reaches the app).
+  app.get(WS_PATH, (c) => c.json({ error: "this endpoint only speaks WebSocket" }, 426));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
@@ -176,30 +192,55 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
         key: await readFile(config.gateway.tls.keyFile),
       }
     : undefined;
+  // Slow or endless headers are cut at the handshake deadline (408); the check runs often enough
+  // for the deadline to hold.
+  const serverOptions = {
+    headersTimeout: limits.handshakeTimeoutMs,
+    requestTimeout: 2 * limits.handshakeTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, limits.handshakeTimeoutMs / 2),
+    ...tls,
+  };
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve(
       {
         fetch: app.fetch,
         port: config.gatewayPort,
         hostname: config.host,
-        ...(tls && { createServer: createHttpsServer, serverOptions: tls }),
+        serverOptions,
+        ...(tls && { createServer: createHttpsServer }),
       },
       () => resolve(s),
     );
     s.once("error", reject);
   });
-  nodeWs.injectWebSocket(server);
+  // An error on a socket nobody listens to would end the process: a reset during the key check,
+  // for one, since Node stops listening to a socket's errors once it hands it to 'upgrade'.
+  const guard = (socket: Duplex) => {
+    socket.on("error", (err: NodeJS.ErrnoException) =>
+      log.debug("gateway socket error", { error: err.code ?? err.message }),
+    );
+  };
+  server.on("connection", guard);
+  if (tls) server.on("secureConnection", guard);
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    log.debug("gateway client error", { error: err.code ?? err.message });
+    if (!socket.writable || err.code === "ECONNRESET") return socket.destroy();
+    refuseUpgrade(socket, err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400);
+  });
+  server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void upgrade(request, socket, head);
+  });
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `${tls ? "https" : "http"}://${host}:${port}`;
 
-  // Sessions that never said hello, and agents whose heartbeats stopped, are let go.
+  // Sessions that never said hello in time, and agents whose heartbeats stopped, are let go.
   const silenceMs = config.gateway.heartbeatMs * config.gateway.missedHeartbeats;
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const session of opened) {
-      if (!session.isWelcomed && now - session.openedAt > HELLO_TIMEOUT_MS) {
-        session.close(CLOSE.noHello, `no hello within ${HELLO_TIMEOUT_MS / 1000} s`);
+      if (!session.isWelcomed && now - session.openedAt > limits.handshakeTimeoutMs) {
+        session.close(CLOSE.noHello, `no hello within ${limits.handshakeTimeoutMs / 1000} s`);
       } else if (session.isWelcomed && now - session.lastFrameAt > silenceMs) {
         session.terminate(`no heartbeat for ${silenceMs} ms`);
       }
@@ -212,6 +253,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     sessions,
     async close() {
       clearInterval(sweep);
+      for (const socket of upgrading) socket.destroy();
       const closing = [...opened];
       for (const session of closing) session.close(CLOSE.goingAway, "gateway shutting down");
       // Agents answer the close handshake at once; the ones that do not are cut after 2 s.
@@ -223,4 +265,16 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * Answers an upgrade with a bare status and closes the connection; a client that keeps its side
+ * open (the server allows half-open sockets) is cut a second later.
+ */
+function refuseUpgrade(socket: Duplex, status: number): void {
+  if (!socket.writable) return void socket.destroy();
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+  );
+  setTimeout(() => socket.destroy(), 1_000).unref();
 }

@@ -14,6 +14,7 @@ import {
   type Hello,
   parseAgentMessage,
 } from "../protocol/messages.ts";
+import { signCommand } from "../protocol/signing.ts";
 import { newId } from "../secrets.ts";
 import type { AgentCredentials } from "../store/agent-keys.ts";
 import {
@@ -32,6 +33,7 @@ import {
   recordCompletion,
 } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
+import type { CommandSigningKey } from "./signing-key.ts";
 import {
   agentSubjects,
   type CommandNotice,
@@ -51,6 +53,17 @@ export const CLOSE = {
 } as const;
 
 const BAD_FRAME_WINDOW_MS = 60_000;
+/** How often a session whose agent is not reading checks whether it can send again. */
+const BACKPRESSURE_RETRY_MS = 100;
+
+export interface SessionLimits {
+  /** Invalid frames tolerated within a minute; the next one closes the session. */
+  maxBadFrames: number;
+  framesPerSecond: number;
+  frameBurst: number;
+  maxQueuedFrames: number;
+  maxBufferedBytes: number;
+}
 
 export interface SessionDeps {
   db: Db;
@@ -59,8 +72,8 @@ export interface SessionDeps {
   log: Logger;
   gatewayId: string;
   heartbeatMs: number;
-  /** Invalid frames tolerated within a minute; the next one closes the session. */
-  maxBadFrames: number;
+  limits: SessionLimits;
+  signingKey: CommandSigningKey;
   /** The gateway's live sessions, by agent id: at most one per agent. */
   sessions: Map<string, AgentSession>;
   /** Tells the waiting activity about a recorded completion. */
@@ -78,6 +91,16 @@ export class AgentSession {
   private ended = false;
   private closeReason: string | null = null;
   private badFrames: number[] = [];
+  /** Set once the session is closed for misbehaving: what the agent still sends is not read. */
+  private refused = false;
+  private tokens: number;
+  private refilledAt = performance.now();
+  private queuedFrames = 0;
+  private queuedAlerts = 0;
+  /** Claimed commands not yet written: the socket held more than it may. */
+  private outbox: Command[] = [];
+  private backlogDue = false;
+  private retry: NodeJS.Timeout | null = null;
   // Frames are handled in arrival order (an ack before its completion); alerts keep their own
   // order on a second chain, so a slow alert intake does not hold back command traffic.
   private frames: Promise<void> = Promise.resolve();
@@ -90,7 +113,9 @@ export class AgentSession {
   constructor(
     readonly credentials: AgentCredentials,
     private readonly deps: SessionDeps,
-  ) {}
+  ) {
+    this.tokens = deps.limits.frameBurst;
+  }
 
   get agentId(): string {
     return this.credentials.agentId;
@@ -105,6 +130,8 @@ export class AgentSession {
     this.ws = ws;
     ws.on("ping", () => {
       this.lastFrameAt = Date.now();
+      // ws answers every ping with a pong: pings spend the same budget as frames.
+      if (!this.admit()) this.bad("rate_limited", "too many frames; slow down");
     });
     this.subscription = this.deps.nc.subscribe(agentSubjects(this.agentId), {
       callback: (err, msg) => {
@@ -124,7 +151,12 @@ export class AgentSession {
 
   message(data: unknown): void {
     this.lastFrameAt = Date.now();
-    if (this.ended) return;
+    if (this.ended || this.refused) return;
+    // Checked before parsing: a flood costs the gateway as little as possible.
+    if (!this.admit()) {
+      this.bad("rate_limited", "too many frames; slow down");
+      return;
+    }
     if (typeof data !== "string") {
       this.bad("invalid_message", "binary frames are not part of the protocol; send JSON text");
       return;
@@ -145,14 +177,27 @@ export class AgentSession {
       this.bad("hello_required", "the first frame of a session must be hello");
       return;
     }
-    if ("alert" in message) {
-      const greeted = this.greeted;
-      this.alerts = this.alerts
-        .then(() => greeted)
-        .then(() => this.guard(() => this.onAlert(message, data)));
+    const ref = "alert" in message ? message.seq : undefined;
+    if (
+      ("alert" in message ? this.queuedAlerts : this.queuedFrames) >=
+      this.deps.limits.maxQueuedFrames
+    ) {
+      this.bad("rate_limited", "too many frames waiting to be handled; slow down", ref?.toString());
       return;
     }
-    this.frames = this.frames.then(() => this.guard(() => this.onFrame(message)));
+    if ("alert" in message) {
+      const greeted = this.greeted;
+      this.queuedAlerts++;
+      this.alerts = this.alerts
+        .then(() => greeted)
+        .then(() => this.guard(() => this.onAlert(message, data)))
+        .finally(() => this.queuedAlerts--);
+      return;
+    }
+    this.queuedFrames++;
+    this.frames = this.frames
+      .then(() => this.guard(() => this.onFrame(message)))
+      .finally(() => this.queuedFrames--);
     if (isHello(message)) this.greeted = this.frames;
   }
 
@@ -183,6 +228,8 @@ export class AgentSession {
   async closed(code: number): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.outbox = [];
     this.subscription?.unsubscribe();
     if (this.deps.sessions.get(this.agentId) === this) this.deps.sessions.delete(this.agentId);
     const reason =
@@ -262,6 +309,7 @@ export class AgentSession {
       type: "welcome",
       agent_id: this.agentId,
       heartbeat_interval_ms: this.deps.heartbeatMs,
+      command_signing_key: this.deps.signingKey.publicKeyPem,
     });
     this.deps.log.info("agent session open", {
       agent: this.agentId,
@@ -363,24 +411,60 @@ export class AgentSession {
     }
   }
 
-  /** Claims and sends the given commands, or the agent's whole backlog; critical ones first. */
+  /**
+   * Claims and sends the given commands, or the agent's whole backlog; critical ones first. While
+   * the agent is not reading, nothing is claimed: its commands wait in PostgreSQL meanwhile.
+   */
   private async deliver(ids?: string[]): Promise<void> {
+    if (this.outbox.length || this.buffered() >= this.deps.limits.maxBufferedBytes) {
+      this.backlogDue = true;
+      this.retryLater();
+      return;
+    }
+    const backlog = !ids || this.backlogDue;
+    this.backlogDue = false;
     const commands = await claimForDelivery(this.deps.db, {
       agentId: this.agentId,
       sessionId: this.id,
       gatewayId: this.deps.gatewayId,
-      ...(ids && { ids }),
+      ...(!backlog && { ids }),
     });
     for (const c of commands) {
-      // Exactly the seed's command frame, keys in the seed's order.
-      const frame: Command = {
+      // The seed's command frame, keys in the seed's order, then what lets the agent trust it.
+      const command = {
         command: c.command,
         priority: c.priority,
         id: c.id,
         details: c.details,
+        expires_at: c.expiresAt.toISOString(),
       };
-      this.send(frame);
+      this.outbox.push({
+        ...command,
+        signature: signCommand(this.deps.signingKey.privateKey, this.agentId, command),
+      });
     }
+    this.sendOutbox();
+  }
+
+  /** Writes claimed commands while the socket holds less than its bound. */
+  private sendOutbox(): void {
+    while (this.outbox.length && this.buffered() < this.deps.limits.maxBufferedBytes)
+      this.send(this.outbox.shift() as Command);
+    if (this.outbox.length) this.retryLater();
+  }
+
+  private retryLater(): void {
+    if (this.retry || this.ended) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      if (this.ended) return;
+      this.sendOutbox();
+      if (!this.outbox.length && this.backlogDue) void this.guard(() => this.deliver());
+    }, BACKPRESSURE_RETRY_MS);
+  }
+
+  private buffered(): number {
+    return this.ws?.bufferedAmount ?? 0;
   }
 
   private control(message: ControlMessage): void {
@@ -395,21 +479,44 @@ export class AgentSession {
   }
 
   private send(message: GatewayMessage): void {
-    if (this.ws?.readyState === 1 /* OPEN */) this.ws.send(JSON.stringify(message));
+    if (this.ws?.readyState !== 1 /* OPEN */) return;
+    // Commands stop at the bound (above); an agent that lets twice as much pile up is not reading.
+    if (!("command" in message) && this.buffered() >= 2 * this.deps.limits.maxBufferedBytes) {
+      this.refuse(`not reading its frames (${this.buffered()} bytes waiting)`);
+      return;
+    }
+    this.ws.send(JSON.stringify(message));
+  }
+
+  /** Ends a misbehaving session: nothing more it sends is read. */
+  private refuse(reason: string): void {
+    this.refused = true;
+    this.close(CLOSE.policy, reason);
+  }
+
+  /** Takes one frame from the session's token bucket; false when it is empty. */
+  private admit(): boolean {
+    const now = performance.now();
+    const { framesPerSecond, frameBurst } = this.deps.limits;
+    this.tokens = Math.min(
+      frameBurst,
+      this.tokens + ((now - this.refilledAt) / 1_000) * framesPerSecond,
+    );
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   /** A protocol error frame; too many within a minute and the session ends. */
   private bad(code: string, message: string, ref?: string): void {
+    if (this.refused) return;
     this.send({ type: "error", code, message: message.slice(0, 1_000), ...(ref && { ref }) });
     const now = Date.now();
     this.badFrames.push(now);
     while ((this.badFrames[0] ?? now) < now - BAD_FRAME_WINDOW_MS) this.badFrames.shift();
-    if (this.badFrames.length >= this.deps.maxBadFrames) {
-      this.close(
-        CLOSE.policy,
-        `too many invalid frames (${this.badFrames.length} within a minute)`,
-      );
-    }
+    if (this.badFrames.length >= this.deps.limits.maxBadFrames)
+      this.refuse(`too many invalid frames (${this.badFrames.length} within a minute)`);
   }
 
   /** Runs a step; a failure (e.g. the database briefly away) is logged and answered, never thrown. */

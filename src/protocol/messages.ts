@@ -58,6 +58,12 @@ export const Welcome = z.object({
   type: z.literal("welcome"),
   agent_id: z.string().min(1),
   heartbeat_interval_ms: z.number().int().positive(),
+  command_signing_key: z
+    .string()
+    .optional()
+    .describe(
+      "the service's public key (SPKI PEM); trust it only when enrollment gave none (first use)",
+    ),
 });
 export type Welcome = z.infer<typeof Welcome>;
 

@@ -101,6 +101,7 @@ export interface DeliverableCommand {
   priority: Priority;
   details: Record<string, unknown>;
   status: CommandStatus;
+  expiresAt: Date;
 }
 
 /**
@@ -143,6 +144,7 @@ export async function claimForDelivery(
       "c.status",
       "c.delivery_count",
       "c.created_at",
+      "c.expires_at",
     ]),
     {
       actor: `gateway:${s.gatewayId}`,
@@ -162,6 +164,7 @@ export async function claimForDelivery(
       priority: r.priority,
       details: r.details,
       status: r.status,
+      expiresAt: r.expires_at,
     }));
 }
 

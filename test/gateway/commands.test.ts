@@ -66,8 +66,11 @@ describe("the seed's exchange: isolate-host → ack → completion", () => {
       priority: "critical",
     });
     await agent.command("isolate-host");
-    // Byte for byte the seed's frame: same keys, same order, same values.
-    expect(agent.raw.find((text) => text.includes('"command"'))).toBe(JSON.stringify(seedCommand));
+    // Byte for byte the seed's frame (same keys, same order, same values), then its expiry and
+    // the service's signature.
+    const raw = agent.raw.find((text) => text.includes('"command"'));
+    expect(raw?.startsWith(`${JSON.stringify(seedCommand).slice(0, -1)},"expires_at":`)).toBe(true);
+    expect(Object.keys(JSON.parse(raw as string)).slice(-2)).toEqual(["expires_at", "signature"]);
 
     agent.send(seedAck);
     await eventually(
@@ -313,6 +316,8 @@ describe("operator commands over REST", () => {
       priority: "high",
       id: res.body.id,
       details: { path: "/tmp/evil.py" },
+      expires_at: expect.any(String),
+      signature: expect.any(String),
     });
     agent.ack(frame.id);
     agent.complete(frame.id, {

@@ -38,6 +38,7 @@ describe("enrollment", () => {
     expect(body).toEqual({
       agent_id: expect.stringMatching(/^agt_[0-9a-f]{20}$/),
       api_key: expect.stringMatching(/^mmk_/),
+      command_signing_key: expect.stringMatching(/^-----BEGIN PUBLIC KEY-----/),
     });
 
     const keys = await g.db
@@ -346,6 +347,7 @@ describe("TLS", () => {
       type: "welcome",
       agent_id: enrolled.agent_id,
       heartbeat_interval_ms: 30_000,
+      command_signing_key: expect.stringMatching(/^-----BEGIN PUBLIC KEY-----/),
     });
     // Without trusting it, the handshake fails: no plaintext fallback.
     await expect(TestAgent.connect(url, enrolled.api_key, "tls-host")).rejects.toThrow(

@@ -45,6 +45,8 @@ describe("the isolation workflow", () => {
     expect(command).toEqual({
       ...seedCommand,
       id: expect.stringMatching(new RegExp(`^isolation/${agent.agentId}/.+/isolate$`)),
+      expires_at: expect.any(String),
+      signature: expect.any(String),
     });
     agent.ack(command.id);
     agent.complete(command.id, {

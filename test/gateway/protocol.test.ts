@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
 import { fixture } from "../support/fixtures.ts";
 import { eventually } from "../support/wait.ts";
 import { type Frame, helloFor, TestAgent } from "./support/agent.ts";
@@ -9,6 +10,7 @@ let g: GatewayTestContext;
 beforeAll(async () => {
   g = await gatewayTestContext("gw_protocol", {
     gateway: {
+      ...loadConfig().gateway,
       tls: undefined,
       heartbeatMs: 30_000,
       missedHeartbeats: 3,
@@ -204,6 +206,7 @@ describe("heartbeats and presence", () => {
       config: {
         logLevel: "warn",
         gateway: {
+          ...loadConfig().gateway,
           tls: undefined,
           heartbeatMs: 1_000,
           missedHeartbeats: 2,
@@ -221,6 +224,7 @@ describe("heartbeats and presence", () => {
       type: "welcome",
       agent_id: live.agentId,
       heartbeat_interval_ms: 1_000,
+      command_signing_key: expect.stringMatching(/^-----BEGIN PUBLIC KEY-----/),
     });
     const timer = setInterval(
       () => beating.send({ type: "heartbeat", timestamp: new Date().toISOString() }),
