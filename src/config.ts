@@ -52,6 +52,7 @@ const schema = z
     NEO4J_USER: z.string().min(1).default("neo4j"),
     NEO4J_PASSWORD: z.string().min(1).default("mitigation-manager"),
     MM_QUERY_TIMEOUT_MS: positiveMs.default(5_000),
+    MM_CHECK_BUDGET_MS: positiveMs.max(60_000).default(100),
     MM_INCIDENT_IDLE_MINUTES: z.coerce.number().positive().default(60),
     MM_WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
     MM_FIREWALL_WEBHOOK_URL: httpUrl.default("http://127.0.0.1:8090/firewall/block"),
@@ -111,6 +112,8 @@ function toConfig(env: z.infer<typeof schema>) {
       password: env.NEO4J_PASSWORD,
       queryTimeoutMs: env.MM_QUERY_TIMEOUT_MS,
     },
+    /** Time one CEL check may take; beyond it the condition does not hold (check-budget.ts). */
+    checkBudgetMs: env.MM_CHECK_BUDGET_MS,
     incidentIdleMs: Math.round(env.MM_INCIDENT_IDLE_MINUTES * 60_000),
     webhookTimeoutMs: env.MM_WEBHOOK_TIMEOUT_MS,
     firewallWebhookUrl: env.MM_FIREWALL_WEBHOOK_URL,

@@ -10,6 +10,7 @@ import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
 import type { Config } from "./config.ts";
 import { createDb, migrate } from "./db/index.ts";
+import { checkRunner } from "./domain/check-budget.ts";
 import { defaultCatalog } from "./domain/defaults.ts";
 import { agentGateway } from "./gateway/delivery.ts";
 import { startGateway } from "./gateway/server.ts";
@@ -105,11 +106,14 @@ export async function startService(
     }
 
     if (roles.includes("worker")) {
+      const checks = checkRunner({ budgetMs: config.checkBudgetMs });
+      closers.push(() => checks.close());
       const activities = {
         ...engineActivities({
           db,
           neo4j: neo4jDriver,
           agents,
+          checks,
           queryTimeoutMs: config.neo4j.queryTimeoutMs,
           webhookTimeoutMs: config.webhookTimeoutMs,
         }),

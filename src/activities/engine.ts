@@ -3,7 +3,7 @@ import neo4j, { type Driver } from "neo4j-driver";
 import type { Db } from "../db/index.ts";
 import { resolveArgs } from "../domain/args.ts";
 import { candidateNodes, type FlowInstance, type NodeCandidate } from "../domain/attack-flow.ts";
-import { evaluateCheck } from "../domain/cel.ts";
+import type { CheckRunner } from "../domain/check-budget.ts";
 import { rankMitigations, stepDetails } from "../domain/mitigation.ts";
 import {
   type AgentCommand,
@@ -21,6 +21,8 @@ export interface EngineDeps {
   db: Db;
   neo4j: Driver;
   agents: AgentGateway;
+  /** Evaluates CEL checks within their budget (check-budget.ts). */
+  checks: CheckRunner;
   queryTimeoutMs: number;
   webhookTimeoutMs: number;
 }
@@ -106,7 +108,7 @@ export function engineActivities(deps: EngineDeps) {
         await session.close();
       }
     }
-    const check = evaluateCheck(condition.check, {
+    const check = await deps.checks.evaluate(condition.check, {
       params: condition.params ?? {},
       args: args.values,
       alert,
