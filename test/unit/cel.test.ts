@@ -209,6 +209,17 @@ describe("IP functions", () => {
   });
 });
 
+describe("matches() on RE2", () => {
+  it("answers the backtracking attack (22 KB of alert text) in linear time", () => {
+    const text = "powershell -enc ".repeat(1_375).slice(0, 22_000);
+    const started = performance.now();
+    expect(
+      value('alert.full_log.matches(".*powershell.*-enc.*z")', { alert: { full_log: text } }),
+    ).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
 describe("regexProblem", () => {
   it.each([
     "^a+$",
