@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { allowEntryProblem } from "./domain/egress.ts";
 
 // Every setting comes from the environment and is documented in .env.example; the defaults match
 // what scripts/stack.sh starts on loopback, so a fresh clone works with no .env at all.
@@ -55,7 +56,15 @@ const schema = z
     MM_CHECK_BUDGET_MS: positiveMs.max(60_000).default(100),
     MM_INCIDENT_IDLE_MINUTES: z.coerce.number().positive().default(60),
     MM_WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
-    MM_FIREWALL_WEBHOOK_URL: httpUrl.default("http://127.0.0.1:8090/firewall/block"),
+    MM_FIREWALL_WEBHOOK_URL: httpUrl
+      .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), "must not carry credentials (user:password@)")
+      .default("http://127.0.0.1:8090/firewall/block"),
+    MM_WEBHOOK_ALLOW: list(
+      z.string().superRefine((entry, ctx) => {
+        const problem = allowEntryProblem(entry);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
+    ).default([]),
     MM_LOAD_DEFAULTS: flag.default(true),
     MM_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     // --- operator authentication and the agent gateway ---
@@ -117,6 +126,8 @@ function toConfig(env: z.infer<typeof schema>) {
     incidentIdleMs: Math.round(env.MM_INCIDENT_IDLE_MINUTES * 60_000),
     webhookTimeoutMs: env.MM_WEBHOOK_TIMEOUT_MS,
     firewallWebhookUrl: env.MM_FIREWALL_WEBHOOK_URL,
+    /** Hosts, addresses and CIDR ranges webhooks may go to besides the firewall's (egress.ts). */
+    webhookAllow: env.MM_WEBHOOK_ALLOW,
     loadDefaults: env.MM_LOAD_DEFAULTS,
     logLevel: env.MM_LOG_LEVEL,
     /** The first admin's bearer token; further operator tokens are created through the API. */

@@ -12,6 +12,7 @@ import type { Config } from "./config.ts";
 import { createDb, migrate } from "./db/index.ts";
 import { checkRunner } from "./domain/check-budget.ts";
 import { defaultCatalog } from "./domain/defaults.ts";
+import { egressPolicy } from "./domain/egress.ts";
 import { agentGateway } from "./gateway/delivery.ts";
 import { startGateway } from "./gateway/server.ts";
 import { startCommandSupervisor } from "./gateway/supervisor.ts";
@@ -114,6 +115,10 @@ export async function startService(
           neo4j: neo4jDriver,
           agents,
           checks,
+          webhooks: egressPolicy({
+            allow: config.webhookAllow,
+            firewallWebhookUrl: config.firewallWebhookUrl,
+          }),
           queryTimeoutMs: config.neo4j.queryTimeoutMs,
           webhookTimeoutMs: config.webhookTimeoutMs,
         }),

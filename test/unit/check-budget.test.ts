@@ -70,11 +70,11 @@ describe("checkRunner", () => {
   });
 
   it("fails a check that exhausts the thread's memory, not the service", async () => {
-    const rows = Array.from({ length: 300 }, (_, i) => i);
+    const rows = Array.from({ length: 300 }, (_, i) => ({ i }));
     const patient = checkRunner({ budgetMs: 30_000 });
     try {
       const result = await patient.evaluate(
-        "rows.map(a, rows.map(b, rows.map(c, [a, b, c]))).size() > 0",
+        "rows.map(a, rows.map(b, rows.map(c, [a.i, b.i, c.i]))).size() > 0",
         vars({ rows }),
       );
       expect(result).toMatchObject({ ok: false, error: expect.stringContaining("evaluation") });
