@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { allowEntryProblem } from "./domain/egress.ts";
 
 // Every setting comes from the environment and is documented in .env.example; the defaults match
 // what scripts/stack.sh starts on loopback, so a fresh clone works with no .env at all.
@@ -66,9 +67,18 @@ const schema = z
     NEO4J_USER: z.string().min(1).default("neo4j"),
     NEO4J_PASSWORD: secret.optional(),
     MM_QUERY_TIMEOUT_MS: positiveMs.default(5_000),
+    MM_CHECK_BUDGET_MS: positiveMs.max(60_000).default(100),
     MM_INCIDENT_IDLE_MINUTES: z.coerce.number().positive().default(60),
     MM_WEBHOOK_TIMEOUT_MS: positiveMs.default(10_000),
-    MM_FIREWALL_WEBHOOK_URL: httpUrl.default("http://127.0.0.1:8090/firewall/block"),
+    MM_FIREWALL_WEBHOOK_URL: httpUrl
+      .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), "must not carry credentials (user:password@)")
+      .default("http://127.0.0.1:8090/firewall/block"),
+    MM_WEBHOOK_ALLOW: list(
+      z.string().superRefine((entry, ctx) => {
+        const problem = allowEntryProblem(entry);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
+    ).default([]),
     MM_LOAD_DEFAULTS: flag.default(true),
     MM_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     // --- operator authentication and the agent gateway ---
@@ -156,9 +166,13 @@ function toConfig(env: z.infer<typeof schema>) {
       password: env.NEO4J_PASSWORD,
       queryTimeoutMs: env.MM_QUERY_TIMEOUT_MS,
     },
+    /** Time one CEL check may take; beyond it the condition does not hold (check-budget.ts). */
+    checkBudgetMs: env.MM_CHECK_BUDGET_MS,
     incidentIdleMs: Math.round(env.MM_INCIDENT_IDLE_MINUTES * 60_000),
     webhookTimeoutMs: env.MM_WEBHOOK_TIMEOUT_MS,
     firewallWebhookUrl: env.MM_FIREWALL_WEBHOOK_URL,
+    /** Hosts, addresses and CIDR ranges webhooks may go to besides the firewall's (egress.ts). */
+    webhookAllow: env.MM_WEBHOOK_ALLOW,
     loadDefaults: env.MM_LOAD_DEFAULTS,
     logLevel: env.MM_LOG_LEVEL,
     /** The first admin's bearer token; further operator tokens are created through the API. */

@@ -8,7 +8,9 @@ import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
 import type { Config } from "./config.ts";
 import { connectNatsAs, openNeo4j, temporalConnection } from "./connections.ts";
+import { checkRunner } from "./domain/check-budget.ts";
 import { defaultCatalog } from "./domain/defaults.ts";
+import { egressPolicy } from "./domain/egress.ts";
 import { startGateway } from "./gateway/server.ts";
 import { startCommandSupervisor } from "./gateway/supervisor.ts";
 import { alertIntake } from "./ingest/intake.ts";
@@ -99,11 +101,18 @@ export async function startService(
       const agents =
         options.agents ??
         agentCommandActivities({ db, nc: await connectNats("worker"), commands: config.commands });
+      const checks = checkRunner({ budgetMs: config.checkBudgetMs });
+      closers.push(() => checks.close());
       const activities = {
         ...engineActivities({
           db,
           neo4j: neo4jDriver,
           agents,
+          checks,
+          webhooks: egressPolicy({
+            allow: config.webhookAllow,
+            firewallWebhookUrl: config.firewallWebhookUrl,
+          }),
           queryTimeoutMs: config.neo4j.queryTimeoutMs,
           webhookTimeoutMs: config.webhookTimeoutMs,
         }),

@@ -2,7 +2,8 @@ import { ApplicationFailure } from "@temporalio/activity";
 import neo4j, { type Driver } from "neo4j-driver";
 import { resolveArgs } from "../domain/args.ts";
 import { candidateNodes, type FlowInstance, type NodeCandidate } from "../domain/attack-flow.ts";
-import { evaluateCheck } from "../domain/cel.ts";
+import type { CheckRunner } from "../domain/check-budget.ts";
+import { type EgressPolicy, EgressRefused } from "../domain/egress.ts";
 import { rankMitigations, stepDetails } from "../domain/mitigation.ts";
 import {
   type AgentCommand,
@@ -21,7 +22,11 @@ export interface EngineDeps {
   db: Db;
   neo4j: Driver;
   agents: AgentGateway;
+  /** Evaluates CEL checks within their budget (check-budget.ts). */
+  checks: CheckRunner;
   queryTimeoutMs: number;
+  /** Where webhooks may go (egress.ts). */
+  webhooks: EgressPolicy;
   webhookTimeoutMs: number;
 }
 
@@ -106,7 +111,7 @@ export function engineActivities(deps: EngineDeps) {
         await session.close();
       }
     }
-    const check = evaluateCheck(condition.check, {
+    const check = await deps.checks.evaluate(condition.check, {
       params: condition.params ?? {},
       args: args.values,
       alert,
@@ -265,36 +270,39 @@ export function engineActivities(deps: EngineDeps) {
       await record(decision);
     },
 
-    /** POSTs a SOAR webhook; 2xx is success, 4xx is permanent, anything else is retried. */
+    /**
+     * POSTs a SOAR webhook within the egress policy; 2xx is success; a refused destination, a
+     * redirect (never followed: the body would go elsewhere) and 4xx are permanent; the rest is retried.
+     */
     async callWebhook(input: {
       url: string;
       body: Record<string, unknown>;
       idempotencyKey: string;
     }): Promise<{ status: number }> {
-      let response: Response;
+      let status: number;
       try {
-        response = await fetch(input.url, {
-          method: "POST",
-          headers: { "content-type": "application/json", "idempotency-key": input.idempotencyKey },
-          body: JSON.stringify(input.body),
-          signal: AbortSignal.timeout(deps.webhookTimeoutMs),
-        });
+        status = await deps.webhooks.post(
+          input.url,
+          JSON.stringify(input.body),
+          { "content-type": "application/json", "idempotency-key": input.idempotencyKey },
+          deps.webhookTimeoutMs,
+        );
       } catch (err) {
-        const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+        if (err instanceof EgressRefused)
+          throw ApplicationFailure.nonRetryable(err.message, "WebhookRefused");
         throw ApplicationFailure.retryable(
-          `webhook ${input.url} unreachable: ${cause}`,
+          `webhook ${input.url} unreachable: ${(err as Error).message}`,
           "WebhookUnreachable",
         );
       }
-      await response.body?.cancel();
-      if (response.ok) return { status: response.status };
-      const message = `webhook ${input.url} answered ${response.status}`;
-      if (
-        response.status >= 400 &&
-        response.status < 500 &&
-        response.status !== 408 &&
-        response.status !== 429
-      ) {
+      if (status >= 200 && status < 300) return { status };
+      const message = `webhook ${input.url} answered ${status}`;
+      if (status >= 300 && status < 400)
+        throw ApplicationFailure.nonRetryable(
+          `${message} (redirects are not followed)`,
+          "WebhookRedirected",
+        );
+      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
         throw ApplicationFailure.nonRetryable(message, "WebhookRejected");
       }
       throw ApplicationFailure.retryable(message, "WebhookFailed");

@@ -61,7 +61,11 @@ const conditionShape = z.object({
   check: text,
 });
 
-const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+// Credentials in a URL would be shown to every viewer of the catalogue and the decision log.
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).refine((u) => {
+  const { username, password } = new URL(u);
+  return !username && !password;
+}, "must not carry credentials (user:password@)");
 
 const mitigationShape = z.object({
   identifier,

@@ -5,12 +5,15 @@
 // `args.level + 1 == 15` and `rows.size() > 0` then behave as an analyst expects. Wazuh often
 // sends numbers as strings ("3613"); compare those with int(args.pid) or as strings.
 //
-// Safety: CEL cannot execute code or loop unboundedly. The one remaining hazard is a regular
-// expression with catastrophic backtracking in matches(), which would stall the worker's event
-// loop; compileCheck therefore requires literal patterns and refuses nested unbounded quantifiers.
+// Safety: CEL cannot execute code or loop unboundedly, and matches() runs on RE2 (re2js), whose
+// time is linear in the text: JavaScript's backtracking engine takes minutes for an ordinary
+// pattern like ".*powershell.*-enc.*z" over 22 KB of alert text. Nested comprehensions can still
+// cost n^k; check-budget.ts bounds what one evaluation may take in time and memory.
 
 import type { ParseResult } from "@marcbachmann/cel-js";
 import { Environment } from "@marcbachmann/cel-js";
+import { RE2JS } from "re2js";
+import { inCidr, isLoopbackIp, isPrivateIp, parseIp } from "./ip.ts";
 
 export interface CheckVars {
   params: Record<string, unknown>;
@@ -18,6 +21,8 @@ export interface CheckVars {
   alert: unknown;
   rows: Record<string, unknown>[];
 }
+
+const RE2_MATCHES = "matchesRe2";
 
 type Compiled = { ok: true; program: ParseResult } | { ok: false; error: string };
 
@@ -38,7 +43,11 @@ const env = new Environment({
   .registerFunction("isIp(string): bool", (s: string) => parseIp(s) !== null)
   .registerFunction("inCidr(string, string): bool", (ip: string, cidr: string) => inCidr(ip, cidr))
   .registerFunction("isPrivateIp(string): bool", (ip: string) => isPrivateIp(ip))
-  .registerFunction("isLoopbackIp(string): bool", (ip: string) => isLoopbackIp(ip));
+  .registerFunction("isLoopbackIp(string): bool", (ip: string) => isLoopbackIp(ip))
+  // cel-js's own matches() uses RegExp and cannot be replaced, so compile() renames the calls.
+  .registerFunction(`string.${RE2_MATCHES}(string): bool`, (text: string, pattern: string) =>
+    re2(pattern).matcher(text).find(),
+  );
 
 const MAX_CACHED = 1_000;
 const cache = new Map<string, Compiled>();
@@ -58,13 +67,14 @@ function compileUncached(expr: string): Compiled {
     return { ok: false, error: "check must be a non-empty CEL expression" };
   try {
     const program = env.parse(expr);
+    const regexProblem = useRe2(program.ast);
+    if (regexProblem) return { ok: false, error: regexProblem };
     const typed = program.check();
     if (!typed.valid) return { ok: false, error: describe(typed.error) };
     if (typed.type !== "bool" && typed.type !== "dyn") {
       return { ok: false, error: `check must evaluate to a bool, but it is ${typed.type}` };
     }
-    const regexProblem = unsafeMatches(program.ast);
-    return regexProblem ? { ok: false, error: regexProblem } : { ok: true, program };
+    return { ok: true, program };
   } catch (err) {
     return { ok: false, error: describe(err) };
   }
@@ -125,10 +135,11 @@ function celKind(v: unknown): string {
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const { summary, range } = err as Error & { summary?: string; range?: { start: number } };
-  return summary ? `${summary}${range ? ` (at offset ${range.start})` : ""}` : err.message;
+  const message = summary ? `${summary}${range ? ` (at offset ${range.start})` : ""}` : err.message;
+  return message.replaceAll(RE2_MATCHES, "matches");
 }
 
-// ---- matches(): literal patterns without catastrophic backtracking -------------------------------
+// ---- matches(): literal RE2 patterns ------------------------------------------------------------
 
 interface AstLike {
   op: string;
@@ -141,195 +152,50 @@ function isAst(v: unknown): v is AstLike {
   );
 }
 
-function unsafeMatches(node: unknown): string | null {
+/**
+ * Points every `s.matches(p)` at the RE2 implementation and checks its pattern; a message when a
+ * pattern is not a string literal (a literal is checked here, once, and yields a 400 at once).
+ */
+function useRe2(node: unknown): string | null {
   if (Array.isArray(node)) {
     for (const child of node) {
-      const problem = unsafeMatches(child);
+      const problem = useRe2(child);
       if (problem) return problem;
     }
     return null;
   }
   if (!isAst(node)) return null;
   const args = node.args as unknown[];
-  // rcall: [name, receiver, [args]] — "s".matches(p); call: [name, [args]] — matches(s, p)
-  const pattern =
-    node.op === "rcall" && args[0] === "matches"
-      ? (args[2] as unknown[])?.[0]
-      : node.op === "call" && args[0] === "matches"
-        ? (args[1] as unknown[])?.[1]
-        : undefined;
-  if (pattern !== undefined) {
-    if (!isAst(pattern) || pattern.op !== "value" || typeof pattern.args !== "string") {
+  // rcall: [name, receiver, [args]]
+  if (node.op === "rcall" && args[0] === "matches") {
+    const pattern = (args[2] as unknown[])?.[0];
+    if (!isAst(pattern) || pattern.op !== "value" || typeof pattern.args !== "string")
       return "matches() needs a string literal pattern";
-    }
     const problem = regexProblem(pattern.args);
     if (problem) return `matches("${pattern.args}"): ${problem}`;
+    args[0] = RE2_MATCHES;
   }
-  return Array.isArray(node.args) ? unsafeMatches(node.args) : null;
+  return Array.isArray(node.args) ? useRe2(node.args) : null;
 }
 
-/**
- * A conservative screen for exponential backtracking: refuses backreferences and a group under an
- * unbounded quantifier (*, +, {n,}) that itself contains a quantifier, e.g. (a+)+ or (\w*\s?)*.
- * Overlapping alternations like (a|a)* slip through; the patterns analysts write rarely need
- * either construct.
- */
+/** null when RE2 accepts the pattern (it has no backreferences or lookaround). */
 export function regexProblem(pattern: string): string | null {
   if (pattern.length > 512) return "pattern longer than 512 characters";
   try {
-    new RegExp(pattern);
-  } catch {
-    return "invalid regular expression";
+    re2(pattern);
+    return null;
+  } catch (err) {
+    return `invalid RE2 pattern: ${(err as Error).message}`;
   }
-  const groups: boolean[] = [false]; // per open group: does it contain a quantifier?
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === "\\") {
-      if (/[1-9k]/.test(pattern[i + 1] ?? "")) return "backreferences are not allowed";
-      i++;
-    } else if (c === "[") {
-      for (i++; i < pattern.length && pattern[i] !== "]"; i++) if (pattern[i] === "\\") i++;
-    } else if (c === "(") {
-      groups.push(false);
-      if (pattern[i + 1] === "?") i++; // (?: (?= (?! (?<name> — not a quantifier
-    } else if (c === ")") {
-      const inner = groups.pop() ?? false;
-      const quantifier = quantifierAt(pattern, i + 1);
-      if (inner && quantifier === "unbounded")
-        return "nested quantifiers can backtrack catastrophically";
-      if (inner || quantifier) groups[groups.length - 1] = true;
-    } else if (quantifierAt(pattern, i)) {
-      groups[groups.length - 1] = true;
-    }
-  }
-  return null;
 }
 
-function quantifierAt(p: string, i: number): "bounded" | "unbounded" | null {
-  const c = p[i];
-  if (c === "*" || c === "+") return "unbounded";
-  if (c === "?") return "bounded";
-  if (c === "{") {
-    const m = /^\{\d+(,(\d*))?\}/.exec(p.slice(i));
-    if (m) return m[1] !== undefined && m[2] === "" ? "unbounded" : "bounded";
-  }
-  return null;
-}
+const patterns = new Map<string, RE2JS>();
 
-// ---- IP addresses ----------------------------------------------------------------------------
-
-interface Ip {
-  version: 4 | 6;
-  value: bigint;
-}
-
-function parseV4(s: string): bigint | null {
-  const parts = s.split(".");
-  if (parts.length !== 4) return null;
-  let value = 0n;
-  for (const part of parts) {
-    // Leading zeros are refused: some stacks read them as octal.
-    if (!/^(0|[1-9]\d{0,2})$/.test(part) || Number(part) > 255) return null;
-    value = (value << 8n) | BigInt(part);
-  }
-  return value;
-}
-
-function parseV6(s: string): bigint | null {
-  const halves = s.split("::");
-  if (halves.length > 2) return null;
-  const groupsOf = (half: string): bigint[] | null => {
-    if (half === "") return [];
-    const out: bigint[] = [];
-    const parts = half.split(":");
-    for (const [i, part] of parts.entries()) {
-      if (i === parts.length - 1 && part.includes(".")) {
-        const v4 = parseV4(part);
-        if (v4 === null) return null;
-        out.push(v4 >> 16n, v4 & 0xffffn);
-      } else if (/^[0-9a-f]{1,4}$/i.test(part)) {
-        out.push(BigInt(`0x${part}`));
-      } else {
-        return null;
-      }
-    }
-    return out;
-  };
-  const head = groupsOf(halves[0] ?? "");
-  const tail = halves.length === 2 ? groupsOf(halves[1] ?? "") : [];
-  if (!head || !tail) return null;
-  // An embedded IPv4 part may only end the address.
-  if (halves.length === 2 && halves[0]?.includes(".")) return null;
-  const present = head.length + tail.length;
-  if (halves.length === 1 ? present !== 8 : present > 7) return null;
-  const groups = [...head, ...Array<bigint>(8 - present).fill(0n), ...tail];
-  return groups.reduce((acc, g) => (acc << 16n) | g, 0n);
-}
-
-/** IPv4 or IPv6 (no zone ids); null when the text is not an address. */
-export function parseIp(s: string): Ip | null {
-  if (typeof s !== "string" || s.length > 64) return null;
-  const v4 = parseV4(s);
-  if (v4 !== null) return { version: 4, value: v4 };
-  const v6 = s.includes(":") ? parseV6(s) : null;
-  return v6 === null ? null : { version: 6, value: v6 };
-}
-
-/** ::ffff:a.b.c.d is the IPv4 address a.b.c.d for every predicate below. */
-function unmapped(ip: Ip): Ip {
-  return ip.version === 6 && ip.value >> 32n === 0xffffn
-    ? { version: 4, value: ip.value & 0xffffffffn }
-    : ip;
-}
-
-function requireIp(s: string, fn: string): Ip {
-  const ip = parseIp(s);
-  // An error, not false: a condition over a garbled address must not hold by negation
-  // (!isLoopbackIp("garbage") would otherwise let a mitigation block it).
-  if (!ip) throw new Error(`${fn}: "${s.slice(0, 64)}" is not an IP address`);
-  return ip;
-}
-
-function inRange(ip: Ip, base: Ip, prefix: number): boolean {
-  if (ip.version !== base.version) return false;
-  const shift = BigInt((ip.version === 4 ? 32 : 128) - prefix);
-  return ip.value >> shift === base.value >> shift;
-}
-
-/** `cidr` may also be a bare address (a /32 or /128). An address matches in its IPv4-mapped form too. */
-export function inCidr(ipText: string, cidr: string): boolean {
-  const ip = requireIp(ipText, "inCidr");
-  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(cidr);
-  const base = m?.[1] ? parseIp(m[1]) : null;
-  if (!m || !base) throw new Error(`inCidr: "${cidr.slice(0, 64)}" is not a CIDR range`);
-  const max = base.version === 4 ? 32 : 128;
-  const prefix = m[2] === undefined ? max : Number(m[2]);
-  if (prefix > max) throw new Error(`inCidr: prefix /${prefix} is too long for "${cidr}"`);
-  const ranges: Array<[Ip, number]> = [[base, prefix]];
-  if (prefix >= 96 && unmapped(base) !== base) ranges.push([unmapped(base), prefix - 96]);
-  return [ip, unmapped(ip)].some((candidate) => ranges.some(([b, p]) => inRange(candidate, b, p)));
-}
-
-const PRIVATE: ReadonlyArray<[string, number]> = [
-  ["10.0.0.0", 8],
-  ["172.16.0.0", 12],
-  ["192.168.0.0", 16],
-  ["fc00::", 7],
-];
-const LOOPBACK: ReadonlyArray<[string, number]> = [
-  ["127.0.0.0", 8],
-  ["::1", 128],
-];
-
-function inAny(ip: Ip, ranges: ReadonlyArray<[string, number]>): boolean {
-  return ranges.some(([base, prefix]) => inRange(ip, parseIp(base) as Ip, prefix));
-}
-
-/** RFC 1918 and RFC 4193 (fc00::/7), as Go's net.IP.IsPrivate; loopback and link-local are not private. */
-export function isPrivateIp(s: string): boolean {
-  return inAny(unmapped(requireIp(s, "isPrivateIp")), PRIVATE);
-}
-
-export function isLoopbackIp(s: string): boolean {
-  return inAny(unmapped(requireIp(s, "isLoopbackIp")), LOOPBACK);
+function re2(pattern: string): RE2JS {
+  const hit = patterns.get(pattern);
+  if (hit) return hit;
+  const compiled = RE2JS.compile(pattern);
+  if (patterns.size >= MAX_CACHED) patterns.delete(patterns.keys().next().value as string);
+  patterns.set(pattern, compiled);
+  return compiled;
 }

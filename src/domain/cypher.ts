@@ -1,9 +1,16 @@
-// An early, explainable refusal of Cypher that writes. The real guard is that condition queries
-// run in a READ session; this only turns an obvious mistake into a 400 naming the clause.
+// What a condition's Cypher may do: read the graph with the reading clauses, and call a few
+// read-only db.* procedures. Condition queries also run in a READ session, but a READ session
+// still runs LOAD CSV (which fetches URLs and files) and any installed procedure, so this check is a
+// guard of its own, with the Neo4j launcher (stack/neo4j) configured without file or URL import.
+// Without a full parser the allowlist works on keywords: every clause keyword Cypher knows beyond the
+// reading ones is refused, as is every namespaced function (built-in ones like point.distance
+// excepted), since user-defined functions and procedures (APOC) can reach files and the network.
 
 type Token = { kind: "word" | "quoted" | "number" | "punct"; text: string };
 
-const WRITE_CLAUSES = new Set([
+const READING = "MATCH, OPTIONAL MATCH, WHERE, WITH, RETURN, ORDER BY, SKIP, LIMIT, UNWIND, UNION";
+/** Cypher's clause keywords (and query prefixes) other than the reading ones. */
+const NOT_READING = new Set([
   "CREATE",
   "MERGE",
   "DELETE",
@@ -11,33 +18,53 @@ const WRITE_CLAUSES = new Set([
   "REMOVE",
   "DROP",
   "FOREACH",
-  // Administration and database switching have no place in a condition either.
+  "INSERT",
+  "LOAD",
+  "USE",
+  "FINISH",
+  "LET",
+  "FILTER",
+  "NEXT",
+  "SHOW",
+  "TERMINATE",
   "ALTER",
   "RENAME",
   "GRANT",
   "DENY",
   "REVOKE",
-  "TERMINATE",
-  "USE",
+  "START",
+  "STOP",
+  "ENABLE",
+  "DISABLE",
+  "EXPLAIN",
+  "PROFILE",
+  "CYPHER",
+  "PERIODIC",
 ]);
 const CLAUSE_NAME: Record<string, string> = { DETACH: "DETACH DELETE", LOAD: "LOAD CSV" };
-const READ_PROCEDURES = ["db.labels", "db.relationshiptypes", "db.propertykeys"];
+const PROCEDURES = ["db.labels", "db.relationshiptypes", "db.propertykeys"];
+/** Namespaced functions built into Neo4j; anything else namespaced is a plugin's. */
+const FUNCTION_NAMESPACES = ["point.", "vector.similarity.", "db.nameFromElementId"];
 /** After these a word is a property key, label, relationship type or parameter, not a keyword. */
 const NAME_CONTEXT = new Set([".", ":", "$", "|", "&", "!"]);
 
-/** null when the query reads only; otherwise a message naming the offending clause. */
+/** null when the query only reads with the allowed clauses; otherwise a message naming what is not. */
 export function checkReadOnlyCypher(query: string): string | null {
   const tokens = tokenize(query);
   if (typeof tokens === "string") return tokens;
   for (const [i, token] of tokens.entries()) {
-    if (token.kind !== "word") continue;
+    if (token.kind !== "word" && token.kind !== "quoted") continue;
     const prev = tokens[i - 1];
     const next = tokens[i + 1];
+    if (prev?.text !== "." && next?.text === ".") {
+      const problem = checkFunction(tokens, i);
+      if (problem) return problem;
+    }
+    if (token.kind !== "word") continue;
     if ((prev && NAME_CONTEXT.has(prev.text)) || next?.text === ":") continue; // n.set, :Create, {delete: 1}
     const word = token.text.toUpperCase();
-    if (WRITE_CLAUSES.has(word) || word in CLAUSE_NAME) return refuse(CLAUSE_NAME[word] ?? word);
-    if (word === "TRANSACTIONS" && prev?.text.toUpperCase() !== "SHOW")
-      return refuse("CALL { … } IN TRANSACTIONS");
+    if (NOT_READING.has(word) || word in CLAUSE_NAME) return refuse(CLAUSE_NAME[word] ?? word);
+    if (word === "TRANSACTIONS") return refuse("CALL { … } IN TRANSACTIONS");
     if (word === "CALL") {
       const problem = checkCall(tokens, i + 1);
       if (problem) return problem;
@@ -46,24 +73,42 @@ export function checkReadOnlyCypher(query: string): string | null {
   return null;
 }
 
+/** `a.b.c(` where a is not a variable's property access: a namespaced function call. */
+function checkFunction(tokens: Token[], at: number): string | null {
+  const { name, end } = dottedName(tokens, at);
+  if (tokens[end]?.text !== "(" || tokens[at - 1]?.text.toUpperCase() === "CALL") return null;
+  const lower = name.toLowerCase();
+  if (FUNCTION_NAMESPACES.some((ns) => lower.startsWith(ns.toLowerCase()))) return null;
+  return `${name}() is not allowed: condition queries may only use Neo4j's built-in functions`;
+}
+
+function dottedName(tokens: Token[], at: number): { name: string; end: number } {
+  const parts: string[] = [];
+  let i = at;
+  for (; ; i += 2) {
+    const part = tokens[i];
+    if (!part || (part.kind !== "word" && part.kind !== "quoted")) break;
+    parts.push(part.text);
+    if (tokens[i + 1]?.text !== ".") {
+      i++;
+      break;
+    }
+  }
+  return { name: parts.join("."), end: i };
+}
+
 function refuse(clause: string): string {
-  return `${clause} is not allowed: condition queries must be read-only`;
+  return `${clause} is not allowed: condition queries may only use ${READING} and CALL`;
 }
 
 /** CALL { … } and CALL (x) { … } are subqueries, whose clauses the main scan sees anyway. */
 function checkCall(tokens: Token[], at: number): string | null {
   const first = tokens[at];
   if (first?.text === "{" || first?.text === "(") return null;
-  const parts: string[] = [];
-  for (let i = at; ; i += 2) {
-    const part = tokens[i];
-    if (!part || (part.kind !== "word" && part.kind !== "quoted")) break;
-    parts.push(part.text);
-    if (tokens[i + 1]?.text !== ".") break;
-  }
-  const name = parts.join(".");
+  const { name } = dottedName(tokens, at);
+  const parts = name.split(".");
   const lower = name.toLowerCase();
-  if (READ_PROCEDURES.includes(lower) || (lower.startsWith("db.schema.") && parts.length > 2))
+  if (PROCEDURES.includes(lower) || (lower.startsWith("db.schema.") && parts.length > 2))
     return null;
   return `CALL ${name || "(no procedure name)"} is not allowed: condition queries may only call db.labels, db.relationshipTypes, db.propertyKeys and db.schema.*`;
 }

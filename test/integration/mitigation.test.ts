@@ -16,7 +16,13 @@ const rest = restClient(() => service.apiUrl);
 
 beforeAll(async () => {
   hooks = await webhookReceiver((req) =>
-    req.path.startsWith("/fail500") ? 500 : req.path.startsWith("/fail400") ? 400 : 200,
+    req.path.startsWith("/fail500")
+      ? 500
+      : req.path.startsWith("/fail400")
+        ? 400
+        : req.path.startsWith("/redirect")
+          ? 302
+          : 200,
   );
   ctx = await createTestContext("mitigation", { loadDefaults: false, incidentIdleMs: 2_000 });
   service = await ctx.start({ agents: agents.gateway });
@@ -170,6 +176,82 @@ describe("cost-ranked mitigation with fallback", () => {
     expect(calls("/fail400")).toHaveLength(1);
     expect(calls("/ok/final").map((c) => c.body)).toEqual([{ playbook: "phishing", pid: "3613" }]);
     expect(calls("/ok/dearer")).toEqual([]);
+  });
+});
+
+describe("hostile catalogue entries and alerts", () => {
+  beforeAll(async () => {
+    await create("/api/condition", {
+      identifier: "cubic",
+      name: "cubic",
+      args: { items: "alert.data.items" },
+      check: "args.items.all(a, args.items.all(b, args.items.all(c, a + b + c >= 0)))",
+    });
+    await create("/api/workflow", {
+      identifier: "e_over_budget",
+      name: "guarded by a costly check",
+      url: hooks.url("/ok/over-budget"),
+      effective_attacks: ["T1048"],
+      cost: 0,
+      conditions: ["cubic"],
+    });
+    await create("/api/workflow", {
+      identifier: "e_metadata",
+      name: "metadata service",
+      url: "http://169.254.169.254/latest/meta-data/",
+      effective_attacks: ["T1048"],
+      cost: 1,
+    });
+    await create("/api/workflow", {
+      identifier: "e_redirect",
+      name: "redirecting soar",
+      url: hooks.url("/redirect"),
+      effective_attacks: ["T1048"],
+      cost: 2,
+    });
+    await create("/api/workflow", {
+      identifier: "e_ok",
+      name: "working soar",
+      url: hooks.url("/ok/egress"),
+      effective_attacks: ["T1048"],
+      cost: 3,
+    });
+    await create("/api/attack-flow", {
+      identifier: "exfiltration",
+      name: "exfiltration",
+      nodes: [{ id: "exfil", techniques: ["T1048"] }],
+      start: ["exfil"],
+    });
+  });
+
+  it("fails a check over its budget, refuses link-local and redirects once each, then falls back", async () => {
+    const host = ctx.host("egress");
+    const alert = alertWith(host, ["T1048"], `exfil-${host}`);
+    (alert.data as Record<string, unknown>).items = Array.from({ length: 400 }, (_, i) => i);
+    expect((await rest.post("/api/alert", alert)).status).toBe(202);
+    const rows = (await settled(host)).filter((d) => d.kind.startsWith("mitigation"));
+    expect(rows.map((d) => [d.kind, d.mitigation])).toEqual([
+      ["mitigation_skipped", "e_over_budget"],
+      ["mitigation_chosen", "e_metadata"],
+      ["mitigation_failed", "e_metadata"],
+      ["mitigation_chosen", "e_redirect"],
+      ["mitigation_failed", "e_redirect"],
+      ["mitigation_chosen", "e_ok"],
+      ["mitigation_succeeded", "e_ok"],
+    ]);
+    const reason = (m: string, kind: string) =>
+      rows.find((d) => d.mitigation === m && d.kind === kind)?.reason;
+    expect(reason("e_over_budget", "mitigation_skipped")).toMatch(
+      `check exceeded its budget of ${ctx.config.checkBudgetMs} ms`,
+    );
+    expect(reason("e_metadata", "mitigation_failed")).toMatch(/link-local address 169.254.169.254/);
+    expect(reason("e_redirect", "mitigation_failed")).toMatch(/302 \(redirects are not followed\)/);
+    // A refused destination and a redirect are permanent: no retries.
+    const calls = (path: string) =>
+      hooks.received.filter((r) => r.path === path && r.idempotencyKey?.includes(host));
+    expect(calls("/redirect")).toHaveLength(1);
+    expect(calls("/ok/over-budget")).toEqual([]);
+    expect(calls("/ok/egress")).toHaveLength(1);
   });
 });
 

@@ -35,6 +35,8 @@ export async function createScratch(
     // restClient sends it by default, so every test is an admin unless it says otherwise.
     adminToken: TEST_ADMIN_TOKEN,
     databaseUrl: url.toString(),
+    // Tests' webhook receivers listen on loopback, which the egress policy allows only when named.
+    webhookAllow: ["127.0.0.1"],
     temporal: { ...base.temporal, taskQueue: `test-${suffix}` },
     nats: {
       ...base.nats,

@@ -36,6 +36,18 @@ describe("validateCondition", () => {
     });
   });
 
+  it("refuses a webhook url carrying credentials, naming the field", () => {
+    for (const url of [
+      "http://admin:secret@soar.example/drop",
+      "https://token@soar.example/drop",
+    ]) {
+      const base = { identifier: "m", name: "m", effective_attacks: ["T1041"], cost: 1 };
+      expect(errorsOf(validateMitigation({ ...base, url })), url).toEqual([
+        { field: "url", message: "must not carry credentials (user:password@)" },
+      ]);
+    }
+  });
+
   it("names each malformed field", () => {
     expect(
       errorsOf(
@@ -61,6 +73,20 @@ describe("validateCondition", () => {
     );
   });
 
+  it.each([
+    "LOAD CSV FROM 'http://127.0.0.1:9/x' AS row RETURN row",
+    "MATCH (n) lOaD /**/ cSv FROM $url AS row RETURN row",
+    "CALL apoc.load.json('http://127.0.0.1:9/x')",
+    "RETURN apoc.load.jsonArray('http://x') AS x",
+  ])("refuses a query that reaches outside the graph, naming the field: %s", (query) => {
+    const errors = errorsOf(
+      validateCondition({ identifier: "c", name: "n", check: "true", query }),
+    );
+    expect(errors).toEqual([
+      { field: "query", message: expect.stringContaining("is not allowed") },
+    ]);
+  });
+
   it("refuses a check that does not compile and a query that writes", () => {
     expect(
       errorsOf(
@@ -75,7 +101,7 @@ describe("validateCondition", () => {
       { field: "check", message: expect.stringContaining("Unexpected token") },
       {
         field: "query",
-        message: "DETACH DELETE is not allowed: condition queries must be read-only",
+        message: expect.stringMatching(/^DETACH DELETE is not allowed: condition queries may only/),
       },
     ]);
     expect(errorsOf(validateCondition({ identifier: "c", name: "n", check: "1" }))).toEqual([

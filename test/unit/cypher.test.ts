@@ -19,7 +19,8 @@ describe("checkReadOnlyCypher", () => {
     "CALL `db`.`labels`()",
     "MATCH (n) CALL { WITH n MATCH (n)--(m) RETURN count(m) AS degree } RETURN n, degree",
     "MATCH (n) CALL (n) { MATCH (n)--(m) RETURN count(m) AS degree } RETURN degree",
-    "SHOW TRANSACTIONS",
+    "MATCH (p:Place) RETURN point.distance(p.location, point({x: 0, y: 0})) AS d",
+    "MATCH (n) WHERE n.name STARTS WITH 'x' RETURN toUpper(n.name), n.load, n.csv",
     "RETURN 'it\\'s SET' AS s, \"a \\\" REMOVE\" AS t",
     "MATCH (n) WHERE n.x != 1 RETURN n",
   ])("reads: %s", (query) => {
@@ -53,6 +54,20 @@ describe("checkReadOnlyCypher", () => {
     ["MATCH (n) RETURN n; CREATE (m)", "CREATE"],
     ["MATCH (n) /* comment */ CrEaTe (m)", "CREATE"],
     ["USE system SHOW USERS", "USE"],
+    ["SHOW TRANSACTIONS", "SHOW"],
+    ["LOAD CSV FROM 'http://127.0.0.1:9/x' AS row RETURN row", "LOAD CSV"],
+    ["load csv from 'http://127.0.0.1:9/x' as row return row", "LOAD CSV"],
+    ["MATCH (n) WITH n LoAd/* hidden */CsV WITH HEADERS FROM $u AS r RETURN r", "LOAD CSV"],
+    ["MATCH (n)\n\tLOAD\n CSV FROM 'http://x' AS r RETURN r", "LOAD CSV"],
+    ["MATCH (n) // comment\nLOAD CSV FROM 'http://x' AS r RETURN r", "LOAD CSV"],
+    ["CALL { LOAD CSV FROM 'http://x' AS r RETURN r } RETURN r", "LOAD CSV"],
+    ["EXPLAIN MATCH (n) RETURN n", "EXPLAIN"],
+    ["CYPHER runtime=slotted MATCH (n) RETURN n", "CYPHER"],
+    ["MATCH (n) FINISH", "FINISH"],
+    ["INSERT (n:Host)", "INSERT"],
+    ["RETURN apoc.load.json('http://x') AS j", "apoc.load.json()"],
+    ["RETURN `apoc`.`text`.`join`(['a'], ',') AS j", "apoc.text.join()"],
+    ["MATCH (n) RETURN apoc . util . sha1 ( [n.x] )", "apoc.util.sha1()"],
     ["MATCH (n) WHERE n.name = 'x' RETURN n UNION MATCH (m) SET m.y = 1 RETURN m", "SET"],
   ])("refuses %s (%s)", (query, clause) => {
     const message = checkReadOnlyCypher(query);
@@ -62,7 +77,7 @@ describe("checkReadOnlyCypher", () => {
 
   it("names the first offending clause and says why", () => {
     expect(checkReadOnlyCypher("MATCH (n) SET n.a = 1 DELETE n")).toBe(
-      "SET is not allowed: condition queries must be read-only",
+      "SET is not allowed: condition queries may only use MATCH, OPTIONAL MATCH, WHERE, WITH, RETURN, ORDER BY, SKIP, LIMIT, UNWIND, UNION and CALL",
     );
     expect(checkReadOnlyCypher("CALL apoc.do.it()")).toContain(
       "may only call db.labels, db.relationshipTypes, db.propertyKeys and db.schema.*",

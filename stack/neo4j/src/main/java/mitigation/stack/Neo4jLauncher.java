@@ -10,8 +10,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import inet.ipaddr.IPAddressString;
 import org.neo4j.configuration.Config;
 import org.neo4j.configuration.GraphDatabaseInternalSettings;
 import org.neo4j.configuration.GraphDatabaseSettings;
@@ -167,6 +169,12 @@ public final class Neo4jLauncher {
                 .setConfig(GraphDatabaseSettings.logical_log_rotation_threshold, ByteUnit.mebiBytes(32))
                 .setConfig(GraphDatabaseSettings.keep_logical_logs, "128M size")
                 .setConfig(BoltConnectorInternalSettings.enable_local_connector, false) // in-JVM channel, unused
+                // Queries come from the catalogue, written through the API: LOAD CSV must reach
+                // neither files nor the network (the worker's loopback, the cloud metadata service).
+                // Every address is blocked for URLs, file URLs are refused; no plugins (APOC) are installed.
+                .setConfig(GraphDatabaseSettings.allow_file_urls, false)
+                .setConfig(GraphDatabaseInternalSettings.cypher_ip_blocklist,
+                        List.of(new IPAddressString("0.0.0.0/0"), new IPAddressString("::/0")))
                 .setConfig(HttpConnector.enabled, false)
                 .setConfig(HttpsConnector.enabled, false);
     }
