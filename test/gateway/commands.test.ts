@@ -177,7 +177,7 @@ describe("durable delivery", () => {
       agentId: agent.agentId,
       command: "kill-process",
       priority: "high",
-      details: { pid: 31 },
+      details: { pid: 31, process_name: "sleep" },
       origin: "operator",
       requestedBy: "operator:test",
       workflowId: null,
@@ -254,7 +254,7 @@ describe("duplicate suppression", () => {
     const body = {
       agent_id: agent.agentId,
       command: "kill-process",
-      details: { pid: 1234 },
+      details: { pid: 1234, process_name: "sleep" },
       id: `op-${randomBytes(4).toString("hex")}`,
     };
     const first = await g.rest.post("/api/commands", body);
@@ -359,7 +359,7 @@ describe("operator commands over REST", () => {
         await g.rest.post("/api/commands", {
           agent_id: "agt_missing",
           command: "kill-process",
-          details: { pid: 1 },
+          details: { pid: 1, process_name: "sleep" },
         })
       ).status,
     ).toBe(404);

@@ -215,7 +215,7 @@ describe("the registry", () => {
     const res = await g.rest.post("/api/commands", {
       agent_id: agentId,
       command: "kill-process",
-      details: { pid: 5 },
+      details: { pid: 5, process_name: "sleep" },
     });
     expect((await second.command("kill-process")).id).toBe(res.body.id);
     await second.close();
@@ -272,7 +272,7 @@ describe("key rotation and revocation", () => {
     const command = await g.rest.post("/api/commands", {
       agent_id: agentId,
       command: "kill-process",
-      details: { pid: 1 },
+      details: { pid: 1, process_name: "sleep" },
     });
     expect(command.status).toBe(409);
     const audit = (await g.rest.get(`/api/audit?agent=${agentId}`)).body.items.map(

@@ -91,7 +91,7 @@ describe("protocol errors", () => {
     const issued = await g.rest.post("/api/commands", {
       agent_id: victim.agentId,
       command: "kill-process",
-      details: { pid: 42 },
+      details: { pid: 42, process_name: "sleep" },
     });
     const command = await victim.command("kill-process");
     intruder.ack(command.id);
@@ -166,7 +166,7 @@ describe("abuse", () => {
     const issued = await g.rest.post("/api/commands", {
       agent_id: neighbour.agentId,
       command: "kill-process",
-      details: { pid: 9 },
+      details: { pid: 9, process_name: "sleep" },
     });
     expect((await neighbour.command("kill-process")).id).toBe(issued.body.id);
   });
@@ -187,7 +187,7 @@ describe("abuse", () => {
     const issued = await g.rest.post("/api/commands", {
       agent_id: neighbour.agentId,
       command: "kill-process",
-      details: { pid: 7 },
+      details: { pid: 7, process_name: "sleep" },
     });
     expect(await g.temporal.workflow.getHandle(issued.body.workflow_id).result()).toMatchObject({
       success: true,

@@ -96,7 +96,7 @@ describe("scale-out: two gateway processes, two workers", () => {
     const viaB = await apiB?.post("/api/commands", {
       agent_id: onA.agentId,
       command: "kill-process",
-      details: { pid: 101 },
+      details: { pid: 101, process_name: "sleep" },
     });
     const viaA = await apiA?.post("/api/commands", {
       agent_id: onB.agentId,
