@@ -1,6 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { allowEntryProblem } from "./domain/egress.ts";
+import { LINK_LOCAL, LOOPBACK, parseCidr } from "./domain/protected-addresses.ts";
 
 // Every setting comes from the environment and is documented in .env.example; the defaults match
 // what scripts/stack.sh starts on loopback, so a fresh clone works with no .env at all.
@@ -100,6 +101,19 @@ const schema = z
     // Below the mitigation workflow's 10-minute activity limit, so expiry is what an engine command meets first.
     MM_COMMAND_TTL_SECONDS: z.coerce.number().int().positive().max(540).default(300),
     MM_PORTAL_IPS: list(z.union([z.ipv4(), z.ipv6()])).default([]),
+    MM_PROTECTED_RANGES: list(
+      z.string().refine(
+        (v) => {
+          try {
+            parseCidr(v);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { message: "must be an IP address or CIDR range" },
+      ),
+    ).default([]),
     MM_PORTAL_PORTS: list(
       z
         .string()
@@ -207,6 +221,16 @@ function toConfig(env: z.infer<typeof schema>) {
       portalIps: env.MM_PORTAL_IPS,
       portalPorts: env.MM_PORTAL_PORTS,
     },
+    /** Addresses no mitigation may block: the engine skips such a step, the agent refuses it too. */
+    protectedAddresses: [
+      ...LOOPBACK,
+      ...LINK_LOCAL,
+      ...env.MM_PORTAL_IPS.map((ip) => ({ range: ip, reason: "the portal (MM_PORTAL_IPS)" })),
+      ...env.MM_PROTECTED_RANGES.map((range) => ({
+        range,
+        reason: "a protected range (MM_PROTECTED_RANGES)",
+      })),
+    ],
   };
 }
 

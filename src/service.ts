@@ -115,6 +115,7 @@ export async function startService(
           }),
           queryTimeoutMs: config.neo4j.queryTimeoutMs,
           webhookTimeoutMs: config.webhookTimeoutMs,
+          protectedAddresses: config.protectedAddresses,
         }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
       };

@@ -11,6 +11,7 @@ import {
   type Identifier,
   identifierKey,
 } from "../domain/model.ts";
+import { type Protection, protectionOf } from "../domain/protected-addresses.ts";
 import { getAlertRow } from "../store/alerts.ts";
 import { catalogStore } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
@@ -28,6 +29,8 @@ export interface EngineDeps {
   /** Where webhooks may go (egress.ts). */
   webhooks: EgressPolicy;
   webhookTimeoutMs: number;
+  /** Addresses no block-ip step may name (config `protectedAddresses`). */
+  protectedAddresses: readonly Protection[];
 }
 
 export interface RankedMitigation {
@@ -138,6 +141,17 @@ export function engineActivities(deps: EngineDeps) {
 
   const record = (d: Decision) => recordDecision(deps.db, d);
 
+  /** Why blocking `ip` would turn the mitigation into an outage, or null when it may be blocked. */
+  function blockRefusal(ip: unknown): string | null {
+    if (typeof ip !== "string") return `block-ip needs an IP address, got ${JSON.stringify(ip)}`;
+    try {
+      const protection = protectionOf(ip, deps.protectedAddresses);
+      return protection && `${ip} is never blocked: ${protection.reason}`;
+    } catch {
+      return `block-ip needs an IP address, got ${JSON.stringify(ip)}`;
+    }
+  }
+
   /** Decides whether one candidate applies (args, conditions, agent and capability) and how to run it. */
   async function plan(
     input: PlanInput,
@@ -170,11 +184,14 @@ export function engineActivities(deps: EngineDeps) {
         .filter((c) => !agent.capabilities.includes(c));
       if (missing.length) return `agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`;
       for (const step of mitigation.steps) {
+        const details = stepDetails(mitigation, args.values, step);
+        const refused = step.agent === "block-ip" && blockRefusal(details.ip);
+        if (refused) return refused;
         steps.push({
           kind: "agent",
           agentId: agent.agentId,
           command: step.agent,
-          details: stepDetails(mitigation, args.values, step),
+          details,
           priority: step.agent === "isolate-host" ? "critical" : "high",
         });
       }

@@ -182,6 +182,22 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
   });
 });
 
+describe("never-block list", () => {
+  it("skips a mitigation that would block a loopback address, and says why", async () => {
+    const host = ctx.host("loopback-attacker");
+    const alert = wazuhAlert("100002-ncat-connection", host);
+    // An attacker who controls the alert text names the host's own loopback as the remote end.
+    (alert.data as Record<string, unknown>).dst_ip = "127.0.0.1";
+    await postAlert(alert);
+    const skipped = await eventually(
+      "close_conn skipped",
+      async () => (await decisions(host)).find((d) => d.kind === "mitigation_skipped") ?? false,
+    );
+    expect(skipped.reason).toBe("close_conn skipped: 127.0.0.1 is never blocked: loopback");
+    expect(commandsFor(host)).toEqual([]);
+  });
+});
+
 describe("flow-processor alerts (rule 100100)", () => {
   it("runs filter_packets against the attacker's IP for Slowloris through the DoS flow", async () => {
     const host = ctx.host("fp");
