@@ -4,9 +4,10 @@
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
+import { connectNatsAs } from "../../src/connections.ts";
 import { loadCommandSigningKey } from "../../src/gateway/signing-key.ts";
 import { publicSigningKey, verifyCommand } from "../../src/protocol/signing.ts";
 import { enroll, type Frame, TestAgent } from "./support/agent.ts";
@@ -21,7 +22,7 @@ beforeAll(async () => {
   g = await gatewayTestContext("gw_signing", {
     commandSigningKeyFile: path.join(dataDir, "secrets/command-signing.pem"),
   });
-  nc = await connectNats({ servers: g.ctx.config.nats.url });
+  nc = await connectNatsAs(g.ctx.config.nats, "worker");
 });
 afterAll(async () => {
   await nc?.close();

@@ -1,10 +1,11 @@
 // Issue 9: one agent's flood costs only its own session. Inbound frames pass a token bucket, frames
 // waiting to be handled are bounded, and a session that does not read is sent no more commands
 // than its socket bound holds: the rest wait in PostgreSQL and none is lost.
-import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
+import { connectNatsAs } from "../../src/connections.ts";
 import { fixture } from "../support/fixtures.ts";
 import { eventually } from "../support/wait.ts";
 import { type Frame, succeed, TestAgent } from "./support/agent.ts";
@@ -24,7 +25,7 @@ beforeAll(async () => {
       maxBufferedBytes: 65_536,
     },
   });
-  nc = await connectNats({ servers: g.ctx.config.nats.url });
+  nc = await connectNatsAs(g.ctx.config.nats, "worker");
 });
 afterAll(async () => {
   await nc?.close();

@@ -1,11 +1,12 @@
 // Issue 9: nothing a client sends crashes, floods or blinds the gateway. 50 agents take commands
 // while hostile clients reset upgrades mid key check, stall, dribble headers, and send more than
 // 10,000 malformed frames; the process stays up and every legitimate command completes.
-import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../../src/config.ts";
+import { connectNatsAs } from "../../src/connections.ts";
 import { eventually } from "../support/wait.ts";
 import { succeed, TestAgent, upgradeStatus, wsUrlOf } from "./support/agent.ts";
 import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-context.ts";
@@ -30,7 +31,7 @@ beforeAll(async () => {
   g = await gatewayTestContext("gw_hostile", {
     gateway: { ...loadConfig().gateway, handshakeTimeoutMs: HANDSHAKE_MS, maxFrameBytes: 8_192 },
   });
-  nc = await connectNats({ servers: g.ctx.config.nats.url });
+  nc = await connectNatsAs(g.ctx.config.nats, "worker");
   at = addressOf(g.gatewayUrl);
 });
 afterAll(async () => {
