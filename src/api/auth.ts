@@ -7,15 +7,11 @@
 //   admin      everything: the catalog, agents' groups and labels, keys, enrollment and operator tokens
 //   ingest     submits alerts (POST /api/alert) and nothing else: for Wazuh's integration
 import { createHash, timingSafeEqual } from "node:crypto";
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { sql } from "kysely";
-import { z } from "zod";
 import type { Db } from "../db/index.ts";
 import type { OperatorRole } from "../db/schema.ts";
-import { appendAudit } from "../gateway/audit.ts";
-import { bearerToken, hashSecret, newId, newSecret } from "../gateway/secrets.ts";
-import { describeIssues } from "../protocol/messages.ts";
-import { notFound, readJson } from "./http.ts";
+import { bearerToken, hashSecret } from "../gateway/secrets.ts";
 
 export const OPERATOR_ROLES = [
   "viewer",
@@ -133,88 +129,4 @@ async function authenticate(
       .catch(() => {});
   }
   return { actor: `operator:${row.name}`, role: row.role };
-}
-
-const TokenRequest = z.object({
-  name: z.string().trim().min(1).max(100),
-  role: z.enum(OPERATOR_ROLES),
-  expires_in_seconds: z.number().int().positive().optional(),
-});
-
-const tokenColumns = [
-  "id",
-  "name",
-  "role",
-  "prefix",
-  "created_at",
-  "created_by",
-  "expires_at",
-  "revoked_at",
-  "last_used_at",
-] as const;
-
-/** /api/tokens: operator tokens (admin only). The token itself is in the 201 answer and nowhere else. */
-export function tokensApi(db: Db) {
-  const app = new Hono<AuthEnv>();
-
-  app.get("/tokens", async (c) =>
-    c.json({
-      items: await db
-        .selectFrom("operator_tokens")
-        .select(tokenColumns)
-        .orderBy("created_at")
-        .execute(),
-    }),
-  );
-
-  app.post("/tokens", async (c) => {
-    const body = await readJson(c);
-    if (!body.ok) return body.response;
-    const input = TokenRequest.safeParse(body.body);
-    if (!input.success)
-      return c.json({ error: `invalid request: ${describeIssues(input.error)}` }, 400);
-    const secret = newSecret("operator_token");
-    const actor = c.get("principal").actor;
-    const row = await db
-      .insertInto("operator_tokens")
-      .values({
-        id: newId("tok"),
-        name: input.data.name,
-        role: input.data.role,
-        token_hash: secret.hash,
-        prefix: secret.prefix,
-        created_by: actor,
-        expires_at:
-          input.data.expires_in_seconds === undefined
-            ? null
-            : sql<Date>`now() + ${input.data.expires_in_seconds} * interval '1 second'`,
-      })
-      .returning(tokenColumns)
-      .executeTakeFirstOrThrow();
-    await appendAudit(db, {
-      actor,
-      action: "operator_token.created",
-      details: { token_id: row.id, name: row.name, role: row.role },
-    });
-    return c.json({ ...row, token: secret.value }, 201);
-  });
-
-  app.delete("/tokens/:id", async (c) => {
-    const actor = c.get("principal").actor;
-    const row = await db
-      .updateTable("operator_tokens")
-      .set({ revoked_at: sql<Date>`coalesce(revoked_at, now())` })
-      .where("id", "=", c.req.param("id"))
-      .returning(tokenColumns)
-      .executeTakeFirst();
-    if (!row) return notFound(c, `token ${c.req.param("id")}`);
-    await appendAudit(db, {
-      actor,
-      action: "operator_token.revoked",
-      details: { token_id: row.id, name: row.name },
-    });
-    return c.json(row);
-  });
-
-  return app;
 }
