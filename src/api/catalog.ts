@@ -23,11 +23,22 @@ interface CatalogRoute<K extends CatalogKind> {
   conditionRefs(doc: DocumentOf[K]): { field: string; id: Identifier }[];
 }
 
+// Argument specs are checked by a custom schema (args.ts), which OpenAPI cannot see into.
+const argSpec = {
+  args: catalogSchemas.condition.shape.args.openapi({
+    type: "object",
+    description: 'argument name → path into the alert ("alert.<path>"), or a list of paths',
+    additionalProperties: {
+      anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }],
+    },
+  }),
+};
+
 const conditionRoute: CatalogRoute<"condition"> = {
   kind: "condition",
   noun: "condition",
   tag: "conditions",
-  schema: catalogSchemas.condition.openapi("Condition"),
+  schema: catalogSchemas.condition.extend(argSpec).openapi("Condition"),
   validate: validateCondition,
   conditionRefs: () => [],
 };
@@ -35,7 +46,7 @@ const mitigationRoute: CatalogRoute<"mitigation"> = {
   kind: "mitigation",
   noun: "mitigation",
   tag: "mitigations",
-  schema: catalogSchemas.mitigation.openapi("Mitigation"),
+  schema: catalogSchemas.mitigation.extend(argSpec).openapi("Mitigation"),
   validate: validateMitigation,
   conditionRefs: (m) => (m.conditions ?? []).map((id, i) => ({ field: `conditions[${i}]`, id })),
 };
