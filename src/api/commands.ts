@@ -92,11 +92,7 @@ const CommandRequest = z
     { message: "only isolate-host takes release_after_seconds", path: ["release_after_seconds"] },
   )
   .openapi("CommandRequest");
-type CommandRequest = z.infer<typeof commandFieldsSchema> & {
-  command: AgentCommand;
-  details: Record<string, unknown>;
-};
-const commandFieldsSchema = z.object(commandFields);
+type CommandRequest = z.output<z.ZodObject<typeof commandFields>> & { command: AgentCommand };
 
 const Command = Row.openapi("Command");
 const Accepted = z.looseObject({ workflow_id: z.string() });
@@ -158,6 +154,9 @@ export function commandsApi(deps: { db: Db; temporal: Client; config: Config }) 
 
   app.openapi(issue, async (c) => {
     const request = c.req.valid("json") as CommandRequest;
+    // The details as sent, not as parsed: filling defaults is for the isolation workflow (the
+    // configured portal) and the agent, which an empty portal_ips here would pre-empt.
+    const { details = {} } = (await c.req.json()) as { details?: Record<string, unknown> };
     const agent = await getAgent(db, request.agent_id, onlineWindowMs);
     if (!agent) return notFound(c, `agent ${request.agent_id}`);
     if (agent.status === "revoked")
@@ -166,7 +165,7 @@ export function commandsApi(deps: { db: Db; temporal: Client; config: Config }) 
     const ttlMs = (request.expires_in_seconds ?? config.commands.ttlMs / 1_000) * 1_000;
 
     if (request.command === "isolate-host")
-      return isolate(c, agent.id, request.details, ttlMs, request.release_after_seconds, actor);
+      return isolate(c, agent.id, details, ttlMs, request.release_after_seconds, actor);
     if (request.command === "release-host" && (await isolationRunning(agent.id))) {
       await temporal.workflow
         .getHandle(isolationWorkflowId(agent.id))
@@ -201,7 +200,7 @@ export function commandsApi(deps: { db: Db; temporal: Client; config: Config }) 
           {
             agentId: agent.id,
             command: request.command,
-            details: request.details,
+            details,
             priority: request.priority ?? "high",
             commandId,
             requestedBy: actor,
