@@ -35,8 +35,8 @@ export const json = <S extends z.ZodType>(schema: S) => ({
   "application/json": { schema },
 });
 export const errorResponse = (description: string) => ({ description, content: json(ErrorBody) });
-export const jsonBody = <S extends z.ZodType>(schema: S, description?: string) => ({
-  body: { required: true, description, content: json(schema) },
+export const jsonBody = <S extends z.ZodType>(schema: S) => ({
+  body: { required: true, content: json(schema) },
 });
 
 /** An empty query parameter (`?status=`, as forms send) means the parameter is absent. */
@@ -46,7 +46,7 @@ export const optionalQuery = <S extends z.ZodType>(schema: S, description: strin
   z.preprocess(absentIfEmpty, schema.optional()).openapi({ description });
 
 /** The largest page any list route returns. */
-export const MAX_PAGE = 500;
+const MAX_PAGE = 500;
 
 const integerQuery = (max: number, fallback: number, description: string) => {
   const error = `must be an integer from 0 to ${max}`;
