@@ -1,20 +1,24 @@
-import { createRequire } from "node:module";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
-import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { Config } from "../config.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
 import { catalogStore } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
-import { agentsApi, agentsOpenApiPaths } from "./agents.ts";
-import { operatorAuth, tokensApi } from "./auth.ts";
+import { agentsApi } from "./agents.ts";
+import { alertsApi } from "./alerts.ts";
+import { auditApi } from "./audit.ts";
+import { type AuthEnv, operatorAuth } from "./auth.ts";
 import { catalogApi } from "./catalog.ts";
-import type { HealthCheck } from "./health.ts";
-import { docsPage, openApiDocument } from "./openapi.ts";
-import { viewsApi } from "./views.ts";
-
-const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+import { commandsApi } from "./commands.ts";
+import { docsApi } from "./docs.ts";
+import { type HealthCheck, healthApi } from "./health.ts";
+import { invalid, validationHook } from "./http.ts";
+import { incidentsApi } from "./incidents.ts";
+import { keysApi } from "./keys.ts";
+import { tokensApi } from "./tokens.ts";
 
 export interface ApiDeps {
   db: Db;
@@ -27,34 +31,38 @@ export interface ApiDeps {
   config: Config;
 }
 
-export function versionInfo() {
-  const [major = 0, minor = 0] = version.split(".").map(Number);
-  return { version: `v${version}`, major, minor };
-}
-
 export function createApi(deps: ApiDeps) {
-  const app = new Hono();
-
-  app.get("/api/version", (c) => c.json(versionInfo()));
-  app.get("/health", async (c) => {
-    const report = await deps.health();
-    return c.json(report, report.status === "up" ? 200 : 503);
+  const { db, temporal, config } = deps;
+  const onlineWindowMs = config.gateway.heartbeatMs * config.gateway.missedHeartbeats;
+  const app = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "an operator token (viewer, responder, admin) or, for POST /api/alert, an ingest token",
   });
-  app.get("/openapi.json", (c) => c.json(withOperatorApi(openApiDocument(versionInfo().version))));
-  app.get("/docs", (c) => c.html(docsPage()));
 
-  // Every /api route below needs an operator token (but GET /api/version); see auth.ts for who may do what.
-  app.use("/api/*", operatorAuth({ db: deps.db, adminToken: deps.config.adminToken }));
-  app.route("/api", tokensApi(deps.db));
-  app.route(
-    "/api",
-    agentsApi({ db: deps.db, temporal: deps.temporal, nc: deps.nats, config: deps.config }),
-  );
-  app.route("/api", catalogApi(catalogStore(deps.db)));
-  app.route("/api", viewsApi(deps));
+  // Every /api route needs an operator token (but GET /api/version); see auth.ts for who may do what.
+  app.use("/api/*", operatorAuth({ db, adminToken: config.adminToken }));
+  app.route("/", healthApi(deps.health));
+  app.route("/api", catalogApi(catalogStore(db)));
+  app.route("/api", alertsApi(deps));
+  app.route("/api", incidentsApi(deps));
+  app.route("/api", agentsApi({ db, temporal, onlineWindowMs }));
+  app.route("/api", keysApi({ db, nc: deps.nats, onlineWindowMs }));
+  app.route("/api", commandsApi(deps));
+  app.route("/api", auditApi(db));
+  app.route("/api", tokensApi(db));
+  app.route("/", docsApi(app));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
+    // The validators' own refusals: a body that is not JSON (400), or not sent as JSON (415).
+    if (err instanceof HTTPException) {
+      return err.status === 400
+        ? invalid(c, [{ field: "(body)", message: `not valid JSON: ${err.message}` }])
+        : c.json({ error: `${err.message}: send Content-Type: application/json` }, err.status);
+    }
     deps.log.error("request failed", {
       method: c.req.method,
       path: c.req.path,
@@ -64,24 +72,4 @@ export function createApi(deps: ApiDeps) {
     return c.json({ error: "internal error; the request was not applied" }, 500);
   });
   return app;
-}
-
-/** The document of the core routes plus the agent fleet's and the bearer-token security scheme. */
-function withOperatorApi(doc: ReturnType<typeof openApiDocument>) {
-  return {
-    ...doc,
-    paths: { ...doc.paths, ...agentsOpenApiPaths },
-    components: {
-      ...doc.components,
-      securitySchemes: {
-        bearer: {
-          type: "http",
-          scheme: "bearer",
-          description:
-            "an operator token (viewer, responder, admin) or, for POST /api/alert, an ingest token",
-        },
-      },
-    },
-    security: [{ bearer: [] }],
-  };
 }

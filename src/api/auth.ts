@@ -7,19 +7,11 @@
 //   admin      everything: the catalog, agents' groups and labels, keys, enrollment and operator tokens
 //   ingest     submits alerts (POST /api/alert) and nothing else: for Wazuh's integration
 import { createHash, timingSafeEqual } from "node:crypto";
-import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { z } from "zod";
-import { describeIssues } from "../protocol/messages.ts";
-import { bearerToken } from "../secrets.ts";
+import type { Context, MiddlewareHandler } from "hono";
+import { bearerToken, hashSecret } from "../secrets.ts";
 import type { Db } from "../store/db.ts";
-import {
-  authenticateOperator,
-  createOperatorToken,
-  listOperatorTokens,
-  revokeOperatorToken,
-} from "../store/operator-tokens.ts";
+import { authenticateOperator } from "../store/operator-tokens.ts";
 import type { OperatorRole } from "../store/schema.ts";
-import { notFound, readJson } from "./http.ts";
 
 export const OPERATOR_ROLES = [
   "viewer",
@@ -120,40 +112,6 @@ async function authenticate(
     return { actor: "operator:MM_ADMIN_TOKEN", role: "admin" };
   }
   const row = await authenticateOperator(db, token);
-  return row && { actor: `operator:${row.name}`, role: row.role };
-}
-
-const TokenRequest = z.object({
-  name: z.string().trim().min(1).max(100),
-  role: z.enum(OPERATOR_ROLES),
-  expires_in_seconds: z.number().int().positive().optional(),
-});
-
-/** /api/tokens: operator tokens (admin only). The token itself is in the 201 answer and nowhere else. */
-export function tokensApi(db: Db) {
-  const app = new Hono<AuthEnv>();
-
-  app.get("/tokens", async (c) => c.json({ items: await listOperatorTokens(db) }));
-
-  app.post("/tokens", async (c) => {
-    const body = await readJson(c);
-    if (!body.ok) return body.response;
-    const input = TokenRequest.safeParse(body.body);
-    if (!input.success)
-      return c.json({ error: `invalid request: ${describeIssues(input.error)}` }, 400);
-    const created = await createOperatorToken(db, {
-      name: input.data.name,
-      role: input.data.role,
-      expiresInSeconds: input.data.expires_in_seconds,
-      createdBy: c.get("principal").actor,
-    });
-    return c.json(created, 201);
-  });
-
-  app.delete("/tokens/:id", async (c) => {
-    const row = await revokeOperatorToken(db, c.req.param("id"), c.get("principal").actor);
-    return row ? c.json(row) : notFound(c, `token ${c.req.param("id")}`);
-  });
-
-  return app;
+  if (!row) return null;
+  return { actor: `operator:${row.name}`, role: row.role };
 }

@@ -1,7 +1,10 @@
+import { createRequire } from "node:module";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
 import type { Driver } from "neo4j-driver";
 import { type Db, pingDb } from "../store/db.ts";
+import { json } from "./http.ts";
 
 export type DependencyState = { status: "up" } | { status: "down"; reason: string };
 export interface HealthReport {
@@ -56,4 +59,64 @@ export function healthCheck(deps: {
     const status = Object.values(dependencies).every((d) => d.status === "up") ? "up" : "down";
     return { status, dependencies };
   };
+}
+
+const Dependency = z.union([
+  z.object({ status: z.literal("up") }),
+  z.object({ status: z.literal("down"), reason: z.string() }),
+]);
+const Health = z
+  .object({
+    status: z.enum(["up", "down"]),
+    dependencies: z.object({
+      temporal: Dependency,
+      postgres: Dependency,
+      nats: Dependency,
+      neo4j: Dependency,
+    }),
+  })
+  .openapi("Health");
+
+const Version = z
+  .object({ version: z.string().openapi({ example: "v0.1.0" }), major: z.int(), minor: z.int() })
+  .openapi("Version");
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+export function versionInfo() {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return { version: `v${version}`, major, minor };
+}
+
+/** GET /health and GET /api/version: public, for probes and clients checking compatibility. */
+export function healthApi(health: HealthCheck) {
+  return new OpenAPIHono()
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/health",
+        tags: ["service"],
+        summary: "Temporal, PostgreSQL, NATS and Neo4j, each up or down with a reason",
+        security: [],
+        responses: {
+          200: { description: "all dependencies up", content: json(Health) },
+          503: { description: "a dependency is down", content: json(Health) },
+        },
+      }),
+      async (c) => {
+        const report = await health();
+        return report.status === "up" ? c.json(report, 200) : c.json(report, 503);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/api/version",
+        tags: ["service"],
+        summary: "Service version",
+        security: [],
+        responses: { 200: { description: "version", content: json(Version) } },
+      }),
+      (c) => c.json(versionInfo(), 200),
+    );
 }

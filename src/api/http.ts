@@ -1,5 +1,15 @@
-import type { Context } from "hono";
-import type { FieldError } from "../domain/model.ts";
+// What every resource module shares: the error body and its helpers, the validation hook that
+// turns zod issues into it, and the query parameters several list routes take.
+import { z } from "@hono/zod-openapi";
+import type { Context, Env } from "hono";
+import { type FieldError, fieldErrors } from "../domain/model.ts";
+
+export const ErrorBody = z
+  .object({
+    error: z.string(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Error");
 
 /** 400 with every offending field named. */
 export function invalid(c: Context, errors: FieldError[]) {
@@ -15,67 +25,56 @@ export function conflict(c: Context, message: string) {
   return c.json({ error: message }, 409);
 }
 
-/** The request body as JSON, or the 400 to answer with. */
-export async function readJson(
-  c: Context,
-): Promise<{ ok: true; body: unknown } | { ok: false; response: Response }> {
-  const text = await c.req.text();
-  if (text.trim() === "")
-    return {
-      ok: false,
-      response: invalid(c, [{ field: "(body)", message: "a JSON body is required" }]),
-    };
-  try {
-    return { ok: true, body: JSON.parse(text) };
-  } catch (err) {
-    return {
-      ok: false,
-      response: invalid(c, [
-        { field: "(body)", message: `not valid JSON: ${(err as Error).message}` },
-      ]),
-    };
-  }
-}
+/** Params, query and body that fail their schema answer 400 naming each field. */
+export const validationHook = <E extends Env>(
+  result: { success: true } | { success: false; error: { issues: z.core.$ZodIssue[] } },
+  c: Context<E>,
+) => (result.success ? undefined : invalid(c, fieldErrors(result.error.issues)));
 
-/** Reads `?name=` as a non-negative integer within bounds, or names the field in the error. */
-export function intParam(
-  c: Context,
-  name: string,
-  fallback: number,
-  max: number,
-): number | FieldError {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > max)
-    return { field: name, message: `must be an integer from 0 to ${max}` };
-  return n;
-}
+export const json = <S extends z.ZodType>(schema: S) => ({
+  "application/json": { schema },
+});
+export const errorResponse = (description: string) => ({ description, content: json(ErrorBody) });
+export const jsonBody = <S extends z.ZodType>(schema: S) => ({
+  body: { required: true, content: json(schema) },
+});
+
+/** An empty query parameter (`?status=`, as forms send) means the parameter is absent. */
+const absentIfEmpty = (v: unknown) => (v === "" ? undefined : v);
+
+export const optionalQuery = <S extends z.ZodType>(schema: S, description: string) =>
+  z.preprocess(absentIfEmpty, schema.optional()).openapi({ description });
 
 /** The largest page any list route returns. */
-export const MAX_PAGE = 500;
+const MAX_PAGE = 500;
 
-/** `?limit=` and `?offset=` of a list route; invalid ones come back as errors naming them. */
-export function pageParams(
-  c: Context,
-  defaultLimit: number,
-): { limit: number; offset: number; errors: FieldError[] } {
-  const limit = intParam(c, "limit", defaultLimit, MAX_PAGE);
-  const offset = intParam(c, "offset", 0, Number.MAX_SAFE_INTEGER);
-  return {
-    limit: isFieldError(limit) ? defaultLimit : limit,
-    offset: isFieldError(offset) ? 0 : offset,
-    errors: [limit, offset].filter(isFieldError),
-  };
-}
+const integerQuery = (max: number, fallback: number, description: string) => {
+  const error = `must be an integer from 0 to ${max}`;
+  return z
+    .preprocess(
+      (v) => (absentIfEmpty(v) === undefined ? undefined : Number(v)),
+      z.int({ error }).min(0, { error }).max(max, { error }).default(fallback),
+    )
+    .openapi({ type: "integer", minimum: 0, maximum: max, default: fallback, description });
+};
 
-export function dateParam(c: Context, name: string): Date | undefined | FieldError {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === "") return undefined;
-  const d = new Date(raw);
-  return Number.isNaN(d.getTime()) ? { field: name, message: "must be an ISO 8601 date-time" } : d;
-}
+/** `?limit=` and `?offset=` of a list route. */
+export const pageQuery = (defaultLimit: number) => ({
+  limit: integerQuery(MAX_PAGE, defaultLimit, `page size (at most ${MAX_PAGE})`),
+  offset: integerQuery(Number.MAX_SAFE_INTEGER, 0, "rows to skip"),
+});
 
-export function isFieldError(v: unknown): v is FieldError {
-  return typeof v === "object" && v !== null && "field" in v && "message" in v;
-}
+export const dateTimeQuery = (description: string) =>
+  optionalQuery(
+    z.coerce
+      .date({ error: "must be an ISO 8601 date-time" })
+      .openapi({ type: "string", format: "date-time" }),
+    description,
+  );
+
+/** The page a list route answers with: its items, and how they were asked for. */
+export const page = <S extends z.ZodType>(item: S) =>
+  z.object({ items: z.array(item), total: z.int().optional(), limit: z.int(), offset: z.int() });
+
+/** A row as the store returns it; its columns are the store's to describe. */
+export const Row = z.record(z.string(), z.unknown());

@@ -2,7 +2,8 @@
 // API, the gateway and activities (it hashes with node:crypto), never in workflow code — workflows
 // only import its types.
 import { createHash } from "node:crypto";
-import { type FieldError, TECHNIQUE_ID } from "./model.ts";
+import { z } from "zod";
+import { type FieldError, fieldErrors, TECHNIQUE_ID } from "./model.ts";
 
 export type { FieldError } from "./model.ts";
 
@@ -32,8 +33,7 @@ export type NormaliseResult = { ok: true; alert: Alert } | { ok: false; errors: 
 
 type Obj = Record<string, unknown>;
 
-const ROOT = "(root)";
-const SEVERITIES: readonly Severity[] = ["low", "medium", "high", "critical"];
+const SEVERITIES = ["low", "medium", "high", "critical"] as const satisfies readonly Severity[];
 /** Agents report a severity, flows and the UI reason in Wazuh levels; these sit inside each band. */
 const LEVEL_OF_SEVERITY: Record<Severity, number> = { low: 3, medium: 7, high: 12, critical: 15 };
 
@@ -45,117 +45,9 @@ export function severityFromLevel(level: number): Severity {
   return "low";
 }
 
-/**
- * Accepts a Wazuh alert, or an agent alert `{"alert": {rule_name, severity, timestamp, details, …}}`
- * whose host comes from `context.host` (the gateway's authenticated agent, which wins) or from a
- * top-level `host: {name, agent_id?, ip?}` (REST clients). Never throws.
- */
-export function normaliseAlert(input: unknown, context?: { host?: AlertHost }): NormaliseResult {
-  try {
-    if (!isObject(input)) {
-      return fail(
-        ROOT,
-        `must be a JSON object (a Wazuh alert or {"alert": …}), got ${kind(input)}`,
-      );
-    }
-    return isObject(input.alert) && !("rule" in input)
-      ? fromAgent(input, context)
-      : fromWazuh(input);
-  } catch (err) {
-    // Only inputs no JSON parser produces get here (cycles, BigInts, nesting that exhausts the stack).
-    return fail(ROOT, `unreadable alert: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
+// ---- the shapes: lenient where forwarders differ, and every message names what was wrong --------
 
-function fromWazuh(input: Obj): NormaliseResult {
-  const errors: FieldError[] = [];
-  const id = text(errors, input.id, "id", { numeric: true });
-  const time = timestamp(errors, input.timestamp, "timestamp");
-
-  const agent = object(errors, input.agent, "agent");
-  const name = agent && text(errors, agent.name, "agent.name");
-  const agentId = agent && text(errors, agent.id, "agent.id", { optional: true, numeric: true });
-  const ip = agent && text(errors, agent.ip, "agent.ip", { optional: true });
-
-  const rule = object(errors, input.rule, "rule");
-  const ruleId = rule && text(errors, rule.id, "rule.id", { numeric: true });
-  const level = rule && ruleLevel(errors, rule.level, "rule.level");
-  const description =
-    rule && text(errors, rule.description, "rule.description", { optional: true });
-  // Alerts without ATT&CK mapping are still stored; they just match no attack flow.
-  const mitre = rule && object(errors, rule.mitre, "rule.mitre", { optional: true });
-  const techniques = techniqueList(errors, mitre?.id, "rule.mitre.id");
-  const tactics = stringList(errors, mitre?.tactic, "rule.mitre.tactic");
-
-  if (errors.length > 0) return { ok: false, errors };
-  return {
-    ok: true,
-    alert: {
-      id: id as string,
-      time: time as string,
-      host: compact({ name: name as string, agentId, ip }),
-      rule: compact({ id: ruleId as string, level: level as number, description }),
-      techniques,
-      tactics,
-      severity: severityFromLevel(level as number),
-      format: "wazuh",
-      raw: input,
-    },
-  };
-}
-
-function fromAgent(input: Obj, context: { host?: AlertHost } | undefined): NormaliseResult {
-  const errors: FieldError[] = [];
-  const inner = input.alert as Obj;
-  const host = context?.host?.name ? context.host : hostOf(errors, input.host);
-
-  const ruleName = text(errors, inner.rule_name, "alert.rule_name");
-  const severity = severityOf(errors, inner.severity, "alert.severity");
-  const time = timestamp(errors, inner.timestamp, "alert.timestamp");
-  const details = object(errors, inner.details, "alert.details");
-  const technique =
-    details && techniqueId(errors, details.technique_id, "alert.details.technique_id");
-  const tactic =
-    details && text(errors, details.tactic, "alert.details.tactic", { optional: true });
-
-  if (errors.length > 0 || !host) return { ok: false, errors };
-  const rawHost = compact({ name: host.name, agent_id: host.agentId, ip: host.ip });
-  return {
-    ok: true,
-    alert: {
-      // Content-derived, so a re-forwarded identical alert is recognised as the same alert.
-      id: `agent-${createHash("sha256")
-        .update(canonicalJson({ alert: inner, host: host.name }))
-        .digest("hex")}`,
-      time: time as string,
-      host,
-      rule: { id: ruleName as string, level: LEVEL_OF_SEVERITY[severity as Severity] },
-      techniques: [technique as string],
-      tactics: tactic ? [tactic] : [],
-      severity: severity as Severity,
-      format: "agent",
-      raw: { ...inner, host: rawHost },
-    },
-  };
-}
-
-function hostOf(errors: FieldError[], value: unknown): AlertHost | undefined {
-  if (value === undefined || value === null) {
-    errors.push({
-      field: "host",
-      message: 'is required for an agent alert: send {"host": {"name": …}, "alert": …}',
-    });
-    return undefined;
-  }
-  const host = object(errors, value, "host");
-  if (!host) return undefined;
-  const name = text(errors, host.name, "host.name");
-  const agentId = text(errors, host.agent_id, "host.agent_id", { optional: true, numeric: true });
-  const ip = text(errors, host.ip, "host.ip", { optional: true });
-  return name === undefined ? undefined : compact({ name, agentId, ip });
-}
-
-// ---- field readers: each returns the value, or undefined after recording why -------------------
+type Issue = { input?: unknown };
 
 function isObject(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -172,127 +64,205 @@ function show(v: unknown): string {
   return typeof v === "number" || typeof v === "boolean" ? String(v) : kind(v);
 }
 
-function fail(field: string, message: string): NormaliseResult {
-  return { ok: false, errors: [{ field, message }] };
-}
+const missing = (v: unknown) => v === undefined || v === null;
+/** An error map: "is required" for an absent value, else `wrong` of what was sent. */
+const required =
+  (wrong: (input: unknown) => string) =>
+  ({ input }: Issue) =>
+    missing(input) ? "is required" : wrong(input);
 
-function missing(v: unknown): boolean {
-  return v === undefined || v === null;
-}
-
-function object(
-  errors: FieldError[],
-  v: unknown,
-  field: string,
-  opts: { optional?: boolean } = {},
-): Obj | undefined {
-  if (missing(v)) {
-    if (!opts.optional) errors.push({ field, message: "is required" });
-    return undefined;
-  }
-  if (isObject(v)) return v;
-  errors.push({ field, message: `must be an object, got ${kind(v)}` });
-  return undefined;
-}
-
-function text(
-  errors: FieldError[],
-  v: unknown,
-  field: string,
-  opts: { optional?: boolean; numeric?: boolean } = {},
-): string | undefined {
-  if (missing(v)) {
-    if (!opts.optional) errors.push({ field, message: "is required" });
-    return undefined;
-  }
-  if (opts.numeric && typeof v === "number" && Number.isFinite(v)) return String(v);
-  if (typeof v !== "string") {
-    errors.push({
-      field,
-      message: `must be a string${opts.numeric ? " or a number" : ""}, got ${kind(v)}`,
-    });
-    return undefined;
-  }
-  if (v.trim() === "") {
-    // An empty optional value (Wazuh's manager-local alerts carry no agent ip) is just absent.
-    if (!opts.optional) errors.push({ field, message: "must not be empty" });
-    return undefined;
-  }
-  return v;
-}
-
-function ruleLevel(errors: FieldError[], v: unknown, field: string): number | undefined {
-  // Wazuh sends a number; some forwarders stringify every value.
-  const n = typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
-  if (typeof n === "number" && Number.isInteger(n) && n >= 0) return n;
-  errors.push({
-    field,
-    message: missing(v) ? "is required" : `must be a non-negative integer, got ${show(v)}`,
+function object<S extends z.core.$ZodLooseShape>(shape: S, absent = "is required") {
+  return z.looseObject(shape, {
+    error: ({ input }) => (missing(input) ? absent : `must be an object, got ${kind(input)}`),
   });
-  return undefined;
 }
 
-function severityOf(errors: FieldError[], v: unknown, field: string): Severity | undefined {
-  const s = typeof v === "string" ? v.trim().toLowerCase() : undefined;
-  if (SEVERITIES.includes(s as Severity)) return s as Severity;
-  errors.push({
-    field,
-    message: missing(v) ? "is required" : `must be one of ${SEVERITIES.join(", ")}`,
-  });
-  return undefined;
+/** A non-blank string; with `numeric`, forwarders' numbers too (as strings). */
+function text(numeric = false) {
+  return stringOrNumber(numeric).refine((v) => v.trim() !== "", "must not be empty");
 }
 
-function timestamp(errors: FieldError[], v: unknown, field: string): string | undefined {
-  if (typeof v === "string") {
-    const iso = parseTimestamp(v);
-    if (iso) return iso;
+/** An optional string: absent, null and blank (Wazuh's manager-local alerts carry no agent ip) alike. */
+function optionalText(numeric = false) {
+  return stringOrNumber(numeric)
+    .nullish()
+    .transform((v) => (v?.trim() ? v : undefined));
+}
+
+function stringOrNumber(numeric: boolean): z.ZodType<string> {
+  const error = required((v) => `must be a string${numeric ? " or a number" : ""}, got ${kind(v)}`);
+  return numeric
+    ? z.union([z.string(), z.number()], { error }).transform(String)
+    : z.string({ error });
+}
+
+const levelError = required((v) => `must be a non-negative integer, got ${show(v)}`);
+// Wazuh sends a number; some forwarders stringify every value.
+const ruleLevel = z.preprocess(
+  (v) => (typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+  z.int({ error: levelError }).min(0, { error: levelError }),
+);
+
+const severity = z.preprocess(
+  (v) => (typeof v === "string" ? v.trim().toLowerCase() : v),
+  z.enum(SEVERITIES, { error: required(() => `must be one of ${SEVERITIES.join(", ")}`) }),
+);
+
+const TIMESTAMP_EXAMPLE = "must be an ISO 8601 date-time such as 2024-10-22T09:31:15.007+0000";
+const timestamp = z.string({ error: required(() => TIMESTAMP_EXAMPLE) }).transform((s, ctx) => {
+  const iso = parseTimestamp(s);
+  if (iso) return iso;
+  ctx.addIssue({ code: "custom", message: TIMESTAMP_EXAMPLE });
+  return z.NEVER;
+});
+
+const techniqueError = required(
+  (v) => `must be a MITRE ATT&CK technique id like T1222 or T1222.002, got ${show(v)}`,
+);
+const techniqueId = z
+  .string({ error: techniqueError })
+  .refine((s) => TECHNIQUE_ID.test(s.trim().toUpperCase()), { error: techniqueError })
+  .transform((s) => s.trim().toUpperCase());
+
+// Alerts without ATT&CK mapping are still stored; they just match no attack flow.
+const techniqueList = z
+  .array(techniqueId, {
+    error: ({ input }) => `must be a list of technique ids, got ${kind(input)}`,
+  })
+  .nullish()
+  .transform((ids) => [...new Set(ids ?? [])]);
+
+const stringList = z
+  .array(z.string({ error: ({ input }) => `must be a string, got ${kind(input)}` }), {
+    error: ({ input }) => `must be a list of strings, got ${kind(input)}`,
+  })
+  .nullish()
+  .transform((list) => list ?? []);
+
+/** A Wazuh alert, as Wazuh's integrations and the seed's fixtures send it. */
+export const WazuhAlertInput = object({
+  id: text(true),
+  timestamp,
+  agent: object({
+    name: text(),
+    id: optionalText(true),
+    ip: optionalText(),
+  }),
+  rule: object({
+    id: text(true),
+    level: ruleLevel,
+    description: optionalText(),
+    mitre: object({ id: techniqueList, tactic: stringList }).nullish(),
+  }),
+}).meta({ description: "A Wazuh alert" });
+
+const agentAlertBody = object({
+  rule_name: text(),
+  severity,
+  timestamp,
+  details: object({ technique_id: techniqueId, tactic: optionalText() }),
+});
+
+const alertHost = object(
+  {
+    name: text(),
+    agent_id: optionalText(true),
+    ip: optionalText(),
+  },
+  'is required for an agent alert: send {"host": {"name": …}, "alert": …}',
+);
+
+/** An agent's alert as REST clients send it: the host is named beside the alert. */
+export const AgentAlertInput = object({ host: alertHost, alert: agentAlertBody }).meta({
+  description: "An agent alert with its host",
+});
+/** The same alert from the gateway, which names the (authenticated) host itself. */
+const agentAlertFromGateway = object({ alert: agentAlertBody });
+
+/**
+ * Accepts a Wazuh alert, or an agent alert `{"alert": {rule_name, severity, timestamp, details, …}}`
+ * whose host comes from `context.host` (the gateway's authenticated agent, which wins) or from a
+ * top-level `host: {name, agent_id?, ip?}` (REST clients). Never throws.
+ */
+export function normaliseAlert(input: unknown, context?: { host?: AlertHost }): NormaliseResult {
+  try {
+    if (!isObject(input)) {
+      return fail([
+        {
+          field: "(root)",
+          message: `must be a JSON object (a Wazuh alert or {"alert": …}), got ${kind(input)}`,
+        },
+      ]);
+    }
+    return isObject(input.alert) && !("rule" in input)
+      ? fromAgent(input, context)
+      : fromWazuh(input);
+  } catch (err) {
+    // Only inputs no JSON parser produces get here (cycles, BigInts, nesting that exhausts the stack).
+    return fail([
+      {
+        field: "(root)",
+        message: `unreadable alert: ${err instanceof Error ? err.message : String(err)}`,
+      },
+    ]);
   }
-  errors.push({
-    field,
-    message: missing(v)
-      ? "is required"
-      : "must be an ISO 8601 date-time such as 2024-10-22T09:31:15.007+0000",
-  });
-  return undefined;
 }
 
-function techniqueList(errors: FieldError[], v: unknown, field: string): string[] {
-  if (missing(v)) return [];
-  if (!Array.isArray(v)) {
-    errors.push({ field, message: `must be a list of technique ids, got ${kind(v)}` });
-    return [];
-  }
-  const out: string[] = [];
-  v.forEach((item, i) => {
-    const id = techniqueId(errors, item, `${field}[${i}]`);
-    if (id && !out.includes(id)) out.push(id);
-  });
-  return out;
+function fromWazuh(input: Obj): NormaliseResult {
+  const parsed = WazuhAlertInput.safeParse(input);
+  if (!parsed.success) return fail(fieldErrors(parsed.error.issues));
+  const { id, timestamp: time, agent, rule } = parsed.data;
+  return {
+    ok: true,
+    alert: {
+      id,
+      time,
+      host: compact({ name: agent.name, agentId: agent.id, ip: agent.ip }),
+      rule: compact({ id: rule.id, level: rule.level, description: rule.description }),
+      techniques: rule.mitre?.id ?? [],
+      tactics: rule.mitre?.tactic ?? [],
+      severity: severityFromLevel(rule.level),
+      format: "wazuh",
+      raw: input,
+    },
+  };
 }
 
-function techniqueId(errors: FieldError[], v: unknown, field: string): string | undefined {
-  const id = typeof v === "string" ? v.trim().toUpperCase() : "";
-  if (TECHNIQUE_ID.test(id)) return id;
-  errors.push({
-    field,
-    message: missing(v)
-      ? "is required"
-      : `must be a MITRE ATT&CK technique id like T1222 or T1222.002, got ${show(v)}`,
-  });
-  return undefined;
+function fromAgent(input: Obj, context: { host?: AlertHost } | undefined): NormaliseResult {
+  const gatewayHost = context?.host?.name ? context.host : undefined;
+  const parsed = gatewayHost
+    ? agentAlertFromGateway
+        .transform(({ alert }) => ({ alert, host: gatewayHost }))
+        .safeParse(input)
+    : AgentAlertInput.transform(({ alert, host }) => ({
+        alert,
+        host: compact({ name: host.name, agentId: host.agent_id, ip: host.ip }),
+      })).safeParse(input);
+  if (!parsed.success) return fail(fieldErrors(parsed.error.issues));
+  const { alert, host } = parsed.data;
+  const inner = input.alert as Obj;
+  const rawHost = compact({ name: host.name, agent_id: host.agentId, ip: host.ip });
+  return {
+    ok: true,
+    alert: {
+      // Content-derived, so a re-forwarded identical alert is recognised as the same alert.
+      id: `agent-${createHash("sha256")
+        .update(canonicalJson({ alert: inner, host: host.name }))
+        .digest("hex")}`,
+      time: alert.timestamp,
+      host,
+      rule: { id: alert.rule_name, level: LEVEL_OF_SEVERITY[alert.severity] },
+      techniques: [alert.details.technique_id],
+      tactics: alert.details.tactic ? [alert.details.tactic] : [],
+      severity: alert.severity,
+      format: "agent",
+      raw: { ...inner, host: rawHost },
+    },
+  };
 }
 
-function stringList(errors: FieldError[], v: unknown, field: string): string[] {
-  if (missing(v)) return [];
-  if (!Array.isArray(v)) {
-    errors.push({ field, message: `must be a list of strings, got ${kind(v)}` });
-    return [];
-  }
-  v.forEach((item, i) => {
-    if (typeof item !== "string")
-      errors.push({ field: `${field}[${i}]`, message: `must be a string, got ${kind(item)}` });
-  });
-  return v.filter((item): item is string => typeof item === "string");
+function fail(errors: FieldError[]): NormaliseResult {
+  return { ok: false, errors };
 }
 
 /** Drops undefined members so documents compare and serialise cleanly. */

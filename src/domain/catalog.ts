@@ -14,6 +14,7 @@ import {
   type AttackFlow,
   type Condition,
   type FieldError,
+  fieldErrors,
   type Identifier,
   type Mitigation,
   TECHNIQUE_ID,
@@ -30,7 +31,7 @@ export type {
   Mitigation,
   MitigationStep,
 } from "./model.ts";
-export { AGENT_COMMANDS, identifierKey, TECHNIQUE_ID } from "./model.ts";
+export { AGENT_COMMANDS, fieldPath, identifierKey, TECHNIQUE_ID } from "./model.ts";
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
 
@@ -117,23 +118,7 @@ void shapesMatchModel;
 function parse<T>(schema: z.ZodType<T>, input: unknown): Validated<T> {
   const result = schema.safeParse(input);
   if (result.success) return { ok: true, value: result.data };
-  return {
-    ok: false,
-    errors: result.error.issues.map((issue) => ({
-      field: fieldPath(issue.path),
-      message: issue.message,
-    })),
-  };
-}
-
-/** ["nodes", 1, "next", 0] → "nodes[1].next[0]"; the document itself is "(root)". */
-export function fieldPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const key of path) {
-    if (typeof key === "number") out += `[${key}]`;
-    else out += out === "" ? String(key) : `.${String(key)}`;
-  }
-  return out || "(root)";
+  return { ok: false, errors: fieldErrors(result.error.issues) };
 }
 
 /** A condition document: shape, then the CEL check compiles and the query only reads. */

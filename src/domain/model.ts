@@ -8,6 +8,23 @@ export interface FieldError {
   message: string;
 }
 
+/** ["nodes", 1, "next", 0] → "nodes[1].next[0]"; the document itself is "(root)". */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out || "(root)";
+}
+
+/** Schema issues (zod's, structurally) as field-named errors. */
+export function fieldErrors(
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+): FieldError[] {
+  return issues.map((issue) => ({ field: fieldPath(issue.path), message: issue.message }));
+}
+
 /** The seed allows `identifier` to be a string or an integer; documents keep it as given. */
 export type Identifier = string | number;
 
