@@ -78,10 +78,16 @@ const CommandRequest = z
     command: z.enum(AGENT_COMMANDS),
     details: z.record(z.string(), z.unknown()).default({}),
     priority: Priority.optional(),
-    /** Idempotency: the same id posted again reports the existing command instead of a new one. */
+    /**
+     * Idempotency: the same id posted again reports the existing command instead of a new one.
+     * One segment, no "/": the command's id is `command/<agent>/<id>`, never an engine's path.
+     */
     id: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/, "letters, digits, _ . : / - (at most 200)")
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/,
+        'letters, digits, _ . : - (at most 200); no "/", which the engine\'s command ids use',
+      )
       .optional(),
     expires_in_seconds: z
       .number()
@@ -302,14 +308,6 @@ export function agentsApi(deps: AgentsApiDeps) {
       );
     }
 
-    if (request.id) {
-      const existing = await getCommand(db, request.id);
-      if (existing && existing.agent_id !== agent.id)
-        return c.json(
-          { error: `command id ${request.id} was used for agent ${existing.agent_id}` },
-          409,
-        );
-    }
     const { workflowId, commandId } = operatorCommandIds(
       agent.id,
       request.id,
@@ -646,7 +644,8 @@ export const agentsOpenApiPaths = {
             priority: { type: "string", enum: ["critical", "high", "normal", "low"] },
             id: {
               type: "string",
-              description: "idempotency: posting the same id again reports the existing command",
+              description:
+                "idempotency: posting the same id again reports the existing command, command/<agent_id>/<id>; no '/'",
             },
             expires_in_seconds: {
               type: "integer",
@@ -664,7 +663,7 @@ export const agentsOpenApiPaths = {
         202: { description: "accepted: {id, workflow_id, …}" },
         400: error("invalid command or details"),
         404: error("unknown agent"),
-        409: error("the agent is revoked, or the id belongs to another agent"),
+        409: error("the agent is revoked"),
       },
     },
   },

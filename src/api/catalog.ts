@@ -3,6 +3,7 @@ import { validateAttackFlow, validateCondition, validateMitigation } from "../do
 import { type FieldError, type Identifier, identifierKey } from "../domain/model.ts";
 import type { CatalogStore, DocumentOf } from "../store/catalog.ts";
 import type { CatalogKind } from "../store/schema.ts";
+import type { AuthEnv } from "./auth.ts";
 import { conflict, invalid, notFound, readJson } from "./http.ts";
 
 type Validation<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
@@ -42,7 +43,8 @@ const attackFlowRoute: CatalogRoute<"attack_flow"> = {
  * PUT ?id= replaces, DELETE ?id= removes. Documents are returned exactly as posted.
  */
 function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: CatalogRoute<K>) {
-  const app = new Hono();
+  const app = new Hono<AuthEnv>();
+  const actorOf = (c: Context<AuthEnv>) => c.get("principal").actor;
 
   const missingRefs = async (doc: DocumentOf[K]): Promise<FieldError[]> => {
     const errors: FieldError[] = [];
@@ -80,7 +82,7 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
     const read = await readDocument(c);
     if ("response" in read) return read.response;
     const key = identifierKey(read.document.identifier);
-    if (!(await store.create(route.kind, read.document)))
+    if (!(await store.create(route.kind, read.document, actorOf(c))))
       return conflict(c, `${route.noun} ${key} already exists`);
     return c.json(read.document, 201);
   });
@@ -95,7 +97,7 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
         { field: "identifier", message: `must equal the id being updated (${id})` },
       ]);
     }
-    if (!(await store.update(route.kind, id, read.document)))
+    if (!(await store.update(route.kind, id, read.document, actorOf(c))))
       return notFound(c, `${route.noun} ${id}`);
     return c.json(read.document);
   });
@@ -107,7 +109,8 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
       const users = await conditionUsers(store, id);
       if (users.length) return conflict(c, `condition ${id} is used by ${users.join(", ")}`);
     }
-    if (!(await store.remove(route.kind, id))) return notFound(c, `${route.noun} ${id}`);
+    if (!(await store.remove(route.kind, id, actorOf(c))))
+      return notFound(c, `${route.noun} ${id}`);
     return c.body(null, 204);
   });
 
@@ -130,7 +133,7 @@ async function conditionUsers(store: CatalogStore, key: string): Promise<string[
 }
 
 export function catalogApi(store: CatalogStore) {
-  return new Hono()
+  return new Hono<AuthEnv>()
     .route("/condition", catalogRoutes(store, conditionRoute))
     .route("/workflow", catalogRoutes(store, mitigationRoute))
     .route("/attack-flow", catalogRoutes(store, attackFlowRoute));
