@@ -50,6 +50,10 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/**
+ * In a transaction, append last: the chain's lock is held from the append until the commit, so a
+ * write after it would keep every other appender waiting (and could deadlock with one).
+ */
 export async function appendAudit(db: Kysely<Database>, entry: AuditEntry): Promise<void> {
   await db
     .insertInto("audit_log")
