@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from "./config.ts";
 import { ROLES, type Role, startService } from "./service.ts";
+import { verifyAuditChain } from "./store/audit.ts";
 import { createDb, migrate } from "./store/db.ts";
 
 const USAGE = `usage: mm <command>
@@ -10,6 +11,7 @@ const USAGE = `usage: mm <command>
   ingest         run the NATS alert consumer only
   gateway        run the agent gateway only (WebSocket sessions of endpoint agents)
   migrate        apply pending database migrations and exit
+  audit verify   check the audit log's hash chain: the first rewritten row (exit 1), or intact
   agent …        run the reference endpoint agent (mm agent --help)
   help           show this text (also: mm <command> --help)
 
@@ -21,6 +23,11 @@ async function main(argv: string[]): Promise<void> {
     // The agent runs on endpoints: it needs none of the service's configuration.
     const agent = await import("./agent/cli.ts");
     await agent.main(rest);
+    return;
+  }
+  if (command === "audit") {
+    if (rest.join(" ") !== "verify") throw new UsageError("audit takes one subcommand: verify");
+    process.exitCode = (await verifyAudit()) ? 0 : 1;
     return;
   }
   if (command === "help" || argv.includes("--help") || argv.includes("-h")) {
@@ -58,6 +65,26 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** Prints the verdict; true when the chain is intact. */
+async function verifyAudit(): Promise<boolean> {
+  const db = createDb(loadConfig().databaseUrl, 1);
+  try {
+    const verdict = await verifyAuditChain(db);
+    if (!verdict.intact) {
+      console.log(`audit log row ${verdict.brokenId} is broken: ${verdict.reason}`);
+      console.log(`(${verdict.rows - 1} rows before it verified)`);
+      return false;
+    }
+    // Kept elsewhere, the head also shows a log cut short or rewritten from a row on: compare it.
+    console.log(
+      `${verdict.rows} rows, chain intact${verdict.head ? `; head ${verdict.head}` : ""}`,
+    );
+    return true;
+  } finally {
+    await db.destroy();
+  }
 }
 
 class UsageError extends Error {}

@@ -3,6 +3,7 @@ import { serve } from "@hono/node-server";
 import { Client, Connection } from "@temporalio/client";
 import type { WorkflowBundleOption } from "@temporalio/worker";
 import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
+import { auditActivities } from "./activities/audit.ts";
 import { engineActivities } from "./activities/engine.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
@@ -118,6 +119,7 @@ export async function startService(
           protectedAddresses: config.protectedAddresses,
         }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
+        ...auditActivities({ db }),
       };
       const worker = await startWorker({
         config,

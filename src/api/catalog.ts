@@ -10,6 +10,7 @@ import {
 import { type FieldError, type Identifier, identifierKey } from "../domain/model.ts";
 import type { CatalogStore, DocumentOf } from "../store/catalog.ts";
 import type { CatalogKind } from "../store/schema.ts";
+import type { AuthEnv } from "./auth.ts";
 import { conflict, errorResponse, invalid, json, jsonBody, notFound } from "./http.ts";
 
 interface CatalogRoute<K extends CatalogKind> {
@@ -74,7 +75,8 @@ const idQuery = z.object({
  * PUT ?id= replaces, DELETE ?id= removes. Documents are returned exactly as posted.
  */
 function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: CatalogRoute<K>) {
-  const app = new OpenAPIHono();
+  const app = new OpenAPIHono<AuthEnv>();
+  const actorOf = (c: Context<AuthEnv>) => c.get("principal").actor;
   const { noun } = route;
   const { schema } = route;
   const tags = [route.tag];
@@ -141,7 +143,7 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
       const read = await check(c, c.req.valid("json") as DocumentOf[K]);
       if (!read.ok) return read.response;
       const key = identifierKey(read.document.identifier);
-      if (!(await store.create(route.kind, read.document)))
+      if (!(await store.create(route.kind, read.document, actorOf(c))))
         return conflict(c, `${noun} ${key} already exists`);
       return c.json(read.document, 201);
     },
@@ -169,7 +171,8 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
           { field: "identifier", message: `must equal the id being updated (${id})` },
         ]);
       }
-      if (!(await store.update(route.kind, id, read.document))) return notFound(c, `${noun} ${id}`);
+      if (!(await store.update(route.kind, id, read.document, actorOf(c))))
+        return notFound(c, `${noun} ${id}`);
       return c.json(read.document, 200);
     },
   );
@@ -193,7 +196,7 @@ function catalogRoutes<K extends CatalogKind>(store: CatalogStore, route: Catalo
         const users = await conditionUsers(store, id);
         if (users.length) return conflict(c, `condition ${id} is used by ${users.join(", ")}`);
       }
-      if (!(await store.remove(route.kind, id))) return notFound(c, `${noun} ${id}`);
+      if (!(await store.remove(route.kind, id, actorOf(c)))) return notFound(c, `${noun} ${id}`);
       return c.body(null, 204);
     },
   );
@@ -218,7 +221,7 @@ async function conditionUsers(store: CatalogStore, key: string): Promise<string[
 
 /** The catalogue: conditions, mitigations (the seed's /api/workflow) and attack flows. */
 export function catalogApi(store: CatalogStore) {
-  return new OpenAPIHono()
+  return new OpenAPIHono<AuthEnv>()
     .route("/condition", catalogRoutes(store, conditionRoute))
     .route("/workflow", catalogRoutes(store, mitigationRoute))
     .route("/attack-flow", catalogRoutes(store, attackFlowRoute));

@@ -52,10 +52,15 @@ const commandFields = {
   priority: Priority.optional(),
   id: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/, "letters, digits, _ . : / - (at most 200)")
+    // One segment: the command's id is `command/<agent>/<id>`, never one of the engine's paths.
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/,
+      'letters, digits, _ . : - (at most 200); no "/", which the engine\'s command ids use',
+    )
     .optional()
     .openapi({
-      description: "idempotency: posting the same id again reports the existing command",
+      description:
+        "idempotency: posting the same id again reports the existing command (its id is command/<agent_id>/<id>)",
     }),
   expires_in_seconds: z
     .int()
@@ -112,7 +117,7 @@ const issue = createRoute({
     202: { description: "accepted: {id, workflow_id, …}", content: json(Accepted) },
     400: errorResponse("invalid command or details"),
     404: errorResponse("unknown agent"),
-    409: errorResponse("the agent is revoked, or the id belongs to another agent"),
+    409: errorResponse("the agent is revoked"),
   },
 });
 
@@ -182,11 +187,6 @@ export function commandsApi(deps: { db: Db; temporal: Client; config: Config }) 
       );
     }
 
-    if (request.id) {
-      const existing = await getCommand(db, request.id);
-      if (existing && existing.agent_id !== agent.id)
-        return conflict(c, `command id ${request.id} was used for agent ${existing.agent_id}`);
-    }
     const { workflowId, commandId } = operatorCommandIds(
       agent.id,
       request.id,

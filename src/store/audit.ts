@@ -1,5 +1,8 @@
-// The append-only audit log: every command and result, and every change to who may do what
-// (enrollment, keys, tokens, groups). The database refuses updates and deletes of these rows.
+// The append-only audit log: every command and result, every change to who may do what
+// (enrollment, keys, tokens, groups) and to what the engine does (the catalog), every isolation
+// release. The database refuses updates and deletes of these rows, and chains each one to the
+// previous by hash (migrations/0004_audit_chain.ts), so a rewrite by whoever owns the table shows.
+import { createHash } from "node:crypto";
 import {
   type Compilable,
   type Kysely,
@@ -29,10 +32,17 @@ export type AuditAction =
   | "command.failed"
   | "command.expired"
   | "isolation.requested"
-  | "release.requested";
+  | "isolation.released"
+  | "release.requested"
+  | "catalog.created"
+  | "catalog.updated"
+  | "catalog.deleted";
 
 export interface AuditEntry {
-  /** Who did it: `operator:<name>`, `agent:<id>`, `gateway:<id>`, `workflow:<id>`, `supervisor`. */
+  /**
+   * Who did it: `operator:<name>`, `agent:<id>`, `gateway:<id>`, `workflow:<id>`, `supervisor`,
+   * `system` (the default catalog), or `temporal signal` (a signal that did not say who sent it).
+   */
   actor: string;
   action: AuditAction;
   agentId?: string | null;
@@ -40,6 +50,10 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/**
+ * In a transaction, append last: the chain's lock is held from the append until the commit, so a
+ * write after it would keep every other appender waiting (and could deadlock with one).
+ */
 export async function appendAudit(db: Kysely<Database>, entry: AuditEntry): Promise<void> {
   await db
     .insertInto("audit_log")
@@ -99,4 +113,51 @@ export async function listAudit(db: Db, f: AuditFilter) {
   if (f.until) q = q.where("at", "<", f.until);
   const page = await pageOf(q, (q) => q.selectAll().orderBy("id"), f);
   return { ...page, items: page.items.map((row) => ({ ...row, id: Number(row.id) })) };
+}
+
+export type ChainVerdict =
+  | { intact: true; rows: number; head: string | null }
+  | { intact: false; rows: number; brokenId: number; reason: string };
+
+const GENESIS = "0".repeat(64);
+const VERIFY_BATCH = 1_000;
+
+/**
+ * Walks the chain in id order and recomputes each hash here, from the content PostgreSQL renders
+ * for the row: the first row whose link or hash does not match is where the log was rewritten (a
+ * row changed, removed or inserted out of turn). `rows` counts the rows checked.
+ */
+export async function verifyAuditChain(db: Db): Promise<ChainVerdict> {
+  let previous = { id: 0, hash: GENESIS };
+  let rows = 0;
+  for (;;) {
+    const batch = await db
+      .selectFrom("audit_log as a")
+      .select(["a.id", "a.prev_hash", "a.hash", sql<string>`audit_log_content(a)`.as("content")])
+      .where("a.id", ">", String(previous.id))
+      .orderBy("a.id")
+      .limit(VERIFY_BATCH)
+      .execute();
+    for (const row of batch) {
+      const id = Number(row.id);
+      rows++;
+      if (row.prev_hash !== previous.hash)
+        return {
+          intact: false,
+          rows,
+          brokenId: id,
+          reason: previous.id
+            ? `its prev_hash is not the hash of row ${previous.id}: that row was rewritten, or rows between were removed`
+            : "its prev_hash does not start the chain: earlier rows were removed",
+        };
+      const hash = createHash("sha256")
+        .update(row.prev_hash + row.content, "utf8")
+        .digest("hex");
+      if (row.hash !== hash)
+        return { intact: false, rows, brokenId: id, reason: "its content does not match its hash" };
+      previous = { id, hash };
+    }
+    if (batch.length < VERIFY_BATCH)
+      return { intact: true, rows, head: previous.id ? previous.hash : null };
+  }
 }

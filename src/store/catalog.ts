@@ -1,5 +1,6 @@
 import type { AttackFlow, Condition, Mitigation } from "../domain/model.ts";
 import { identifierKey } from "../domain/model.ts";
+import { type AuditAction, appendAudit } from "./audit.ts";
 import type { Db } from "./db.ts";
 import type { CatalogKind } from "./schema.ts";
 
@@ -9,7 +10,12 @@ export interface DocumentOf {
   attack_flow: AttackFlow;
 }
 
-/** Conditions, mitigations and attack flows, stored as the documents operators post. */
+/**
+ * Conditions, mitigations and attack flows, stored as the documents operators post. They decide
+ * what the engine does to hosts, so every change is audited with who made it (`actor`, e.g.
+ * `operator:<name>`) in the transaction of the change: no change without its entry, no entry
+ * without its change.
+ */
 export function catalogStore(db: Db) {
   return {
     async list<K extends CatalogKind>(kind: K): Promise<DocumentOf[K][]> {
@@ -33,17 +39,22 @@ export function catalogStore(db: Db) {
     },
 
     /** Returns false when a document with that identifier exists already. */
-    async create<K extends CatalogKind>(kind: K, document: DocumentOf[K]): Promise<boolean> {
-      const inserted = await db
-        .insertInto("catalog")
-        .values({
-          kind,
-          key: identifierKey(document.identifier),
-          document: JSON.stringify(document),
-        })
-        .onConflict((oc) => oc.doNothing())
-        .executeTakeFirst();
-      return Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
+    async create<K extends CatalogKind>(
+      kind: K,
+      document: DocumentOf[K],
+      actor: string,
+    ): Promise<boolean> {
+      const key = identifierKey(document.identifier);
+      return db.transaction().execute(async (tx) => {
+        const inserted = await tx
+          .insertInto("catalog")
+          .values({ kind, key, document: JSON.stringify(document) })
+          .onConflict((oc) => oc.doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
+        await audited(tx, actor, "catalog.created", kind, key, document);
+        return true;
+      });
     },
 
     /** Returns false when there is no such document. */
@@ -51,32 +62,52 @@ export function catalogStore(db: Db) {
       kind: K,
       key: string,
       document: DocumentOf[K],
+      actor: string,
     ): Promise<boolean> {
-      const updated = await db
-        .updateTable("catalog")
-        .set({ document: JSON.stringify(document), updated_at: new Date() })
-        .where("kind", "=", kind)
-        .where("key", "=", key)
-        .executeTakeFirst();
-      return Number(updated.numUpdatedRows) > 0;
+      return db.transaction().execute(async (tx) => {
+        const updated = await tx
+          .updateTable("catalog")
+          .set({ document: JSON.stringify(document), updated_at: new Date() })
+          .where("kind", "=", kind)
+          .where("key", "=", key)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) === 0) return false;
+        await audited(tx, actor, "catalog.updated", kind, key, document);
+        return true;
+      });
     },
 
-    async remove(kind: CatalogKind, key: string): Promise<boolean> {
-      const deleted = await db
-        .deleteFrom("catalog")
-        .where("kind", "=", kind)
-        .where("key", "=", key)
-        .executeTakeFirst();
-      return Number(deleted.numDeletedRows) > 0;
+    async remove(kind: CatalogKind, key: string, actor: string): Promise<boolean> {
+      return db.transaction().execute(async (tx) => {
+        const deleted = await tx
+          .deleteFrom("catalog")
+          .where("kind", "=", kind)
+          .where("key", "=", key)
+          .executeTakeFirst();
+        if (Number(deleted.numDeletedRows) === 0) return false;
+        await audited(tx, actor, "catalog.deleted", kind, key);
+        return true;
+      });
     },
   };
 }
 
 export type CatalogStore = ReturnType<typeof catalogStore>;
 
+/** The entry of one change: the document as it now is (none after a deletion). */
+const audited = (
+  tx: Db,
+  actor: string,
+  action: AuditAction,
+  kind: CatalogKind,
+  key: string,
+  document?: object,
+) => appendAudit(tx, { actor, action, details: { kind, key, ...(document && { document }) } });
+
 /**
  * Loads the default configuration the first time a database is used, and never again: an operator
- * who deletes or edits a default document keeps that change across restarts.
+ * who deletes or edits a default document keeps that change across restarts. Audited as the
+ * `system`'s creations.
  */
 export async function loadDefaultCatalog(
   db: Db,
@@ -96,12 +127,15 @@ export async function loadDefaultCatalog(
         document: JSON.stringify(document),
       })),
     );
-    if (rows.length)
-      await tx
-        .insertInto("catalog")
-        .values(rows)
-        .onConflict((oc) => oc.doNothing())
-        .execute();
+    if (!rows.length) return true;
+    const inserted = await tx
+      .insertInto("catalog")
+      .values(rows)
+      .onConflict((oc) => oc.doNothing())
+      .returning(["kind", "key", "document"])
+      .execute();
+    for (const row of inserted)
+      await audited(tx, "system", "catalog.created", row.kind, row.key, row.document);
     return true;
   });
 }

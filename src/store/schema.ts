@@ -194,6 +194,9 @@ export interface AuditLogTable {
   agent_id: string | null;
   command_id: string | null;
   details: JSONColumnType<Record<string, unknown>>;
+  /** Set by the database (migrations/0004_audit_chain.ts): the previous row's hash, and this one's. */
+  prev_hash: Generated<string>;
+  hash: Generated<string>;
 }
 
 export interface Database {

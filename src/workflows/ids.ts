@@ -33,12 +33,14 @@ export const isolationCommandId = (
 ) => `${run.workflowId}/${run.firstExecutionRunId}/${step}`;
 
 /**
- * An operator's command, `command/<agent>/<id>`: `requestId` is the operator's idempotency id
- * (then also the command id), otherwise a random one (then the command id is the workflow id).
+ * An operator's command, `command/<agent>/<id>`, is also its command id: `requestId` is the
+ * operator's idempotency id, otherwise a random one. Operators' command ids thus live apart from
+ * the engine's (`mitigation/…`, `isolation/…`): an operator who could choose a bare id could take
+ * the one a mitigation is about to issue, and the mitigation would get that command's outcome.
  */
 export function operatorCommandIds(agentId: string, requestId: string | undefined, random: string) {
   const workflowId = `command/${agentId}/${requestId ?? random}`;
-  return { workflowId, commandId: requestId ?? workflowId };
+  return { workflowId, commandId: workflowId };
 }
 
 /** One rollout per ruleset version. */

@@ -4,10 +4,13 @@ import {
   condition,
   defineQuery,
   defineSignal,
+  patched,
+  proxyActivities,
   setHandler,
   sleep,
   workflowInfo,
 } from "@temporalio/workflow";
+import type { AuditActivities } from "../activities/audit.ts";
 import { commandActivities } from "./agent-command.ts";
 import { isolationCommandId } from "./ids.ts";
 
@@ -21,8 +24,9 @@ export interface IsolateRequest {
   ttlMs: number;
 }
 
+/** What the API sends; from the Temporal UI or CLI a release may carry anything, or nothing. */
 export interface ReleaseRequest {
-  requestedBy: string;
+  requestedBy?: string;
   reason?: string;
 }
 
@@ -52,6 +56,18 @@ export const isolateSignal = defineSignal<[IsolateRequest]>("isolate");
 export const releaseSignal = defineSignal<[ReleaseRequest]>("release");
 export const isolationStateQuery = defineQuery<IsolationState>("state");
 
+const { recordIsolationRelease } = proxyActivities<AuditActivities>({
+  startToCloseTimeout: "30 seconds",
+  retry: { maximumInterval: "1 minute" },
+});
+
+/**
+ * Since this patch the workflow audits every release itself, including those signalled straight
+ * from the Temporal UI or CLI (no API handler sees them), and a release signal without a payload
+ * releases (before, it was ignored).
+ */
+const RELEASE_AUDITED = "isolation-release-audited";
+
 const RELEASE_RETRY_FIRST_MS = 30_000;
 const RELEASE_RETRY_MAX_MS = 10 * 60_000;
 
@@ -80,7 +96,7 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
     requests.isolate ??= r;
   });
   setHandler(releaseSignal, (r) => {
-    requests.release ??= r;
+    requests.release ??= r ?? (patched(RELEASE_AUDITED) ? {} : undefined);
   });
   setHandler(isolationStateQuery, () => state);
 
@@ -122,7 +138,16 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
   if (limit === undefined) await condition(() => requests.release !== undefined);
   else await condition(() => requests.release !== undefined, limit);
   state.status = "releasing";
-  state.releaseRequestedBy = requests.release?.requestedBy ?? "time limit";
+  const release = requests.release
+    ? releaseOf(requests.release)
+    : { by: "time limit", reason: null };
+  state.releaseRequestedBy = release.by;
+  if (patched(RELEASE_AUDITED))
+    await recordIsolationRelease({
+      agentId: input.agentId,
+      releasedBy: release.by,
+      reason: release.reason,
+    });
 
   // A host must not stay isolated because its agent was offline once: release until it succeeds.
   for (
@@ -152,6 +177,13 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
   state.releasedAt = new Date().toISOString();
   state.error = null;
   return state;
+}
+
+/** Who released and why, as far as a signal's payload (typed by whoever sent it) says. */
+function releaseOf(request: unknown): { by: string; reason: string | null } {
+  const { requestedBy, reason } = (request ?? {}) as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === "string" && v.trim() ? v.slice(0, 500) : null);
+  return { by: text(requestedBy) ?? "temporal signal", reason: text(reason) };
 }
 
 /** Why an isolate-host completion does not prove a full isolation, or null when it does. */

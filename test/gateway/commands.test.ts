@@ -259,13 +259,17 @@ describe("duplicate suppression", () => {
     };
     const first = await g.rest.post("/api/commands", body);
     expect(first.status).toBe(202);
+    const id = `command/${agent.agentId}/${body.id}`;
+    expect(first.body.id).toBe(id);
     await eventually(
       "completed",
-      async () => (await g.rest.get(`/api/commands?id=${body.id}`)).body.status === "completed",
+      async () =>
+        (await g.rest.get(`/api/commands?id=${encodeURIComponent(id)}`)).body.status ===
+        "completed",
     );
     const second = await g.rest.post("/api/commands", body);
     expect(second.status).toBe(200);
-    expect(second.body).toMatchObject({ id: body.id, status: "completed", duplicate: true });
+    expect(second.body).toMatchObject({ id, status: "completed", duplicate: true });
     expect(agent.commands()).toHaveLength(1);
   });
 });

@@ -34,10 +34,10 @@ describe("workflow ids", () => {
     expect(isolationCommandId(run, "release/2")).toBe("isolation/agt_1/r1/release/2");
   });
 
-  it("use an operator's idempotency id as the command id, the workflow id otherwise", () => {
+  it("keep operators' command ids in their own namespace: the workflow id, from the idempotency id or a random one", () => {
     expect(operatorCommandIds("agt_1", "op-7", "ff00")).toEqual({
       workflowId: "command/agt_1/op-7",
-      commandId: "op-7",
+      commandId: "command/agt_1/op-7",
     });
     expect(operatorCommandIds("agt_1", undefined, "ff00")).toEqual({
       workflowId: "command/agt_1/ff00",
