@@ -149,7 +149,7 @@ describe("operator command ids", () => {
     const staked = await g.rest.post("/api/commands", {
       agent_id: agent.agentId,
       command: "kill-process",
-      details: { pid: 999_999 },
+      details: { pid: 999_999, process_name: "ncat" },
       id: engineId,
     });
     expect(staked.status).toBe(400);
