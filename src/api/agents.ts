@@ -15,7 +15,7 @@ import { AGENT_COMMANDS, type AgentCommand } from "../domain/model.ts";
 import { controlSubject, encode } from "../gateway/subjects.ts";
 import { CommandDetails, describeIssues, Priority } from "../protocol/messages.ts";
 import { createAgentKey, listAgentKeys, revokeAgentKeys } from "../store/agent-keys.ts";
-import { getAgent, listAgents, listGroups, updateAgent } from "../store/agents.ts";
+import { acceptIdentity, getAgent, listAgents, listGroups, updateAgent } from "../store/agents.ts";
 import { appendAudit, listAudit } from "../store/audit.ts";
 import { getCommand, listCommands } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
@@ -167,6 +167,15 @@ export function agentsApi(deps: AgentsApiDeps) {
     if (!change.success) return badBody(c, change.error);
     const updated = await updateAgent(db, c.req.param("id"), change.data, actorOf(c));
     if (!updated) return notFound(c, `agent ${c.req.param("id")}`);
+    return c.json(await getAgent(db, c.req.param("id"), onlineWindowMs));
+  });
+
+  // The identity the agent's latest hello claimed becomes the one host resolution trusts.
+  app.post("/agents/:id/identity/accept", async (c) => {
+    const result = await acceptIdentity(db, c.req.param("id"), actorOf(c));
+    if (!result) return notFound(c, `agent ${c.req.param("id")}`);
+    if (!result.accepted)
+      return c.json({ error: `agent ${c.req.param("id")} claims no other identity` }, 409);
     return c.json(await getAgent(db, c.req.param("id"), onlineWindowMs));
   });
 
@@ -535,6 +544,18 @@ export const agentsOpenApiPaths = {
         ...ok("the updated agent"),
         400: error("invalid groups or labels"),
         404: error("unknown agent"),
+      },
+    },
+  },
+  "/api/agents/{id}/identity/accept": {
+    post: {
+      summary:
+        "Trust the hostname, Wazuh id and IPs the agent's latest hello claimed (identity_mismatch) for host resolution (admin)",
+      parameters: [p("id")],
+      responses: {
+        ...ok("the agent with its new identity"),
+        404: error("unknown agent"),
+        409: error("the agent claims no other identity"),
       },
     },
   },
