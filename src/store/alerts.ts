@@ -1,6 +1,6 @@
+import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import type { Alert } from "../domain/alert.ts";
-import { newId } from "../secrets.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
 import type { Db } from "./db.ts";
 import { type Page, pageOf } from "./paging.ts";
@@ -22,7 +22,7 @@ export async function storeAlert(
   const inserted = await db
     .insertInto("alerts")
     .values({
-      key: newId("alr"),
+      key: alertKey(alert.id, source),
       id: alert.id,
       time: alert.time,
       host: alert.host.name,
@@ -51,6 +51,13 @@ export async function storeAlert(
     .executeTakeFirstOrThrow();
   return { key: row.key, handOff: row.handed_off_at === null };
 }
+
+/**
+ * Unique by its random part; it starts with the source's id so that operators find an alert's
+ * mitigations (whose workflow ids contain the key) by the id Wazuh showed them.
+ */
+const alertKey = (id: string, source: AlertSource) =>
+  `${id}/${source}-${randomBytes(6).toString("hex")}`;
 
 export async function markHandedOff(db: Db, alertKey: string): Promise<void> {
   await db
