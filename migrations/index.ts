@@ -3,6 +3,7 @@ import * as engine from "./0001_engine.ts";
 import * as gateway from "./0002_gateway.ts";
 import * as decisionsWorkflowId from "./0003_decisions_workflow_id.ts";
 import * as auditChain from "./0004_audit_chain.ts";
+import * as identityAndAlertScope from "./0005_identity_and_alert_scope.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
 // under tsx, vitest and bundlers; a test checks that no file of this folder is missing here.
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   "0002_gateway": gateway,
   "0003_decisions_workflow_id": decisionsWorkflowId,
   "0004_audit_chain": auditChain,
+  "0005_identity_and_alert_scope": identityAndAlertScope,
 };

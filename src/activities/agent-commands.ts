@@ -58,12 +58,19 @@ export interface AgentTarget {
   capabilities: string[];
 }
 
+/** Several agents claim the host: the engine acts on none of them. */
+export interface AmbiguousHost {
+  ambiguous: string[];
+}
+
+export type HostResolution = AgentTarget | AmbiguousHost | null;
+
 /**
  * The engine's boundary with the agents: who runs on a host, and delivery of commands.
  * agentCommandActivities implements it; tests of the engine use a recording double.
  */
 export interface AgentGateway extends AgentCommandActivities {
-  resolveAgent(host: HostIdentity): Promise<AgentTarget | null>;
+  resolveAgent(host: HostIdentity): Promise<HostResolution>;
 }
 
 /** Used when no gateway runs in this deployment: agent steps are skipped with that reason. */

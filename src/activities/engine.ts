@@ -179,6 +179,8 @@ export function engineActivities(deps: EngineDeps) {
         ip: alert.host_ip,
       });
       if (!agent) return `no agent is enrolled for host ${alert.host}`;
+      if ("ambiguous" in agent)
+        return `host ${alert.host} is ambiguous: agents ${agent.ambiguous.join(", ")} all match it`;
       const missing = mitigation.steps
         .map((s) => s.agent)
         .filter((c) => !agent.capabilities.includes(c));

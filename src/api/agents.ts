@@ -2,12 +2,13 @@
 // the state of each agent's isolation workflow.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { type Client, WorkflowNotFoundError } from "@temporalio/client";
-import { getAgent, listAgents, listGroups, updateAgent } from "../store/agents.ts";
+import { acceptIdentity, getAgent, listAgents, listGroups, updateAgent } from "../store/agents.ts";
 import type { Db } from "../store/db.ts";
 import { isolationWorkflowId } from "../workflows/ids.ts";
 import { isolationStateQuery } from "../workflows/isolation.ts";
 import type { AuthEnv } from "./auth.ts";
 import {
+  conflict,
   errorResponse,
   json,
   jsonBody,
@@ -103,6 +104,20 @@ const change = createRoute({
   },
 });
 
+const acceptIdentityRoute = createRoute({
+  method: "post",
+  path: "/agents/{id}/identity/accept",
+  tags,
+  summary:
+    "Trust the hostname, Wazuh id and IPs the agent's latest hello claimed (identity_mismatch) for host resolution (admin)",
+  request: { params: agentIdParam },
+  responses: {
+    200: { description: "the agent with its new identity", content: json(Agent) },
+    404: errorResponse("unknown agent"),
+    409: errorResponse("the agent claims no other identity"),
+  },
+});
+
 const groups = createRoute({
   method: "get",
   path: "/agent-groups",
@@ -156,6 +171,15 @@ export function agentsApi(deps: { db: Db; temporal: Client; onlineWindowMs: numb
     const { id } = c.req.valid("param");
     if (!(await updateAgent(db, id, c.req.valid("json"), c.get("principal").actor)))
       return notFound(c, `agent ${id}`);
+    return c.json(await getAgent(db, id, onlineWindowMs), 200);
+  });
+
+  // The identity the agent's latest hello claimed becomes the one host resolution trusts.
+  app.openapi(acceptIdentityRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const result = await acceptIdentity(db, id, c.get("principal").actor);
+    if (!result) return notFound(c, `agent ${id}`);
+    if (!result.accepted) return conflict(c, `agent ${id} claims no other identity`);
     return c.json(await getAgent(db, id, onlineWindowMs), 200);
   });
 

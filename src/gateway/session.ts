@@ -18,6 +18,7 @@ import { signCommand } from "../protocol/signing.ts";
 import { newId } from "../secrets.ts";
 import type { AgentCredentials } from "../store/agent-keys.ts";
 import {
+  type AgentIdentity,
   recordDisconnect,
   recordHello,
   recordIsolation,
@@ -87,6 +88,8 @@ export class AgentSession {
   private ws: WebSocket | null = null;
   private subscription: Subscription | null = null;
   private hello: Hello | null = null;
+  /** Where this agent's alerts are filed: its trusted identity, not what its hello claims. */
+  private identity: AgentIdentity | null = null;
   private welcomed = false;
   private ended = false;
   private closeReason: string | null = null;
@@ -285,13 +288,13 @@ export class AgentSession {
   }
 
   private async onHello(hello: Hello): Promise<void> {
-    const live = await recordHello(this.deps.db, {
+    this.identity = await recordHello(this.deps.db, {
       ...this.credentials,
       sessionId: this.id,
       gatewayId: this.deps.gatewayId,
       hello,
     });
-    if (!live) {
+    if (!this.identity) {
       this.close(CLOSE.revoked, "API key revoked");
       return;
     }
@@ -359,13 +362,13 @@ export class AgentSession {
 
   private async onAlert(message: AlertForward, raw: string): Promise<void> {
     if (!this.welcomed || this.ended) return;
-    const hello = this.hello as Hello;
-    const wazuhId = hello.external_ids.wazuh_agent_id;
-    const ip = primaryIp(hello.ips);
+    const identity = this.identity as AgentIdentity;
+    const wazuhId = identity.wazuh_agent_id;
+    const ip = primaryIp(identity.ips);
     const ref = message.seq === undefined ? undefined : String(message.seq);
     try {
       const result = await this.deps.intake({ alert: message.alert }, "agent", {
-        host: { name: hello.hostname, ...(wazuhId && { agentId: wazuhId }), ...(ip && { ip }) },
+        host: { name: identity.hostname, ...(wazuhId && { agentId: wazuhId }), ...(ip && { ip }) },
       });
       if (!result.ok) {
         // Kept for operators, and acknowledged: sending it again would not make it readable.

@@ -33,7 +33,7 @@ export function alertIntake(deps: IntakeDeps) {
     if (!normalised.ok) return normalised;
     const { alert } = normalised;
     const incidentId = incidentWorkflowId(alert.host.name);
-    const { handOff } = await storeAlert(deps.db, alert, source);
+    const { key, handOff } = await storeAlert(deps.db, alert, source);
     if (handOff) {
       await deps.temporal.workflow.signalWithStart(incidentWorkflow, {
         workflowId: incidentId,
@@ -42,7 +42,7 @@ export function alertIntake(deps: IntakeDeps) {
         signal: alertSignal,
         signalArgs: [
           {
-            id: alert.id,
+            id: key,
             time: alert.time,
             techniques: alert.techniques,
             severity: alert.severity,
@@ -54,7 +54,7 @@ export function alertIntake(deps: IntakeDeps) {
           { key: INCIDENT_STATUS, value: "open" },
         ],
       });
-      await markHandedOff(deps.db, alert.id);
+      await markHandedOff(deps.db, key);
     }
     return { ok: true, alertId: alert.id, incidentId, duplicate: !handOff };
   };

@@ -1,7 +1,7 @@
 // The agent registry in PostgreSQL: what each agent reports about itself (hello, heartbeats, rule
 // status), what operators set (groups, labels), and host resolution.
 import { type Expression, type SqlBool, sql } from "kysely";
-import type { AgentTarget, HostIdentity } from "../activities/agent-commands.ts";
+import type { HostIdentity, HostResolution } from "../activities/agent-commands.ts";
 import type { Hello, RulesStatus } from "../protocol/messages.ts";
 import { appendAudit } from "./audit.ts";
 import type { Db } from "./db.ts";
@@ -12,40 +12,165 @@ import type { AgentIsolation } from "./schema.ts";
 const activeKey = (keyId: string): Expression<SqlBool> =>
   sql<SqlBool>`exists (select 1 from agent_keys k where k.id = ${keyId} and k.revoked_at is null)`;
 
+/** The host an agent is trusted to run on, or what its hello claims. */
+export interface AgentIdentity {
+  hostname: string;
+  wazuh_agent_id: string | null;
+  ips: string[];
+}
+
+/** Names compare as host resolution matches them (case-insensitively), addresses as sets. */
+function sameIdentity(a: AgentIdentity, b: AgentIdentity): boolean {
+  const ips = new Set(a.ips);
+  const others = new Set(b.ips);
+  return (
+    a.hostname.toLowerCase() === b.hostname.toLowerCase() &&
+    a.wazuh_agent_id === b.wazuh_agent_id &&
+    ips.size === others.size &&
+    [...ips].every((ip) => others.has(ip))
+  );
+}
+
 /**
- * Records the agent's hello and makes this session the agent's one live session. False when the
- * key was revoked in the meantime. Groups and labels are operators' and are never touched here.
+ * Records the agent's hello and makes this session the agent's one live session. Returns the
+ * agent's trusted identity, or null when the key was revoked in the meantime. Groups and labels
+ * are operators' and are never touched here.
+ *
+ * What hello claims is kept as reported and never becomes the identity by itself: the first hello
+ * after enrollment binds the Wazuh id and IPs only when it names the enrolled host; any later
+ * differing claim is flagged and audited (once per claim) until an operator accepts it.
  */
 export async function recordHello(
   db: Db,
   s: { agentId: string; keyId: string; sessionId: string; gatewayId: string; hello: Hello },
-): Promise<boolean> {
+): Promise<AgentIdentity | null> {
   const { hello } = s;
-  const row = await db
-    .updateTable("agents")
-    .set({
-      hostname: hello.hostname,
-      os: JSON.stringify(hello.os),
-      ips: hello.ips,
-      agent_version: hello.agent_version,
-      fibratus_version: hello.fibratus_version,
-      external_ids: JSON.stringify(hello.external_ids),
-      wazuh_agent_id: hello.external_ids.wazuh_agent_id ?? null,
-      capabilities: hello.capabilities,
-      isolation: JSON.stringify(hello.isolation),
-      rules: JSON.stringify(hello.rules),
-      simulation: hello.simulation,
-      config: hello.config === undefined ? null : JSON.stringify(hello.config),
-      session_id: s.sessionId,
-      gateway_id: s.gatewayId,
-      connected_at: sql<Date>`now()`,
-      last_seen_at: sql<Date>`now()`,
-    })
-    .where("id", "=", s.agentId)
-    .where(activeKey(s.keyId))
-    .returning("id")
-    .executeTakeFirst();
-  return row !== undefined;
+  const claim: AgentIdentity = {
+    hostname: hello.hostname,
+    wazuh_agent_id: hello.external_ids.wazuh_agent_id ?? null,
+    ips: hello.ips,
+  };
+  return db.transaction().execute(async (trx) => {
+    const agent = await trx
+      .selectFrom("agents")
+      .select([
+        "hostname",
+        "wazuh_agent_id",
+        "ips",
+        "identity_hostname",
+        "identity_wazuh_agent_id",
+        "identity_ips",
+        "identity_bound_at",
+      ])
+      .where("id", "=", s.agentId)
+      .where(activeKey(s.keyId))
+      .forUpdate()
+      .executeTakeFirst();
+    if (!agent) return null;
+    const binds =
+      agent.identity_bound_at === null &&
+      agent.identity_hostname.toLowerCase() === claim.hostname.toLowerCase();
+    const identity: AgentIdentity = binds
+      ? { ...claim, hostname: agent.identity_hostname }
+      : {
+          hostname: agent.identity_hostname,
+          wazuh_agent_id: agent.identity_wazuh_agent_id,
+          ips: agent.identity_ips,
+        };
+    const mismatch = !sameIdentity(identity, claim);
+    await trx
+      .updateTable("agents")
+      .set({
+        hostname: claim.hostname,
+        os: JSON.stringify(hello.os),
+        ips: claim.ips,
+        agent_version: hello.agent_version,
+        fibratus_version: hello.fibratus_version,
+        external_ids: JSON.stringify(hello.external_ids),
+        wazuh_agent_id: claim.wazuh_agent_id,
+        capabilities: hello.capabilities,
+        isolation: JSON.stringify(hello.isolation),
+        rules: JSON.stringify(hello.rules),
+        simulation: hello.simulation,
+        config: hello.config === undefined ? null : JSON.stringify(hello.config),
+        identity_mismatch: mismatch,
+        ...(binds && {
+          identity_wazuh_agent_id: identity.wazuh_agent_id,
+          identity_ips: identity.ips,
+          identity_bound_at: sql<Date>`now()`,
+        }),
+        session_id: s.sessionId,
+        gateway_id: s.gatewayId,
+        connected_at: sql<Date>`now()`,
+        last_seen_at: sql<Date>`now()`,
+      })
+      .where("id", "=", s.agentId)
+      .execute();
+    if (mismatch && !sameIdentity(agent, claim)) {
+      await appendAudit(trx, {
+        actor: `agent:${s.agentId}`,
+        action: "agent.identity_claim",
+        agentId: s.agentId,
+        details: { claimed: claim, identity, session: s.sessionId },
+      });
+    }
+    return identity;
+  });
+}
+
+/**
+ * An operator trusts what the agent's latest hello claimed: it becomes the agent's identity for
+ * host resolution. Null when there is no such agent; `accepted: false` when there was no claim.
+ */
+export async function acceptIdentity(db: Db, agentId: string, actor: string) {
+  return db.transaction().execute(async (trx) => {
+    const agent = await trx
+      .selectFrom("agents")
+      .select([
+        "hostname",
+        "wazuh_agent_id",
+        "ips",
+        "identity_hostname",
+        "identity_wazuh_agent_id",
+        "identity_ips",
+        "identity_mismatch",
+      ])
+      .where("id", "=", agentId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!agent) return null;
+    const identity: AgentIdentity = {
+      hostname: agent.hostname,
+      wazuh_agent_id: agent.wazuh_agent_id,
+      ips: agent.ips,
+    };
+    if (!agent.identity_mismatch) return { accepted: false, identity };
+    await trx
+      .updateTable("agents")
+      .set({
+        identity_hostname: identity.hostname,
+        identity_wazuh_agent_id: identity.wazuh_agent_id,
+        identity_ips: identity.ips,
+        identity_bound_at: sql<Date>`now()`,
+        identity_mismatch: false,
+      })
+      .where("id", "=", agentId)
+      .execute();
+    await appendAudit(trx, {
+      actor,
+      action: "agent.identity_accepted",
+      agentId,
+      details: {
+        accepted: identity,
+        previous: {
+          hostname: agent.identity_hostname,
+          wazuh_agent_id: agent.identity_wazuh_agent_id,
+          ips: agent.identity_ips,
+        },
+      },
+    });
+    return { accepted: true, identity };
+  });
 }
 
 /** A heartbeat: false when this session was replaced or its key revoked (the session must end). */
@@ -104,29 +229,34 @@ export async function recordIsolation(
 
 /**
  * The agent running on an alert's host: by Wazuh agent id, then host name (case-insensitive), then
- * IP. Agents whose every key is revoked are not candidates; among several, the latest seen wins.
+ * IP, matched against agents' trusted identities only. Agents whose every key is revoked are not
+ * candidates. Several agents matching at the first step that matches any is an ambiguity, never
+ * a guess: a command meant for one host must not reach another.
  */
-export async function resolveHost(db: Db, host: HostIdentity): Promise<AgentTarget | null> {
+export async function resolveHost(db: Db, host: HostIdentity): Promise<HostResolution> {
   const attempts: Expression<SqlBool>[] = [];
-  if (host.agentId) attempts.push(sql<SqlBool>`a.wazuh_agent_id = ${host.agentId}`);
-  if (host.name) attempts.push(sql<SqlBool>`lower(a.hostname) = lower(${host.name})`);
-  if (host.ip) attempts.push(sql<SqlBool>`${host.ip} = any(a.ips)`);
+  if (host.agentId) attempts.push(sql<SqlBool>`a.identity_wazuh_agent_id = ${host.agentId}`);
+  if (host.name) attempts.push(sql<SqlBool>`lower(a.identity_hostname) = lower(${host.name})`);
+  if (host.ip) attempts.push(sql<SqlBool>`${host.ip} = any(a.identity_ips)`);
   for (const match of attempts) {
-    const row = await db
+    const rows = await db
       .selectFrom("agents as a")
       .select(["a.id", "a.capabilities"])
       .where(match)
       .where(
         sql<SqlBool>`exists (select 1 from agent_keys k where k.agent_id = a.id and k.revoked_at is null)`,
       )
-      .orderBy(sql`a.last_seen_at desc nulls last`)
-      .orderBy("a.enrolled_at", "desc")
-      .limit(1)
-      .executeTakeFirst();
-    if (row) return { agentId: row.id, capabilities: row.capabilities };
+      .orderBy("a.id")
+      .limit(MAX_AMBIGUOUS_LISTED)
+      .execute();
+    const [only, ...others] = rows;
+    if (only && !others.length) return { agentId: only.id, capabilities: only.capabilities };
+    if (only) return { ambiguous: rows.map((r) => r.id) };
   }
   return null;
 }
+
+const MAX_AMBIGUOUS_LISTED = 10;
 
 // --- operators' view ---------------------------------------------------------------------------
 
@@ -169,6 +299,11 @@ function agentQuery(db: Db, onlineWindowMs: number) {
       "a.connected_at",
       "a.disconnected_at",
       "a.gateway_id",
+      "a.identity_hostname",
+      "a.identity_wazuh_agent_id",
+      "a.identity_ips",
+      "a.identity_bound_at",
+      "a.identity_mismatch",
       statusOf(onlineWindowMs).as("status"),
     ]);
 }

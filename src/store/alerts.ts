@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import type { Alert } from "../domain/alert.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
@@ -8,17 +9,20 @@ import type { AlertsTable } from "./schema.ts";
 export type AlertSource = AlertsTable["source"];
 
 /**
- * Stores an alert once. Returns whether it still has to be handed to its incident: false when
- * the same alert id was stored and handed off before (a redelivery or a repeated POST).
+ * Stores an alert once per source, host and alert id: ids are the source's choice, so an id one
+ * host (or source) used first never turns another host's alert into a duplicate. Returns the
+ * stored alert's key, and whether it still has to be handed to its incident: false when this alert
+ * was stored and handed off before (a redelivery or a repeated POST).
  */
 export async function storeAlert(
   db: Db,
   alert: Alert,
   source: AlertSource,
-): Promise<{ handOff: boolean }> {
+): Promise<{ key: string; handOff: boolean }> {
   const inserted = await db
     .insertInto("alerts")
     .values({
+      key: alertKey(alert.id, source),
       id: alert.id,
       time: alert.time,
       host: alert.host.name,
@@ -34,29 +38,38 @@ export async function storeAlert(
       raw: JSON.stringify(alert.raw),
       incident_id: incidentWorkflowId(alert.host.name),
     })
-    .onConflict((oc) => oc.column("id").doNothing())
-    .returning("id")
+    .onConflict((oc) => oc.columns(["source", "host", "id"]).doNothing())
+    .returning("key")
     .executeTakeFirst();
-  if (inserted) return { handOff: true }; // a new alert: no second query on the hot path
+  if (inserted) return { key: inserted.key, handOff: true }; // no second query on the hot path
   const row = await db
     .selectFrom("alerts")
-    .select("handed_off_at")
+    .select(["key", "handed_off_at"])
+    .where("source", "=", source)
+    .where("host", "=", alert.host.name)
     .where("id", "=", alert.id)
     .executeTakeFirstOrThrow();
-  return { handOff: row.handed_off_at === null };
+  return { key: row.key, handOff: row.handed_off_at === null };
 }
 
-export async function markHandedOff(db: Db, alertId: string): Promise<void> {
+/**
+ * Unique by its random part; it starts with the source's id so that operators find an alert's
+ * mitigations (whose workflow ids contain the key) by the id Wazuh showed them.
+ */
+const alertKey = (id: string, source: AlertSource) =>
+  `${id}/${source}-${randomBytes(6).toString("hex")}`;
+
+export async function markHandedOff(db: Db, alertKey: string): Promise<void> {
   await db
     .updateTable("alerts")
     .set({ handed_off_at: new Date() })
-    .where("id", "=", alertId)
+    .where("key", "=", alertKey)
     .where("handed_off_at", "is", null)
     .execute();
 }
 
-export async function getAlertRow(db: Db, alertId: string) {
-  return db.selectFrom("alerts").selectAll().where("id", "=", alertId).executeTakeFirst();
+export async function getAlertRow(db: Db, alertKey: string) {
+  return db.selectFrom("alerts").selectAll().where("key", "=", alertKey).executeTakeFirst();
 }
 
 export interface AlertFilter extends Page {
@@ -74,7 +87,7 @@ export async function listAlerts(db: Db, f: AlertFilter) {
   if (f.technique) q = q.where(sql<boolean>`${f.technique} = ANY(techniques)`);
   if (f.since) q = q.where("time", ">=", f.since);
   if (f.until) q = q.where("time", "<", f.until);
-  return pageOf(q, (q) => q.selectAll().orderBy("time", "desc").orderBy("id"), f);
+  return pageOf(q, (q) => q.selectAll().orderBy("time", "desc").orderBy("key"), f);
 }
 
 /** Keeps an unreadable alert (bad JSON, missing fields) with the reasons, for operators. */

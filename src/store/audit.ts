@@ -20,6 +20,8 @@ export type AuditAction =
   | "agent.key_created"
   | "agent.key_revoked"
   | "agent.session_closed"
+  | "agent.identity_claim"
+  | "agent.identity_accepted"
   | "enrollment_token.created"
   | "enrollment_token.revoked"
   | "operator_token.created"

@@ -100,6 +100,7 @@ export async function enroll(db: Db, input: { token: string; hostname: string })
       .values({
         id: agentId,
         hostname: input.hostname,
+        identity_hostname: input.hostname,
         groups: token.group ? [token.group] : [],
         enrollment_token_id: token.id,
       })

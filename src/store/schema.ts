@@ -3,6 +3,8 @@ import type { ColumnType, Generated, JSONColumnType } from "kysely";
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
 export interface AlertsTable {
+  /** The alert as this service refers to it: unique, unlike the id its source chose. */
+  key: string;
   id: string;
   received_at: Timestamp;
   time: ColumnType<Date, Date | string, Date | string>;
@@ -104,6 +106,11 @@ export interface AgentsTable {
   fibratus_version: string | null;
   external_ids: JSONColumnType<Record<string, string>, string | undefined, string>;
   wazuh_agent_id: string | null;
+  identity_hostname: string;
+  identity_wazuh_agent_id: string | null;
+  identity_ips: ColumnType<string[], string[] | undefined, string[]>;
+  identity_bound_at: NullableTimestamp;
+  identity_mismatch: Generated<boolean>;
   capabilities: ColumnType<string[], string[] | undefined, string[]>;
   groups: ColumnType<string[], string[] | undefined, string[]>;
   labels: JSONColumnType<Record<string, string>, string | undefined, string>;

@@ -21,6 +21,7 @@ import { HOST, INCIDENT_STATUS, SEVERITY, TECHNIQUES } from "./search-attributes
 
 /** What the incident workflow learns of an alert; the raw alert stays in PostgreSQL. */
 export interface IncidentAlert {
+  /** The stored alert's key (unique, unlike the id its source chose). */
   id: string;
   time: string;
   techniques: string[];
