@@ -76,8 +76,10 @@ const list = createRoute({
 
 export function alertsApi(deps: { db: Db; intake: AlertIntake }) {
   const app = new OpenAPIHono();
-  app.openAPIRegistry.register("WazuhAlert", WazuhAlertInput);
-  app.openAPIRegistry.register("AgentAlert", AgentAlertInput);
+  // Clones: zod gives a schema the .openapi method only when it is made after @hono/zod-openapi
+  // is loaded, and the domain's schemas may have been made before (whatever imported them first).
+  app.openAPIRegistry.register("WazuhAlert", WazuhAlertInput.clone());
+  app.openAPIRegistry.register("AgentAlert", AgentAlertInput.clone());
 
   app.openapi(submit, async (c) => {
     const body = await readJson(c);

@@ -3,6 +3,7 @@
 // only import its types.
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { canonicalJson } from "./canonical-json.ts";
 import { type FieldError, fieldErrors, TECHNIQUE_ID } from "./model.ts";
 
 export type { FieldError } from "./model.ts";
@@ -304,18 +305,4 @@ export function parseTimestamp(s: string): string | null {
   const date = new Date(Date.UTC(y, mo - 1, d, h, mi, sec, ms) - offsetMinutes * 60_000);
   // Date.UTC maps years 0-99 to 1900-1999; such alerts are garbage, not history.
   return y < 1970 || Number.isNaN(date.getTime()) ? null : date.toISOString();
-}
-
-/** JSON with object keys sorted at every level, so equal content always hashes the same. */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v))
-    return `[${v.map((x) => (x === undefined ? "null" : canonicalJson(x))).join(",")}]`;
-  if (isObject(v)) {
-    const members = Object.keys(v)
-      .sort()
-      .filter((k) => v[k] !== undefined && typeof v[k] !== "function")
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`);
-    return `{${members.join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
 }

@@ -16,6 +16,7 @@ import {
   sign,
   verify,
 } from "node:crypto";
+import { canonicalJson } from "../domain/canonical-json.ts";
 
 /** The fields of a command frame that the signature covers, besides the agent's id. */
 export interface SignedCommand {
@@ -25,22 +26,6 @@ export interface SignedCommand {
   details: Record<string, unknown>;
   /** ISO-8601 time after which the agent must not run the command. */
   expires_at?: string;
-}
-
-/** JSON with object keys sorted at every level: one byte string per value. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") {
-    if (typeof value === "number" && !Number.isFinite(value))
-      throw new TypeError("canonical JSON has no form for a non-finite number");
-    if (value === undefined || typeof value === "function" || typeof value === "symbol")
-      throw new TypeError(`canonical JSON has no form for ${typeof value}`);
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
 }
 
 function signedBytes(agentId: string, command: SignedCommand): Buffer {

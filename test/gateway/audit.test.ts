@@ -171,6 +171,12 @@ describe("operator command ids", () => {
       ).body.items.some((d: Json) => d.kind === "mitigation_succeeded"),
     );
     const kill = agent.commands().find((c: Frame) => c.command === "kill-process");
-    expect(kill).toMatchObject({ id: engineId, details: { pid: "3613" } });
+    expect(kill).toMatchObject({ details: { pid: "3613" } });
+    // The engine's id names this alert's stored key (its id and a part no client chooses).
+    expect(kill.id).toMatch(
+      new RegExp(
+        `^mitigation/${host}/${alert.id.replace(/\./g, "\\.")}/rest-[0-9a-f]{12}/ncat_to_ransomware\\.ncat_connection/close_conn/0$`,
+      ),
+    );
   });
 });

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   type Alert,
-  canonicalJson,
   normaliseAlert,
   parseTimestamp,
   severityFromLevel,
 } from "../../src/domain/alert.ts";
+import { canonicalJson } from "../../src/domain/canonical-json.ts";
 import { fixture, wazuh } from "./fixtures.ts";
 
 function ok(input: unknown, context?: Parameters<typeof normaliseAlert>[1]): Alert {
