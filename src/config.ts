@@ -29,6 +29,12 @@ const schema = z
   .object({
     MM_HOST: z.string().min(1).default("127.0.0.1"),
     MM_API_PORT: port.default(8333),
+    MM_API_TLS_CERT: z.string().min(1).optional(),
+    MM_API_TLS_KEY: z.string().min(1).optional(),
+    MM_API_MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
+    MM_API_REQUESTS_PER_SECOND: z.coerce.number().positive().default(100),
+    MM_API_REQUEST_BURST: z.coerce.number().int().min(1).default(500),
+    MM_API_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     MM_GATEWAY_PORT: port.default(8334),
     // Unset: the local stack's cluster, reached with the MM_PG_* settings scripts/stack.sh uses.
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
@@ -129,6 +135,10 @@ const schema = z
       path: ["MM_GATEWAY_TLS_CERT"],
     },
   )
+  .refine((env) => (env.MM_API_TLS_CERT === undefined) === (env.MM_API_TLS_KEY === undefined), {
+    message: "MM_API_TLS_CERT and MM_API_TLS_KEY are set together or not at all",
+    path: ["MM_API_TLS_CERT"],
+  })
   .refine((env) => (env.TEMPORAL_TLS_CERT === undefined) === (env.TEMPORAL_TLS_KEY === undefined), {
     message: "TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY are set together or not at all",
     path: ["TEMPORAL_TLS_CERT"],
@@ -144,6 +154,17 @@ function toConfig(env: z.infer<typeof schema>) {
   return {
     host: env.MM_HOST,
     apiPort: env.MM_API_PORT,
+    api: {
+      /** PEM files: the REST API serves https. */
+      tls:
+        env.MM_API_TLS_CERT && env.MM_API_TLS_KEY
+          ? { certFile: env.MM_API_TLS_CERT, keyFile: env.MM_API_TLS_KEY }
+          : undefined,
+      maxBodyBytes: env.MM_API_MAX_BODY_BYTES,
+      /** Per operator token, and per client address for requests without a valid token. */
+      rateLimit: { perSecond: env.MM_API_REQUESTS_PER_SECOND, burst: env.MM_API_REQUEST_BURST },
+      headersTimeoutMs: env.MM_API_HEADERS_TIMEOUT_MS,
+    },
     gatewayPort: env.MM_GATEWAY_PORT,
     databaseUrl: env.DATABASE_URL ?? localDatabaseUrl(env),
     /** PostgreSQL connections per process: a busy gateway completes more commands with more. */

@@ -1,5 +1,3 @@
-import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import { Client, Connection } from "@temporalio/client";
 import type { WorkflowBundleOption } from "@temporalio/worker";
 import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
@@ -16,6 +14,7 @@ import { startGateway } from "./gateway/server.ts";
 import { startCommandSupervisor } from "./gateway/supervisor.ts";
 import { alertIntake } from "./ingest/intake.ts";
 import { startNatsIngest } from "./ingest/nats.ts";
+import { listen } from "./listen.ts";
 import { createLogger } from "./log.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
 import { createDb, migrate } from "./store/db.ts";
@@ -175,15 +174,17 @@ export async function startService(
         config,
         health: healthCheck({ db, temporal, nats: nc, neo4j: neo4jDriver }),
       });
-      const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-        const s = serve({ fetch: app.fetch, port: config.apiPort, hostname: config.host }, () =>
-          resolve(s),
-        );
-        s.once("error", reject);
+      const { server, url } = await listen({
+        fetch: app.fetch,
+        host: config.host,
+        port: config.apiPort,
+        tls: config.api.tls,
+        headersTimeoutMs: config.api.headersTimeoutMs,
+        log,
+        name: "api",
       });
       closers.push(() => new Promise((resolve) => server.close(resolve)));
-      const { port } = server.address() as AddressInfo;
-      service.apiUrl = `http://${config.host}:${port}`;
+      service.apiUrl = url;
       log.info("REST API listening", { url: service.apiUrl });
       if (!config.adminToken) {
         log.warn(

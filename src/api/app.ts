@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Config } from "../config.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
@@ -42,8 +43,22 @@ export function createApi(deps: ApiDeps) {
       "an operator token (viewer, responder, admin) or, for POST /api/alert, an ingest token",
   });
 
+  // Nothing reads a body past the limit: 413 before it is buffered.
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: config.api.maxBodyBytes,
+      onError: (c) =>
+        c.json(
+          { error: `request body over ${config.api.maxBodyBytes} bytes (MM_API_MAX_BODY_BYTES)` },
+          413,
+        ),
+    }),
+  );
   // Every /api route needs an operator token (but GET /api/version); see auth.ts for who may do what.
-  app.use("/api/*", operatorAuth({ db, adminToken: config.adminToken }));
+  const auth = operatorAuth({ db, adminToken: config.adminToken, rateLimit: config.api.rateLimit });
+  app.use("/api/*", auth);
+  app.use("/health", auth);
   app.route("/", healthApi(deps.health));
   app.route("/api", catalogApi(catalogStore(db)));
   app.route("/api", alertsApi(deps));

@@ -7,7 +7,9 @@
 //   admin      everything: the catalog, agents' groups and labels, keys, enrollment and operator tokens
 //   ingest     submits alerts (POST /api/alert) and nothing else: for Wazuh's integration
 import { createHash, timingSafeEqual } from "node:crypto";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context, MiddlewareHandler } from "hono";
+import { KeyedRateLimiter, type RateLimit } from "../domain/rate-limit.ts";
 import { bearerToken, hashSecret } from "../secrets.ts";
 import type { Db } from "../store/db.ts";
 import { authenticateOperator } from "../store/operator-tokens.ts";
@@ -37,6 +39,8 @@ type Requirement = "public" | OperatorRole;
  */
 const ACCESS: { method: string; path: RegExp; needs: Requirement }[] = [
   { method: "GET", path: /^\/api\/version$/, needs: "public" },
+  // Liveness for anyone; the dependencies' details only for a viewer's token (health.ts).
+  { method: "GET", path: /^\/health$/, needs: "public" },
   { method: "POST", path: /^\/api\/alert$/, needs: "ingest" },
   { method: "POST", path: /^\/api\/commands$/, needs: "responder" },
   // Secrets and who holds them are admins' business even to read.
@@ -72,20 +76,42 @@ function satisfies(role: OperatorRole, needs: Requirement): boolean {
   }
 }
 
-/** Authenticates every /api request (but the public ones) and checks its role; 401 and 403 otherwise. */
-export function operatorAuth(deps: { db: Db; adminToken?: string }): MiddlewareHandler<AuthEnv> {
+/**
+ * Authenticates every /api request (but the public ones) and checks its role; 401 and 403
+ * otherwise. A public request with a valid token is authenticated too (what it may see can depend
+ * on it). Requests are rate limited per token, and per client address while they carry no valid
+ * token (so guessing tokens is as limited as anything else): 429 with Retry-After.
+ */
+export function operatorAuth(deps: {
+  db: Db;
+  adminToken?: string;
+  rateLimit: RateLimit;
+}): MiddlewareHandler<AuthEnv> {
   const adminDigest = deps.adminToken
     ? createHash("sha256").update(deps.adminToken).digest()
     : null;
+  const limiter = new KeyedRateLimiter(deps.rateLimit);
   return async (c, next) => {
     const needs = requirementOf(c.req.method, c.req.path);
-    if (needs === "public") return next();
     const token = bearerToken(c.req.header("authorization"));
-    if (!token)
-      return unauthorized(c, "authentication required: send Authorization: Bearer <token>");
+    const address = `address:${clientAddress(c)}`;
+    const anonymous = () => {
+      const wait = limiter.take(address, performance.now());
+      if (wait !== null) return tooMany(c, wait);
+      if (needs === "public") return next();
+      return token
+        ? unauthorized(c, "the token is unknown, revoked or expired")
+        : unauthorized(c, "authentication required: send Authorization: Bearer <token>");
+    };
+    if (!token) return anonymous();
+    // An address that spent its requests on bad tokens costs no more token look-ups.
+    const wait = limiter.waitMs(address, performance.now());
+    if (wait !== null) return tooMany(c, wait);
     const principal = await authenticate(deps.db, adminDigest, token);
-    if (!principal) return unauthorized(c, "the token is unknown, revoked or expired");
-    if (!satisfies(principal.role, needs)) {
+    if (!principal) return anonymous();
+    const tokenWait = limiter.take(`token:${principal.actor}`, performance.now());
+    if (tokenWait !== null) return tooMany(c, tokenWait);
+    if (needs !== "public" && !satisfies(principal.role, needs)) {
       return c.json(
         {
           error: `forbidden: ${c.req.method} ${c.req.path} needs the ${needs} role; this token's role is ${principal.role}`,
@@ -96,6 +122,23 @@ export function operatorAuth(deps: { db: Db; adminToken?: string }): MiddlewareH
     c.set("principal", principal);
     return next();
   };
+}
+
+function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    // Requests handed to the app without a socket (in-process tests) share one bucket.
+    return "local";
+  }
+}
+
+function tooMany(c: Context, waitMs: number) {
+  c.header("Retry-After", String(Math.ceil(waitMs / 1_000)));
+  return c.json(
+    { error: "too many requests: slow down and retry after the Retry-After seconds" },
+    429,
+  );
 }
 
 function unauthorized(c: Context, error: string) {

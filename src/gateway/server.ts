@@ -6,14 +6,9 @@
 // Anyone on the network reaches this port, so no client can take it down or hog it: every socket
 // has an error handler from its accept on, headers and hello have a deadline, key checks in flight
 // are bounded, and each session's queues are (session.ts).
-import { readFile } from "node:fs/promises";
 import type { Server as HttpServer, IncomingMessage } from "node:http";
-import { STATUS_CODES } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
 import { hostname as machineName } from "node:os";
 import type { Duplex } from "node:stream";
-import { serve } from "@hono/node-server";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
 import { Hono } from "hono";
@@ -23,6 +18,7 @@ import { z } from "zod";
 import { reportOutcome } from "../activities/agent-commands.ts";
 import type { Config } from "../config.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
+import { listen, refuse } from "../listen.ts";
 import type { Logger } from "../log.ts";
 import { describeIssues } from "../protocol/messages.ts";
 import { bearerToken, newId } from "../secrets.ts";
@@ -156,21 +152,21 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const upgrading = new Set<Duplex>();
   const upgrade = async (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(request.url ?? "/", "http://gateway").pathname;
-    if (path !== WS_PATH) return refuseUpgrade(socket, 404);
-    if (request.headers.upgrade?.toLowerCase() !== "websocket") return refuseUpgrade(socket, 400);
-    if (upgrading.size >= limits.maxPendingUpgrades) return refuseUpgrade(socket, 503);
+    if (path !== WS_PATH) return refuse(socket, 404);
+    if (request.headers.upgrade?.toLowerCase() !== "websocket") return refuse(socket, 400);
+    if (upgrading.size >= limits.maxPendingUpgrades) return refuse(socket, 503);
     upgrading.add(socket);
     // A lookup that hangs (the database away) does not hold the socket past the handshake.
     const deadline = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
     try {
       const key = bearerToken(request.headers.authorization);
       const agent = key ? await authenticateAgent(deps.db, key) : null;
-      if (!agent) return refuseUpgrade(socket, 401);
+      if (!agent) return refuse(socket, 401);
       // A client that reset while its key was checked is gone; ws drops a dead socket itself.
       wss.handleUpgrade(request, socket, head, (ws) => accept(ws, agent));
     } catch (err) {
       log.error("agent upgrade failed", { error: (err as Error).message });
-      refuseUpgrade(socket, 500);
+      refuse(socket, 500);
     } finally {
       clearTimeout(deadline);
       upgrading.delete(socket);
@@ -186,53 +182,18 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     return c.json({ error: "internal error" }, 500);
   });
 
-  const tls = config.gateway.tls
-    ? {
-        cert: await readFile(config.gateway.tls.certFile),
-        key: await readFile(config.gateway.tls.keyFile),
-      }
-    : undefined;
-  // Slow or endless headers are cut at the handshake deadline (408); the check runs often enough
-  // for the deadline to hold.
-  const serverOptions = {
-    headersTimeout: limits.handshakeTimeoutMs,
-    requestTimeout: 2 * limits.handshakeTimeoutMs,
-    connectionsCheckingInterval: Math.min(1_000, limits.handshakeTimeoutMs / 2),
-    ...tls,
-  };
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve(
-      {
-        fetch: app.fetch,
-        port: config.gatewayPort,
-        hostname: config.host,
-        serverOptions,
-        ...(tls && { createServer: createHttpsServer }),
-      },
-      () => resolve(s),
-    );
-    s.once("error", reject);
-  });
-  // An error on a socket nobody listens to would end the process: a reset during the key check,
-  // for one, since Node stops listening to a socket's errors once it hands it to 'upgrade'.
-  const guard = (socket: Duplex) => {
-    socket.on("error", (err: NodeJS.ErrnoException) =>
-      log.debug("gateway socket error", { error: err.code ?? err.message }),
-    );
-  };
-  server.on("connection", guard);
-  if (tls) server.on("secureConnection", guard);
-  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
-    log.debug("gateway client error", { error: err.code ?? err.message });
-    if (!socket.writable || err.code === "ECONNRESET") return socket.destroy();
-    refuseUpgrade(socket, err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400);
+  const { server, url } = await listen({
+    fetch: app.fetch,
+    host: config.host,
+    port: config.gatewayPort,
+    tls: config.gateway.tls,
+    headersTimeoutMs: limits.handshakeTimeoutMs,
+    log,
+    name: "gateway",
   });
   server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     void upgrade(request, socket, head);
   });
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `${tls ? "https" : "http"}://${host}:${port}`;
 
   // Sessions that never said hello in time, and agents whose heartbeats stopped, are let go.
   const silenceMs = config.gateway.heartbeatMs * config.gateway.missedHeartbeats;
@@ -271,10 +232,3 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
  * Answers an upgrade with a bare status and closes the connection; a client that keeps its side
  * open (the server allows half-open sockets) is cut a second later.
  */
-function refuseUpgrade(socket: Duplex, status: number): void {
-  if (!socket.writable) return void socket.destroy();
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
-  );
-  setTimeout(() => socket.destroy(), 1_000).unref();
-}

@@ -3,6 +3,7 @@
 // nothing it sends can throw out of here, so one agent's bad input never reaches another's session.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { WebSocket } from "ws";
+import { TokenBucket } from "../domain/rate-limit.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -96,8 +97,7 @@ export class AgentSession {
   private badFrames: number[] = [];
   /** Set once the session is closed for misbehaving: what the agent still sends is not read. */
   private refused = false;
-  private tokens: number;
-  private refilledAt = performance.now();
+  private readonly bucket: TokenBucket;
   private queuedFrames = 0;
   private queuedAlerts = 0;
   /** Claimed commands not yet written: the socket held more than it may. */
@@ -117,7 +117,10 @@ export class AgentSession {
     readonly credentials: AgentCredentials,
     private readonly deps: SessionDeps,
   ) {
-    this.tokens = deps.limits.frameBurst;
+    this.bucket = new TokenBucket(
+      { perSecond: deps.limits.framesPerSecond, burst: deps.limits.frameBurst },
+      performance.now(),
+    );
   }
 
   get agentId(): string {
@@ -499,16 +502,7 @@ export class AgentSession {
 
   /** Takes one frame from the session's token bucket; false when it is empty. */
   private admit(): boolean {
-    const now = performance.now();
-    const { framesPerSecond, frameBurst } = this.deps.limits;
-    this.tokens = Math.min(
-      frameBurst,
-      this.tokens + ((now - this.refilledAt) / 1_000) * framesPerSecond,
-    );
-    this.refilledAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+    return this.bucket.take(performance.now());
   }
 
   /** A protocol error frame; too many within a minute and the session ends. */
