@@ -1,12 +1,8 @@
 // What an anonymous or flooding client can get from the REST API: a liveness answer without detail,
 // 413 for oversized bodies, 429 past its rate, 408 for headers that never end, and never the process.
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { get as httpsGet } from "node:https";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { type ApiDeps, createApi } from "../../src/api/app.ts";
 import type { HealthReport } from "../../src/api/health.ts";
@@ -14,6 +10,7 @@ import { loadConfig } from "../../src/config.ts";
 import { KeyedRateLimiter } from "../../src/domain/rate-limit.ts";
 import { type Listening, listen } from "../../src/listen.ts";
 import { createLogger } from "../../src/log.ts";
+import { selfSignedCertificate } from "../support/tls.ts";
 
 const ADMIN = "limits-test-admin-token";
 let probes = 0;
@@ -154,27 +151,7 @@ describe("the listening socket", () => {
   });
 
   it("serves https with the configured certificate", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "mm-api-tls-"));
-    const [certFile, keyFile] = [path.join(dir, "cert.pem"), path.join(dir, "key.pem")];
-    await promisify(execFile)("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ]);
+    const { certFile, keyFile } = await selfSignedCertificate("mm-api");
     const listening = await listen({
       fetch: () => new Response("secure"),
       host: "127.0.0.1",

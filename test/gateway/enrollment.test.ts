@@ -1,10 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { enroll as agentEnroll } from "../../src/agent/session.ts";
+import { selfSignedCertificate } from "../support/tls.ts";
 import { eventually } from "../support/wait.ts";
 import { enroll, helloFor, TestAgent, upgradeStatus, wsUrlOf } from "./support/agent.ts";
 import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-context.ts";
@@ -302,32 +300,8 @@ describe("key rotation and revocation", () => {
 
 describe("TLS", () => {
   it("serves enrollment over https and sessions over wss with a configured (self-signed) certificate", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "mm-tls-"));
-    const [cert, key] = [path.join(dir, "gateway.crt"), path.join(dir, "gateway.key")];
     // The example of docs/gateway.md: a self-signed certificate for the gateway's address.
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=mm-gateway",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-      ],
-      { stdio: "ignore" },
-    );
+    const { certFile: cert, keyFile: key } = await selfSignedCertificate("mm-gateway");
     const tlsGateway = await g.ctx.start({
       roles: ["gateway"],
       config: {
