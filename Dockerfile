@@ -18,6 +18,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY bin ./bin
 COPY --from=build /app/dist ./dist
+# The command signing key lives on a volume mounted here (docker-compose.yaml): the node user owns
+# the folder, so a new named volume starts owned by it too.
+RUN install -d -m 0700 -o node -g node /var/lib/mitigation-manager
 USER node
 ENTRYPOINT ["/app/bin/mm"]
 CMD ["all"]
