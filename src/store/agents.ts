@@ -31,6 +31,16 @@ function sameIdentity(a: AgentIdentity, b: AgentIdentity): boolean {
   );
 }
 
+/** What an agent last claimed beside the identity resolution trusts. */
+const CLAIMED_AND_TRUSTED = [
+  "hostname",
+  "wazuh_agent_id",
+  "ips",
+  "identity_hostname",
+  "identity_wazuh_agent_id",
+  "identity_ips",
+] as const;
+
 /**
  * Records the agent's hello and makes this session the agent's one live session. Returns the
  * agent's trusted identity, or null when the key was revoked in the meantime. Groups and labels
@@ -53,15 +63,7 @@ export async function recordHello(
   return db.transaction().execute(async (trx) => {
     const agent = await trx
       .selectFrom("agents")
-      .select([
-        "hostname",
-        "wazuh_agent_id",
-        "ips",
-        "identity_hostname",
-        "identity_wazuh_agent_id",
-        "identity_ips",
-        "identity_bound_at",
-      ])
+      .select([...CLAIMED_AND_TRUSTED, "identity_bound_at"])
       .where("id", "=", s.agentId)
       .where(activeKey(s.keyId))
       .forUpdate()
@@ -126,15 +128,7 @@ export async function acceptIdentity(db: Db, agentId: string, actor: string) {
   return db.transaction().execute(async (trx) => {
     const agent = await trx
       .selectFrom("agents")
-      .select([
-        "hostname",
-        "wazuh_agent_id",
-        "ips",
-        "identity_hostname",
-        "identity_wazuh_agent_id",
-        "identity_ips",
-        "identity_mismatch",
-      ])
+      .select([...CLAIMED_AND_TRUSTED, "identity_mismatch"])
       .where("id", "=", agentId)
       .forUpdate()
       .executeTakeFirst();
