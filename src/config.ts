@@ -36,6 +36,13 @@ const schema = z
     MM_API_REQUEST_BURST: z.coerce.number().int().min(1).default(500),
     MM_API_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     MM_GATEWAY_PORT: port.default(8334),
+    // Unset: no listener of its own (the API and gateway serve /metrics on their ports).
+    MM_METRICS_PORT: port.optional(),
+    // Unset: Temporal's SDK metrics are not exported. host:port, loopback unless scraped from afar.
+    MM_TEMPORAL_METRICS_ADDRESS: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):[0-9]{1,5}$/, "must be host:port, e.g. 127.0.0.1:9464")
+      .optional(),
     // Unset: the local stack's cluster, reached with the MM_PG_* settings scripts/stack.sh uses.
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
     MM_PG_HOST: z.string().min(1).default("127.0.0.1"),
@@ -166,6 +173,10 @@ function toConfig(env: z.infer<typeof schema>) {
       headersTimeoutMs: env.MM_API_HEADERS_TIMEOUT_MS,
     },
     gatewayPort: env.MM_GATEWAY_PORT,
+    /** A listener serving only GET /metrics: for worker- or ingest-only processes. */
+    metricsPort: env.MM_METRICS_PORT,
+    /** Where the Temporal SDK's own Prometheus endpoint binds (worker role). */
+    temporalMetricsAddress: env.MM_TEMPORAL_METRICS_ADDRESS,
     databaseUrl: env.DATABASE_URL ?? localDatabaseUrl(env),
     /** PostgreSQL connections per process: a busy gateway completes more commands with more. */
     databasePoolSize: env.MM_PG_POOL_SIZE,

@@ -5,6 +5,7 @@ import { auditActivities } from "./activities/audit.ts";
 import { engineActivities } from "./activities/engine.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
+import { listenMetrics } from "./api/metrics.ts";
 import type { Config } from "./config.ts";
 import { connectNatsAs, openNeo4j, temporalConnection } from "./connections.ts";
 import { checkRunner } from "./domain/check-budget.ts";
@@ -37,6 +38,8 @@ export interface Service {
   apiUrl?: string;
   /** The agent gateway's base URL (what agents get as --gateway), when the gateway role runs. */
   gatewayUrl?: string;
+  /** The MM_METRICS_PORT listener's base URL, when configured. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -191,6 +194,12 @@ export async function startService(
           "MM_ADMIN_TOKEN is not set: only operator tokens created before are accepted (see .env.example)",
         );
       }
+    }
+    if (config.metricsPort !== undefined) {
+      const { server, url } = await listenMetrics({ db, config, log, port: config.metricsPort });
+      closers.push(() => new Promise((resolve) => server.close(resolve)));
+      service.metricsUrl = url;
+      log.info("metrics listening", { url });
     }
     return service;
   } catch (err) {

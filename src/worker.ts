@@ -32,14 +32,30 @@ const quietLogger = {
 
 let runtimeInstalled = false;
 
-/** The SDK's own logging follows MM_LOG_LEVEL; the runtime can be set up once per process. */
-function installRuntime(level: Config["logLevel"]): void {
+/**
+ * The SDK's own logging follows MM_LOG_LEVEL, and its metrics (task slots, poll latencies, sticky
+ * cache) go to a Prometheus endpoint of their own at MM_TEMPORAL_METRICS_ADDRESS when set. The
+ * runtime can be set up once per process.
+ */
+function installRuntime(config: Config): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
+  const level = config.logLevel;
   Runtime.install({
     logger: new DefaultLogger(
       level === "debug" ? "DEBUG" : level === "info" ? "INFO" : level === "warn" ? "WARN" : "ERROR",
     ),
+    ...(config.temporalMetricsAddress && {
+      telemetryOptions: {
+        metrics: {
+          prometheus: {
+            bindAddress: config.temporalMetricsAddress,
+            countersTotalSuffix: true,
+            useSecondsForDurations: true,
+          },
+        },
+      },
+    }),
   });
 }
 
@@ -50,7 +66,7 @@ export async function startWorker(opts: {
   /** Prebuilt workflow code (tests build it once); otherwise the build's, or bundled at start from src/. */
   workflowBundle?: WorkflowBundleOption;
 }) {
-  installRuntime(opts.config.logLevel);
+  installRuntime(opts.config);
   const workflowBundle =
     opts.workflowBundle ??
     (existsSync(builtBundlePath) ? { codePath: builtBundlePath } : undefined);

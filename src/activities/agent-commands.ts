@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import type { AgentCommand } from "../domain/model.ts";
 import { commandSubject, encode } from "../gateway/subjects.ts";
 import type { Logger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { resolveHost } from "../store/agents.ts";
 import {
   FINAL_STATUSES,
@@ -129,6 +130,7 @@ export function agentCommandActivities(deps: {
         await markReported(deps.db, row.id);
         return settle(row.status, row.result);
       }
+      metrics.command("issued");
       deps.nc.publish(commandSubject(input.agentId), encode({ ids: [input.commandId] }));
       throw new CompleteAsyncError();
     },

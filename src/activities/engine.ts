@@ -12,10 +12,11 @@ import {
   identifierKey,
 } from "../domain/model.ts";
 import { type Protection, protectionOf } from "../domain/protected-addresses.ts";
+import { metrics } from "../metrics.ts";
 import { getAlertRow } from "../store/alerts.ts";
 import { catalogStore } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
-import { type Decision, recordDecision } from "../store/decisions.ts";
+import { type Decision, recordDecision, secondsSinceChosen } from "../store/decisions.ts";
 import type { AgentGateway, CommandPriority } from "./agent-commands.ts";
 import { toRows } from "./neo4j-rows.ts";
 
@@ -139,7 +140,9 @@ export function engineActivities(deps: EngineDeps) {
     return { holds: true } as const;
   }
 
-  const record = (d: Decision) => recordDecision(deps.db, d);
+  const record = async (d: Decision) => {
+    if (await recordDecision(deps.db, d)) await measureDecision(deps.db, d);
+  };
 
   /** Why blocking `ip` would turn the mitigation into an outage, or null when it may be blocked. */
   function blockRefusal(ip: unknown): string | null {
@@ -198,6 +201,8 @@ export function engineActivities(deps: EngineDeps) {
         });
       }
     }
+    if (steps.some((s) => s.kind === "agent"))
+      metrics.alertToCommand((Date.now() - alert.received_at.getTime()) / 1_000);
     return steps;
   }
 
@@ -330,3 +335,17 @@ export function engineActivities(deps: EngineDeps) {
 }
 
 export type EngineActivities = ReturnType<typeof engineActivities>;
+
+/** Counts a decision once it is written; an outcome also times its mitigation from its choice. */
+async function measureDecision(db: Db, d: Decision): Promise<void> {
+  metrics.decisionRecorded(d.kind);
+  const outcome =
+    d.kind === "mitigation_succeeded"
+      ? "succeeded"
+      : d.kind === "mitigation_failed"
+        ? "failed"
+        : null;
+  if (!outcome || !d.workflowId || !d.mitigation) return;
+  const seconds = await secondsSinceChosen(db, d.workflowId, d.mitigation);
+  if (seconds !== null) metrics.mitigationFinished(outcome, seconds);
+}

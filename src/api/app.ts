@@ -19,6 +19,7 @@ import { type HealthCheck, healthApi } from "./health.ts";
 import { invalid, validationHook } from "./http.ts";
 import { incidentsApi } from "./incidents.ts";
 import { keysApi } from "./keys.ts";
+import { metricsApi } from "./metrics.ts";
 import { tokensApi } from "./tokens.ts";
 
 export interface ApiDeps {
@@ -59,7 +60,9 @@ export function createApi(deps: ApiDeps) {
   const auth = operatorAuth({ db, adminToken: config.adminToken, rateLimit: config.api.rateLimit });
   app.use("/api/*", auth);
   app.use("/health", auth);
+  app.use("/metrics", auth);
   app.route("/", healthApi(deps.health));
+  app.route("/", metricsApi());
   app.route("/api", catalogApi(catalogStore(db)));
   app.route("/api", alertsApi(deps));
   app.route("/api", incidentsApi(deps));

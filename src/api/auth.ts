@@ -41,6 +41,8 @@ const ACCESS: { method: string; path: RegExp; needs: Requirement }[] = [
   { method: "GET", path: /^\/api\/version$/, needs: "public" },
   // Liveness for anyone; the dependencies' details only for a viewer's token (health.ts).
   { method: "GET", path: /^\/health$/, needs: "public" },
+  // Counts of alerts and commands: as much an operator's business as the alerts themselves.
+  { method: "GET", path: /^\/metrics$/, needs: "viewer" },
   { method: "POST", path: /^\/api\/alert$/, needs: "ingest" },
   { method: "POST", path: /^\/api\/commands$/, needs: "responder" },
   // Secrets and who holds them are admins' business even to read.

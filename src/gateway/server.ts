@@ -16,6 +16,7 @@ import { bodyLimit } from "hono/body-limit";
 import { type WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
 import { reportOutcome } from "../activities/agent-commands.ts";
+import { metricsApp } from "../api/metrics.ts";
 import type { Config } from "../config.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import { listen, refuse } from "../listen.ts";
@@ -172,6 +173,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
       upgrading.delete(socket);
     }
   };
+
+  app.route("/", metricsApp(deps));
 
   // A plain GET of the WebSocket endpoint (an upgrade never reaches the app).
   app.get(WS_PATH, (c) => c.json({ error: "this endpoint only speaks WebSocket" }, 426));

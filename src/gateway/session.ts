@@ -6,6 +6,7 @@ import type { WebSocket } from "ws";
 import { TokenBucket } from "../domain/rate-limit.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
+import { ackClock, metrics } from "../metrics.ts";
 import {
   type AgentMessage,
   type AlertForward,
@@ -93,6 +94,8 @@ export class AgentSession {
   private identity: AgentIdentity | null = null;
   private welcomed = false;
   private ended = false;
+  /** Sending time of this session's commands, until their ack (mm_gateway_ack_seconds). */
+  private readonly acks = ackClock();
   private closeReason: string | null = null;
   private badFrames: number[] = [];
   /** Set once the session is closed for misbehaving: what the agent still sends is not read. */
@@ -156,6 +159,7 @@ export class AgentSession {
   }
 
   message(data: unknown): void {
+    metrics.frame("in");
     this.lastFrameAt = Date.now();
     if (this.ended || this.refused) return;
     // Checked before parsing: a flood costs the gateway as little as possible.
@@ -234,6 +238,7 @@ export class AgentSession {
   async closed(code: number): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    if (this.welcomed) metrics.sessionClosed();
     if (this.retry) clearTimeout(this.retry);
     this.outbox = [];
     this.subscription?.unsubscribe();
@@ -283,6 +288,7 @@ export class AgentSession {
         timestamp: message.timestamp,
         actor: `agent:${this.agentId}`,
       });
+      if (ack.kind === "recorded") this.acks.acknowledged(message.command_id);
       if (ack.kind === "unknown")
         this.bad("unknown_command", "no such command was sent to this agent", message.command_id);
       return;
@@ -311,6 +317,7 @@ export class AgentSession {
       encode({ action: "replaced", session: this.id }),
     );
     this.welcomed = true;
+    metrics.sessionOpened();
     this.send({
       type: "welcome",
       agent_id: this.agentId,
@@ -343,6 +350,7 @@ export class AgentSession {
       return;
     }
     if (done.kind === "repeat") return;
+    metrics.command(completion.success ? "completed" : "failed");
     if (
       completion.success &&
       (done.command === "isolate-host" || done.command === "release-host")
@@ -435,6 +443,7 @@ export class AgentSession {
       gatewayId: this.deps.gatewayId,
       ...(!backlog && { ids }),
     });
+    metrics.command("delivered", commands.length);
     for (const c of commands) {
       // The seed's command frame, keys in the seed's order, then what lets the agent trust it.
       const command = {
@@ -492,6 +501,8 @@ export class AgentSession {
       return;
     }
     this.ws.send(JSON.stringify(message));
+    metrics.frame("out");
+    if ("command" in message) this.acks.sent(message.id);
   }
 
   /** Ends a misbehaving session: nothing more it sends is read. */

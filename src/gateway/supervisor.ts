@@ -5,6 +5,7 @@
 import type { Client } from "@temporalio/client";
 import { reportOutcome } from "../activities/agent-commands.ts";
 import type { Logger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { expireOverdue, unreportedOutcomes } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 
@@ -19,6 +20,7 @@ export function startCommandSupervisor(deps: { db: Db; temporal: Client; log: Lo
 
   const tick = async () => {
     for (const expired of await expireOverdue(deps.db)) {
+      metrics.command("expired");
       deps.log.info("command expired", { command: expired.id, message: expired.result?.message });
       await reportOutcome(deps, expired);
     }

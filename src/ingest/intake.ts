@@ -1,5 +1,6 @@
 import type { Client } from "@temporalio/client";
 import { type AlertHost, type FieldError, normaliseAlert } from "../domain/alert.ts";
+import { metrics } from "../metrics.ts";
 import { type AlertSource, markHandedOff, storeAlert } from "../store/alerts.ts";
 import type { Db } from "../store/db.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
@@ -29,12 +30,18 @@ export function alertIntake(deps: IntakeDeps) {
     source: AlertSource,
     context?: { host?: AlertHost },
   ): Promise<IntakeResult> {
+    metrics.alertReceived(source);
+    const stopTimer = metrics.intakeTimer(source);
     const normalised = normaliseAlert(input, context);
-    if (!normalised.ok) return normalised;
+    if (!normalised.ok) {
+      metrics.alertRejected(source);
+      return normalised;
+    }
     const { alert } = normalised;
     const incidentId = incidentWorkflowId(alert.host.name);
     const { key, handOff } = await storeAlert(deps.db, alert, source);
     if (handOff) {
+      metrics.alertStored(source);
       await deps.temporal.workflow.signalWithStart(incidentWorkflow, {
         workflowId: incidentId,
         taskQueue: deps.taskQueue,
@@ -54,8 +61,10 @@ export function alertIntake(deps: IntakeDeps) {
           { key: INCIDENT_STATUS, value: "open" },
         ],
       });
+      metrics.alertSignalled(source);
       await markHandedOff(deps.db, key);
     }
+    stopTimer();
     return { ok: true, alertId: alert.id, incidentId, duplicate: !handOff };
   };
 }

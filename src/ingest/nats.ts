@@ -10,6 +10,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { rejectAlert } from "../store/alerts.ts";
 import type { Db } from "../store/db.ts";
 import type { AlertIntake } from "./intake.ts";
@@ -92,6 +93,7 @@ export async function startNatsIngest(
       try {
         body = m.json();
       } catch {
+        metrics.unreadableAlert("nats");
         await rejectAlert(deps.db, "nats", m.string(), [
           { field: "(root)", message: "not valid JSON" },
         ]).then(

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Db } from "./db.ts";
 import type { Page } from "./paging.ts";
 
@@ -16,8 +17,11 @@ export interface Decision {
   details: Record<string, unknown>;
 }
 
-/** Appends a decision once: activities may be retried, so the same decision key is written once. */
-export async function recordDecision(db: Db, decision: Decision): Promise<void> {
+/**
+ * Appends a decision once: activities may be retried, so the same decision key is written once.
+ * True when this call wrote it (what metrics count).
+ */
+export async function recordDecision(db: Db, decision: Decision): Promise<boolean> {
   const dedupeKey = [
     decision.workflowId ?? decision.incidentId,
     decision.alertId,
@@ -26,7 +30,7 @@ export async function recordDecision(db: Db, decision: Decision): Promise<void> 
     decision.mitigation,
     decision.kind,
   ].join("|");
-  await db
+  const result = await db
     .insertInto("decisions")
     .values({
       incident_id: decision.incidentId,
@@ -41,7 +45,24 @@ export async function recordDecision(db: Db, decision: Decision): Promise<void> 
       dedupe_key: dedupeKey,
     })
     .onConflict((oc) => oc.column("dedupe_key").doNothing())
-    .execute();
+    .executeTakeFirst();
+  return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
+}
+
+/** Seconds since the mitigation run chose `mitigation` (by the database's clock), or null. */
+export async function secondsSinceChosen(
+  db: Db,
+  workflowId: string,
+  mitigation: string,
+): Promise<number | null> {
+  const row = await db
+    .selectFrom("decisions")
+    .select(sql<number>`extract(epoch from now() - at)::float8`.as("seconds"))
+    .where("workflow_id", "=", workflowId)
+    .where("mitigation", "=", mitigation)
+    .where("kind", "=", "mitigation_chosen")
+    .executeTakeFirst();
+  return row ? row.seconds : null;
 }
 
 /** Decisions in the order they were made, optionally of one incident or one alert. */
