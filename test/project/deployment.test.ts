@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -16,6 +16,9 @@ interface ComposeService {
   build?: unknown;
   ports?: string[];
   networks?: string[];
+  profiles?: string[];
+  environment?: Record<string, string | number>;
+  volumes?: string[];
 }
 
 describe("docker-compose.yaml", () => {
@@ -68,6 +71,82 @@ describe("docker-compose.yaml", () => {
     expect(secrets.length).toBeGreaterThan(5);
     for (const [, name, rest] of secrets) expect(rest, name).toBe(`:?set ${name} in .env`);
     expect(text).not.toMatch(/mitigation-manager@|:mm@|NEO4J_AUTH: none/);
+  });
+
+  it("runs Prometheus and Grafana only in the monitoring profile, from files of the repository", () => {
+    for (const name of ["prometheus", "grafana"]) {
+      const service = compose.services[name];
+      expect(service?.profiles, name).toEqual(["monitoring"]);
+      for (const volume of service?.volumes ?? []) {
+        const source = volume.split(":")[0] as string;
+        if (source.startsWith("./") && source !== "./certs")
+          expect(existsSync(path.join(root, source)), `${name}: ${source}`).toBe(true);
+      }
+    }
+    // Without the profile nothing changes: every other service runs as before.
+    const profiled = Object.entries(compose.services).filter(([, s]) => s.profiles);
+    expect(profiled.map(([n]) => n).sort()).toEqual(["grafana", "prometheus"]);
+  });
+
+  it("has Prometheus scrape every role's /metrics with the viewer token file", () => {
+    const prometheus = parse(read("monitoring/prometheus.yml")) as {
+      scrape_configs: {
+        job_name: string;
+        authorization?: { type: string; credentials_file: string };
+        static_configs: { targets: string[] }[];
+      }[];
+    };
+    const jobs = prometheus.scrape_configs.filter((j) =>
+      j.job_name.startsWith("mitigation-manager"),
+    );
+    const targets = jobs.flatMap((j) => j.static_configs.flatMap((s) => s.targets));
+    const apiPort = 8333;
+    const gatewayPort = 8334;
+    const metricsPort = (role: string) => compose.services[role]?.environment?.MM_METRICS_PORT;
+    expect(targets.sort()).toEqual(
+      [
+        `api:${apiPort}`,
+        `gateway:${gatewayPort}`,
+        `ingest:${metricsPort("ingest")}`,
+        `worker:${metricsPort("worker")}`,
+      ].sort(),
+    );
+    for (const job of jobs) {
+      expect(job.authorization?.type, job.job_name).toBe("Bearer");
+      // The token file is in the folder compose mounts at /etc/prometheus/secrets.
+      expect(job.authorization?.credentials_file, job.job_name).toMatch(
+        /^\/etc\/prometheus\/secrets\//,
+      );
+    }
+    expect(compose.services.prometheus?.volumes).toContain(
+      "./monitoring/secrets:/etc/prometheus/secrets:ro",
+    );
+  });
+
+  it("ships a Grafana dashboard and alert rules over metrics the service defines", () => {
+    const defined = new Set(
+      [...read("src/metrics.ts").matchAll(/name: "(mm_[a-z_]+)"/g)].map((m) => m[1]),
+    );
+    const dashboard = JSON.parse(read("docs/grafana/mitigation-manager.json")) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    const rules = parse(read("monitoring/alerts.yml")) as {
+      groups: { rules: { expr: string }[] }[];
+    };
+    const shown = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    const exprs = [...shown, ...rules.groups.flatMap((g) => g.rules.map((r) => String(r.expr)))];
+    const names = (texts: string[]) =>
+      texts.flatMap((e) =>
+        // Histograms' series carry _bucket/_count/_sum.
+        [...e.matchAll(/\b(mm_[a-z_]+)/g)].map((m) =>
+          (m[1] as string).replace(/_(bucket|count|sum)$/, ""),
+        ),
+      );
+    // The process's own series (mm_process_…, mm_nodejs_…) are prom-client's defaults.
+    for (const name of names(exprs).filter((n) => !/^mm_(process|nodejs)_/.test(n)))
+      expect(defined, `${name} is not defined in src/metrics.ts`).toContain(name);
+    // And the dashboard shows every metric the service defines.
+    for (const name of defined) expect(names(shown), `${name} is on no panel`).toContain(name);
   });
 
   it("publishes no host port twice", () => {
