@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentCommandWorkflow } from "../../src/workflows/agent-command.ts";
+import { scrapeMetrics } from "../support/metrics.ts";
 import { eventually } from "../support/wait.ts";
 import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-context.ts";
 
@@ -18,15 +19,9 @@ afterAll(async () => {
 });
 
 async function scrape(): Promise<(series: string) => number> {
-  const res = await fetch(`${g.gatewayUrl}/metrics`, {
-    headers: { authorization: `Bearer ${viewer}` },
-  });
-  expect(res.status).toBe(200);
-  const lines = (await res.text()).split("\n");
-  return (series) => {
-    const line = lines.find((l) => l.startsWith(`${series} `));
-    return line ? Number(line.slice(series.length + 1)) : 0;
-  };
+  const scraped = await scrapeMetrics(g.gatewayUrl, viewer);
+  expect(scraped.status).toBe(200);
+  return scraped.value;
 }
 
 function issue(agentId: string, command: "kill-process" | "block-ip", details: object) {

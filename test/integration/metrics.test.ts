@@ -3,6 +3,7 @@ import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
+import { scrapeMetrics } from "../support/metrics.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
 import { webhookReceiver } from "../support/webhook-receiver.ts";
@@ -35,25 +36,12 @@ afterAll(async () => {
   await firewall?.close();
 });
 
-async function scrape(baseUrl: string | undefined, token: string | null) {
-  const res = await fetch(`${baseUrl}/metrics`, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-  });
-  return { status: res.status, type: res.headers.get("content-type"), text: await res.text() };
-}
-
-/** The value of one sample, e.g. `mm_alerts_received_total{transport="rest"}`; 0 when absent. */
-function sample(text: string, series: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
-
 describe("GET /metrics", () => {
   it("is refused without a token (401) and to an ingest token (403), on every listener", async () => {
     for (const url of [service.apiUrl, service.gatewayUrl, service.metricsUrl]) {
-      expect((await scrape(url, null)).status).toBe(401);
-      expect((await scrape(url, "not-a-token")).status).toBe(401);
-      expect((await scrape(url, tokens.ingest)).status).toBe(403);
+      expect((await scrapeMetrics(url, null)).status).toBe(401);
+      expect((await scrapeMetrics(url, "not-a-token")).status).toBe(401);
+      expect((await scrapeMetrics(url, tokens.ingest)).status).toBe(403);
     }
   });
 
@@ -95,10 +83,10 @@ describe("GET /metrics", () => {
       async () => (await decisions()).filter((d) => d.kind === "mitigation_succeeded").length === 3,
     );
 
-    const scraped = await scrape(service.apiUrl, tokens.viewer);
+    const scraped = await scrapeMetrics(service.apiUrl, tokens.viewer);
     expect(scraped.status).toBe(200);
     expect(scraped.type).toMatch(/^text\/plain/);
-    const m = (series: string) => sample(scraped.text, series);
+    const m = scraped.value;
     expect(m('mm_alerts_received_total{transport="rest"}')).toBe(5);
     expect(m('mm_alerts_stored_total{transport="rest"}')).toBe(3);
     expect(m('mm_alerts_signalled_total{transport="rest"}')).toBe(3);
@@ -123,10 +111,10 @@ describe("GET /metrics", () => {
     expect(m('mm_commands_total{state="delivered"}')).toBe(0);
 
     // The metrics port of a worker- or ingest-only process serves the same registry.
-    const fromPort = await scrape(service.metricsUrl, tokens.viewer);
+    const fromPort = await scrapeMetrics(service.metricsUrl, tokens.viewer);
     expect(fromPort.status).toBe(200);
-    expect(sample(fromPort.text, 'mm_alerts_stored_total{transport="rest"}')).toBe(3);
-    const fromGateway = await scrape(service.gatewayUrl, tokens.viewer);
-    expect(sample(fromGateway.text, 'mm_alerts_signalled_total{transport="rest"}')).toBe(3);
+    expect(fromPort.value('mm_alerts_stored_total{transport="rest"}')).toBe(3);
+    const fromGateway = await scrapeMetrics(service.gatewayUrl, tokens.viewer);
+    expect(fromGateway.value('mm_alerts_signalled_total{transport="rest"}')).toBe(3);
   });
 });
