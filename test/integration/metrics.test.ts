@@ -1,9 +1,12 @@
+import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
 import { scrapeMetrics } from "../support/metrics.ts";
+import { connectPublisher, publishAlert } from "../support/nats.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
 import { webhookReceiver } from "../support/webhook-receiver.ts";
@@ -17,13 +20,28 @@ let firewall: Awaited<ReturnType<typeof webhookReceiver>>;
 const agents = recordingAgents();
 const rest = restClient(() => service.apiUrl);
 const tokens: Record<"viewer" | "ingest", string> = { viewer: "", ingest: "" };
+let temporalMetrics: string;
+
+/** A loopback port free right now: Temporal's exporter takes an address, not port 0. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 beforeAll(async () => {
   firewall = await webhookReceiver();
   ctx = await createTestContext("metrics");
+  temporalMetrics = `127.0.0.1:${await freePort()}`;
   service = await ctx.start({
     agents: agents.gateway,
-    config: { firewallWebhookUrl: firewall.url("/firewall/block"), metricsPort: 0 },
+    config: {
+      firewallWebhookUrl: firewall.url("/firewall/block"),
+      metricsPort: 0,
+      temporalMetricsAddress: temporalMetrics,
+    },
   });
   for (const role of ["viewer", "ingest"] as const) {
     const res = await rest.post("/api/tokens", { name: `metrics-${role}`, role });
@@ -116,5 +134,47 @@ describe("GET /metrics", () => {
     expect(fromPort.value('mm_alerts_stored_total{transport="rest"}')).toBe(3);
     const fromGateway = await scrapeMetrics(service.gatewayUrl, tokens.viewer);
     expect(fromGateway.value('mm_alerts_signalled_total{transport="rest"}')).toBe(3);
+  });
+
+  it("counts NATS alerts under their transport, the unreadable ones as rejected", async () => {
+    const nc = await connectPublisher();
+    try {
+      await publishAlert(
+        nc,
+        ctx.config.nats.alertSubject,
+        wazuhAlert("100002-ncat-connection", ctx.host("nats")),
+      );
+      await publishAlert(nc, ctx.config.nats.alertSubject, "{this is not json");
+    } finally {
+      await nc.close();
+    }
+    const m = await eventually("both NATS alerts counted", async () => {
+      const s = await scrapeMetrics(service.apiUrl, tokens.viewer);
+      return (
+        s.value('mm_alerts_signalled_total{transport="nats"}') === 1 &&
+        s.value('mm_alerts_rejected_total{transport="nats"}') === 1 &&
+        s.value
+      );
+    });
+    expect(m('mm_alerts_received_total{transport="nats"}')).toBe(2);
+    expect(m('mm_alerts_stored_total{transport="nats"}')).toBe(1);
+  });
+
+  it("exports Temporal's SDK metrics at MM_TEMPORAL_METRICS_ADDRESS", async () => {
+    const text = await eventually("the SDK's exporter", async () => {
+      const res = await fetch(`http://${temporalMetrics}/metrics`);
+      const body = await res.text();
+      return res.status === 200 && /^temporal_\w+/m.test(body) && body;
+    });
+    expect(text).toMatch(new RegExp(`task_queue="${ctx.config.temporal.taskQueue}"`));
+  });
+
+  it("refuses an MM_TEMPORAL_METRICS_ADDRESS that is not host:port", () => {
+    expect(() => loadConfig({ MM_TEMPORAL_METRICS_ADDRESS: "9464" })).toThrow(
+      /MM_TEMPORAL_METRICS_ADDRESS/,
+    );
+    expect(loadConfig({ MM_TEMPORAL_METRICS_ADDRESS: "[::1]:9464" }).temporalMetricsAddress).toBe(
+      "[::1]:9464",
+    );
   });
 });
