@@ -1,5 +1,6 @@
 // The agent gateway: its own port, HTTP or HTTPS (wss) when a certificate is configured.
 //   GET  /health       liveness only: nothing about the machine or its agents
+//   GET  /metrics      Prometheus metrics, for a viewer's operator token (src/api/metrics.ts)
 //   POST /api/enroll   {token, hostname} → 201 {agent_id, api_key, command_signing_key}
 //   GET  /agent/ws     WebSocket upgrade with `Authorization: Bearer <api_key>` (401 before the upgrade)
 //
