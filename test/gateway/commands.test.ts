@@ -84,7 +84,11 @@ describe("the seed's exchange: isolate-host → ack → completion", () => {
       details: { firewall_rules_added: 4, execution_time_ms: 237, isolation_level: "full" },
     });
 
-    const row = await commandRow("cmd-12345");
+    // The workflow can see the result before the gateway marks the report made: wait for the mark.
+    const row = await eventually("the report marked", async () => {
+      const r = await commandRow("cmd-12345");
+      return r?.reported_at ? r : false;
+    });
     expect(row).toMatchObject({
       status: "completed",
       agent_id: agent.agentId,
