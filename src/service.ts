@@ -16,6 +16,8 @@ import { alertIntake } from "./ingest/intake.ts";
 import { startNatsIngest } from "./ingest/nats.ts";
 import { listen } from "./listen.ts";
 import { createLogger } from "./log.ts";
+import { siemSinks } from "./siem/config.ts";
+import { startSiemForwarder } from "./siem/forwarder.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
 import { createDb, migrate } from "./store/db.ts";
 import { startWorker } from "./worker.ts";
@@ -127,6 +129,11 @@ export async function startService(
       });
       closers.push(() => worker.stop());
       log.info("worker polling", { taskQueue: config.temporal.taskQueue });
+      // With no sink configured this unregisters any, so nothing queues for nobody.
+      const sinks = await siemSinks(config.siem, () => connectNats("worker"));
+      const forwarder = await startSiemForwarder({ db, log, sinks }, config.siem);
+      closers.push(() => forwarder.stop());
+      if (sinks.length) log.info("forwarding events to SIEM", { sinks: sinks.map((s) => s.name) });
     }
 
     if (roles.includes("ingest")) {

@@ -218,4 +218,26 @@ export interface Database {
   operator_tokens: OperatorTokensTable;
   commands: CommandsTable;
   audit_log: AuditLogTable;
+  siem_sinks: SiemSinksTable;
+  siem_outbox: SiemOutboxTable;
+}
+
+/** SIEM forwarding (migrations/0007_siem_outbox.ts): one row per configured sink. */
+export interface SiemSinksTable {
+  name: string;
+  registered_at: Timestamp;
+  sent: Generated<string>;
+  dropped: Generated<string>;
+}
+
+/** Events waiting for (or sent to) a sink; written by triggers, never by the service's code. */
+export interface SiemOutboxTable {
+  id: Generated<string>;
+  sink: string;
+  host: string;
+  kind: string;
+  event: JSONColumnType<Record<string, unknown>>;
+  created_at: Timestamp;
+  sent_at: NullableTimestamp;
+  attempts: Generated<number>;
 }

@@ -25,7 +25,7 @@ authorization {
     { user: api, password: "$MM_NATS_API_PASSWORD", permissions: {
         publish: ["mm.agent.*.control"], subscribe: ["_INBOX_api.>"] } }
     { user: worker, password: "$MM_NATS_WORKER_PASSWORD", permissions: {
-        publish: ["mm.agent.*.cmd"], subscribe: ["_INBOX_worker.>"] } }
+        publish: ["mm.agent.*.cmd", "mm.events.>"], subscribe: ["_INBOX_worker.>"] } }
     { user: gateway, password: "$MM_NATS_GATEWAY_PASSWORD", permissions: {
         publish: ["mm.agent.*.cmd", "mm.agent.*.control"],
         subscribe: ["mm.agent.*.*", "_INBOX_gateway.>"] } }
