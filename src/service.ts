@@ -20,6 +20,7 @@ import { siemSinks } from "./siem/config.ts";
 import { startSiemForwarder } from "./siem/forwarder.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
 import { createDb, migrate } from "./store/db.ts";
+import { clientInterceptors, flushTracing, installTracing } from "./tracing.ts";
 import { startWorker } from "./worker.ts";
 
 export const ROLES = ["api", "worker", "ingest", "gateway"] as const;
@@ -61,6 +62,10 @@ export async function startService(
         await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
     })());
   try {
+    if (installTracing()) {
+      log.info("tracing on: spans exported over OTLP (OTEL_* variables)");
+      closers.push(() => flushTracing());
+    }
     const db = createDb(config.databaseUrl, config.databasePoolSize);
     closers.push(() => db.destroy());
     const applied = await migrate(db);
@@ -76,6 +81,7 @@ export async function startService(
     const temporal = new Client({
       connection,
       namespace: config.temporal.namespace,
+      interceptors: clientInterceptors(),
     });
 
     // One NATS connection per role, as the role's user: the server enforces what each may publish.

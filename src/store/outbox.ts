@@ -1,4 +1,4 @@
-// The SIEM outbox (migrations/0007_siem_outbox.ts): triggers queue one row per event and sink in
+// The SIEM outbox (migrations/0007_siem_outbox_and_tracing.ts): triggers queue one row per event and sink in
 // the transaction that made the event; the forwarder (src/siem/forwarder.ts) drains it per sink.
 import { sql } from "kysely";
 import type { Db } from "./db.ts";

@@ -191,6 +191,8 @@ export interface CommandsTable {
   result: NullableJson<CommandOutcome>;
   task_tokens: ColumnType<Buffer[], Buffer[] | undefined, Buffer[]>;
   reported_at: NullableTimestamp;
+  /** Set by migrations/0007: the issuing activity's W3C trace context, when tracing is on. */
+  traceparent: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface AuditLogTable {
@@ -222,7 +224,7 @@ export interface Database {
   siem_outbox: SiemOutboxTable;
 }
 
-/** SIEM forwarding (migrations/0007_siem_outbox.ts): one row per configured sink. */
+/** SIEM forwarding (migrations/0007_siem_outbox_and_tracing.ts): one row per configured sink. */
 export interface SiemSinksTable {
   name: string;
   registered_at: Timestamp;

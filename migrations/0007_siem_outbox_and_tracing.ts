@@ -6,6 +6,9 @@ import { type Kysely, sql } from "kysely";
 // forwarder sends later. A sink row exists only while a forwarder is configured with it; with no
 // sink, the triggers insert nothing (one empty scan of siem_sinks per row).
 export async function up(db: Kysely<unknown>): Promise<void> {
+  // Tracing (src/tracing.ts): the issuing activity's trace context travels with the command to
+  // whichever gateway delivers it.
+  await sql`ALTER TABLE commands ADD COLUMN traceparent text`.execute(db);
   await sql`CREATE TABLE siem_sinks (
     name text PRIMARY KEY,
     registered_at timestamptz NOT NULL DEFAULT now(),
@@ -95,4 +98,5 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     siem_enqueue(text, text, jsonb)`.execute(db);
   await sql`DROP TABLE siem_outbox`.execute(db);
   await sql`DROP TABLE siem_sinks`.execute(db);
+  await sql`ALTER TABLE commands DROP COLUMN traceparent`.execute(db);
 }
