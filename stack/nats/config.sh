@@ -36,9 +36,11 @@ authorization {
           "\$JS.API.CONSUMER.CREATE.*.>", "\$JS.API.CONSUMER.DURABLE.CREATE.*.*",
           "\$JS.API.CONSUMER.INFO.*.*", "\$JS.API.CONSUMER.MSG.NEXT.*.*", "\$JS.ACK.>"],
         subscribe: ["_INBOX_ingest.>"] } }
-    # Alerts only: on the alert subject, or below it (each test file has a subject of its own).
+    # Alerts only: on the alert subject, or below it (each test file has a subject of its own);
+    # it may read the events the worker forwards to a SIEM (MM_SIEM_NATS_SUBJECT below mm.events).
     { user: publisher, password: "$MM_NATS_PUBLISHER_PASSWORD", permissions: {
-        publish: ["$MM_ALERT_SUBJECT", "$MM_ALERT_SUBJECT.>"], subscribe: ["_INBOX_publisher.>"] } }
+        publish: ["$MM_ALERT_SUBJECT", "$MM_ALERT_SUBJECT.>"],
+        subscribe: ["_INBOX_publisher.>", "mm.events.>"] } }
   ]
 }
 EOF

@@ -1,8 +1,15 @@
-import net from "node:net";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectNatsAs, natsInboxPrefix } from "../../src/connections.ts";
 import type { Logger } from "../../src/log.ts";
 import type { Service } from "../../src/service.ts";
 import { startSiemForwarder } from "../../src/siem/forwarder.ts";
+import { natsSink } from "../../src/siem/nats.ts";
 import { syslogSink } from "../../src/siem/syslog.ts";
 import { createDb, type Db, migrate } from "../../src/store/db.ts";
 import { recordDecision } from "../../src/store/decisions.ts";
@@ -11,62 +18,8 @@ import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
+import { syslogCollector } from "../support/syslog-collector.ts";
 import { eventually } from "../support/wait.ts";
-
-interface SyslogMessage {
-  pri: string;
-  msgid: string;
-  event: Record<string, unknown> & { event_id: string; kind: string; host: string };
-}
-
-/**
- * A syslog collector in the test process: TCP, RFC 6587 octet counting, RFC 5424 messages whose
- * MSG is the JSON event. Parses strictly, so a malformed frame fails the test.
- */
-async function syslogCollector(port = 0) {
-  const messages: SyslogMessage[] = [];
-  const errors: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    let buffered = Buffer.alloc(0);
-    socket.on("data", (chunk) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      for (;;) {
-        const space = buffered.indexOf(0x20);
-        if (space < 0) return;
-        const length = Number(buffered.subarray(0, space).toString("ascii"));
-        if (!Number.isInteger(length) || length <= 0) {
-          errors.push(`bad frame length ${buffered.subarray(0, space).toString()}`);
-          socket.destroy();
-          return;
-        }
-        if (buffered.length < space + 1 + length) return;
-        const text = buffered.subarray(space + 1, space + 1 + length).toString("utf8");
-        buffered = buffered.subarray(space + 1 + length);
-        const m = /^<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) - (.*)$/s.exec(text);
-        if (!m) errors.push(`not RFC 5424: ${text}`);
-        else
-          messages.push({
-            pri: m[1] as string,
-            msgid: m[6] as string,
-            event: JSON.parse(m[7] as string),
-          });
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return {
-    messages,
-    errors,
-    port: (server.address() as net.AddressInfo).port,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 /** A loopback port nothing listens on (for now). */
 async function freePort(): Promise<number> {
@@ -74,6 +27,20 @@ async function freePort(): Promise<number> {
   await c.close();
   return c.port;
 }
+
+/** The n-th decision of an incident without an alert: its event's host is the incident id. */
+const decideStep = (db: Db, host: string, n: number) =>
+  recordDecision(db, {
+    incidentId: `incident/${host}`,
+    alertId: null,
+    workflowId: null,
+    flowId: "flow",
+    nodeId: `node-${n}`,
+    mitigation: null,
+    kind: "node_matched",
+    reason: `step ${n}`,
+    details: { n },
+  });
 
 function capturingLogger() {
   const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
@@ -165,18 +132,7 @@ describe("the SIEM outbox and forwarder", () => {
     await ctx?.cleanup();
   });
 
-  const decide = (host: string, n: number) =>
-    recordDecision(db, {
-      incidentId: `incident/${host}`,
-      alertId: null,
-      workflowId: null,
-      flowId: "flow",
-      nodeId: `node-${n}`,
-      mitigation: null,
-      kind: "node_matched",
-      reason: `step ${n}`,
-      details: { n },
-    });
+  const decide = (host: string, n: number) => decideStep(db, host, n);
 
   it("keeps the events while the sink is down and sends the backlog in order per host once it is up", async () => {
     const port = await freePort();
@@ -270,5 +226,118 @@ describe("the SIEM outbox and forwarder", () => {
       .where("host", "=", "incident/delta")
       .execute();
     expect(queued).toEqual([]);
+  });
+});
+
+/**
+ * A NATS server of this test's own, configured by stack/nats/config.sh as the stack's is (the
+ * shared one was configured before this change and must not be restarted).
+ */
+async function ownNatsServer() {
+  const dir = mkdtempSync(path.join(tmpdir(), "mm-siem-nats-"));
+  const [port, monitor] = [await freePort(), await freePort()];
+  const passwords = Object.fromEntries(
+    ["API", "WORKER", "INGEST", "GATEWAY", "PUBLISHER"].map((r) => [
+      `MM_NATS_${r}_PASSWORD`,
+      randomBytes(12).toString("hex"),
+    ]),
+  );
+  const conf = execFileSync("sh", [path.resolve("stack/nats/config.sh")], {
+    env: {
+      ...process.env,
+      ...passwords,
+      NATS_LISTEN: `127.0.0.1:${port}`,
+      NATS_MONITOR: `127.0.0.1:${monitor}`,
+      NATS_STORE_DIR: path.join(dir, "js"),
+      MM_ALERT_SUBJECT: "alerts",
+    },
+  });
+  writeFileSync(path.join(dir, "nats.conf"), conf);
+  const server: ChildProcess = spawn("nats-server", ["-c", path.join(dir, "nats.conf")], {
+    stdio: "ignore",
+  });
+  const url = `nats://127.0.0.1:${port}`;
+  const as = (user: string) =>
+    connect({
+      servers: url,
+      user,
+      pass: passwords[`MM_NATS_${user.toUpperCase()}_PASSWORD`],
+      inboxPrefix: natsInboxPrefix(user),
+      maxReconnectAttempts: 0,
+    });
+  await eventually("the NATS server", () =>
+    as("publisher").then((nc) => nc.close().then(() => true)),
+  );
+  return {
+    url,
+    passwords,
+    as,
+    async stop() {
+      const exited = new Promise((resolve) => server.once("exit", resolve));
+      server.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe("the NATS sink", () => {
+  let ctx: TestContext;
+  let db: Db;
+  let nats: Awaited<ReturnType<typeof ownNatsServer>>;
+  const connections: NatsConnection[] = [];
+
+  beforeAll(async () => {
+    nats = await ownNatsServer();
+    ctx = await createTestContext("siem_nats");
+    db = createDb(ctx.config.databaseUrl, 2);
+    await migrate(db);
+  });
+  afterAll(async () => {
+    for (const nc of connections) await nc.close();
+    await db?.destroy();
+    await ctx?.cleanup();
+    await nats?.stop();
+  });
+
+  it("publishes each event on <subject>.<kind> as the worker user, in order", async () => {
+    const subscriber = await nats.as("publisher");
+    connections.push(subscriber);
+    const received: { subject: string; event: Record<string, unknown> }[] = [];
+    const sub = subscriber.subscribe("mm.events.>");
+    void (async () => {
+      for await (const m of sub) received.push({ subject: m.subject, event: m.json() });
+    })();
+    await subscriber.flush();
+
+    const worker = await connectNatsAs(
+      {
+        ...ctx.config.nats,
+        url: nats.url,
+        passwords: { ...ctx.config.nats.passwords, worker: nats.passwords.MM_NATS_WORKER_PASSWORD },
+      },
+      "worker",
+      { reconnect: false },
+    );
+    connections.push(worker);
+    const forwarder = await startSiemForwarder(
+      {
+        db,
+        log: capturingLogger().log,
+        sinks: [natsSink(worker, "mm.events", { timeoutMs: 2_000 })],
+      },
+      { queueMax: 100, pollMs: 50 },
+    );
+    try {
+      for (let n = 1; n <= 3; n++) await decideStep(db, "nats-host", n);
+      await eventually("three events", () => received.length >= 3);
+      expect(received.map((r) => [r.subject, r.event.reason, r.event.host])).toEqual(
+        [1, 2, 3].map((n) => ["mm.events.decision", `step ${n}`, "incident/nats-host"]),
+      );
+      await eventually("marked sent", async () => (await sinkStats(db))[0]?.unsent === 0);
+      expect(await sinkStats(db)).toEqual([{ name: "nats", sent: 3, dropped: 0, unsent: 0 }]);
+    } finally {
+      await forwarder.stop();
+    }
   });
 });
