@@ -4,7 +4,7 @@ import { type Kysely, sql } from "kysely";
 // same transaction as the decision, command change, isolation or agent alert it reports, so an
 // event is never lost between the row and its forwarding, and nothing waits for a sink: the
 // forwarder sends later. A sink row exists only while a forwarder is configured with it; with no
-// sink, the triggers insert nothing (one empty scan of siem_sinks per row).
+// sink, the triggers return at once (one look at the empty siem_sinks per row).
 export async function up(db: Kysely<unknown>): Promise<void> {
   // Tracing (src/tracing.ts): the issuing activity's trace context travels with the command to
   // whichever gateway delivers it.
@@ -43,6 +43,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await sql`CREATE FUNCTION siem_decision() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+      IF NOT EXISTS (SELECT 1 FROM siem_sinks) THEN RETURN NULL; END IF;
       PERFORM siem_enqueue(
         coalesce((SELECT a.host FROM alerts a WHERE a.key = NEW.alert_id), NEW.incident_id),
         'decision',
@@ -60,6 +61,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`CREATE FUNCTION siem_audit() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE c record;
     BEGIN
+      IF NOT EXISTS (SELECT 1 FROM siem_sinks) THEN RETURN NULL; END IF;
       SELECT command, status, priority, origin, workflow_id INTO c
         FROM commands WHERE id = NEW.command_id;
       PERFORM siem_enqueue(
@@ -79,6 +81,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await sql`CREATE FUNCTION siem_agent_alert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+      IF NOT EXISTS (SELECT 1 FROM siem_sinks) THEN RETURN NULL; END IF;
       PERFORM siem_enqueue(NEW.host, 'alert',
         jsonb_build_object('event_id', 'alert:' || NEW.key, 'at', NEW.received_at,
           'alert_id', NEW.id, 'agent_id', NEW.agent_id, 'rule_id', NEW.rule_id,

@@ -293,6 +293,20 @@ describe("the NATS sink", () => {
     db = createDb(ctx.config.databaseUrl, 2);
     await migrate(db);
   });
+  /** The worker role's connection, to this test's server. */
+  const connectWorker = async () => {
+    const nc = await connectNatsAs(
+      {
+        ...ctx.config.nats,
+        url: nats.url,
+        passwords: { ...ctx.config.nats.passwords, worker: nats.passwords.MM_NATS_WORKER_PASSWORD },
+      },
+      "worker",
+      { reconnect: false },
+    );
+    connections.push(nc);
+    return nc;
+  };
   afterAll(async () => {
     for (const nc of connections) await nc.close();
     await db?.destroy();
@@ -310,16 +324,7 @@ describe("the NATS sink", () => {
     })();
     await subscriber.flush();
 
-    const worker = await connectNatsAs(
-      {
-        ...ctx.config.nats,
-        url: nats.url,
-        passwords: { ...ctx.config.nats.passwords, worker: nats.passwords.MM_NATS_WORKER_PASSWORD },
-      },
-      "worker",
-      { reconnect: false },
-    );
-    connections.push(worker);
+    const worker = await connectWorker();
     const forwarder = await startSiemForwarder(
       {
         db,
@@ -336,6 +341,30 @@ describe("the NATS sink", () => {
       );
       await eventually("marked sent", async () => (await sinkStats(db))[0]?.unsent === 0);
       expect(await sinkStats(db)).toEqual([{ name: "nats", sent: 3, dropped: 0, unsent: 0 }]);
+    } finally {
+      await forwarder.stop();
+    }
+  });
+
+  it("keeps the events queued when the server refuses the subject", async () => {
+    const before = (await sinkStats(db))[0];
+    const { log, warnings } = capturingLogger();
+    // The worker user may publish below mm.events only.
+    const forwarder = await startSiemForwarder(
+      { db, log, sinks: [natsSink(await connectWorker(), "siem.elsewhere", { timeoutMs: 2_000 })] },
+      { queueMax: 100, pollMs: 50, minBackoffMs: 50, maxBackoffMs: 200 },
+    );
+    try {
+      await decideStep(db, "refused-host", 1);
+      await eventually("a refused publish", () =>
+        warnings.some(
+          (w) =>
+            w.message.startsWith("SIEM sink failed") && /ermission/i.test(String(w.fields?.error)),
+        ),
+      );
+      expect(await sinkStats(db)).toEqual([
+        { name: "nats", sent: before?.sent ?? 0, dropped: 0, unsent: 1 },
+      ]);
     } finally {
       await forwarder.stop();
     }
