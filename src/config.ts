@@ -134,6 +134,19 @@ const schema = z
         .transform(Number)
         .pipe(z.number().int().min(1).max(65535)),
     ).default([]),
+    // --- SIEM forwarding (src/siem/) ---
+    MM_SIEM_SYSLOG_URL: z
+      .string()
+      .regex(
+        /^(tcp|tls):\/\/[^/:@\s]+:[0-9]{1,5}$/,
+        "must look like tcp://host:port or tls://host:port",
+      )
+      .optional(),
+    MM_SIEM_NATS_SUBJECT: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a NATS subject without wildcards")
+      .optional(),
+    MM_SIEM_QUEUE_MAX: z.coerce.number().int().min(1).default(100_000),
   })
   .refine(
     (env) => (env.MM_GATEWAY_TLS_CERT === undefined) === (env.MM_GATEWAY_TLS_KEY === undefined),
@@ -252,6 +265,14 @@ function toConfig(env: z.infer<typeof schema>) {
       ttlMs: env.MM_COMMAND_TTL_SECONDS * 1_000,
       portalIps: env.MM_PORTAL_IPS,
       portalPorts: env.MM_PORTAL_PORTS,
+    },
+    siem: {
+      /** RFC 5424 syslog over TCP or TLS, octet-counted (RFC 6587), a JSON payload per event. */
+      syslogUrl: env.MM_SIEM_SYSLOG_URL,
+      /** Events are published on `<subject>.<kind>`. */
+      natsSubject: env.MM_SIEM_NATS_SUBJECT,
+      /** Unsent events kept per sink; beyond it the oldest are dropped and counted. */
+      queueMax: env.MM_SIEM_QUEUE_MAX,
     },
     /** Addresses no mitigation may block: the engine skips such a step, the agent refuses it too. */
     protectedAddresses: [

@@ -17,8 +17,11 @@ import { alertIntake } from "./ingest/intake.ts";
 import { startNatsIngest } from "./ingest/nats.ts";
 import { listen } from "./listen.ts";
 import { createLogger } from "./log.ts";
+import { siemSinks } from "./siem/config.ts";
+import { startSiemForwarder } from "./siem/forwarder.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
 import { createDb, migrate } from "./store/db.ts";
+import { clientInterceptors, flushTracing, installTracing } from "./tracing.ts";
 import { startWorker } from "./worker.ts";
 
 export const ROLES = ["api", "worker", "ingest", "gateway"] as const;
@@ -62,6 +65,10 @@ export async function startService(
         await c().catch((err) => log.warn("shutdown step failed", { error: String(err) }));
     })());
   try {
+    if (installTracing()) {
+      log.info("tracing on: spans exported over OTLP (OTEL_* variables)");
+      closers.push(() => flushTracing());
+    }
     const db = createDb(config.databaseUrl, config.databasePoolSize);
     closers.push(() => db.destroy());
     const applied = await migrate(db);
@@ -77,6 +84,7 @@ export async function startService(
     const temporal = new Client({
       connection,
       namespace: config.temporal.namespace,
+      interceptors: clientInterceptors(),
     });
 
     // One NATS connection per role, as the role's user: the server enforces what each may publish.
@@ -130,6 +138,11 @@ export async function startService(
       });
       closers.push(() => worker.stop());
       log.info("worker polling", { taskQueue: config.temporal.taskQueue });
+      // With no sink configured this unregisters any, so nothing queues for nobody.
+      const sinks = await siemSinks(config.siem, () => connectNats("worker"));
+      const forwarder = await startSiemForwarder({ db, log, sinks }, config.siem);
+      closers.push(() => forwarder.stop());
+      if (sinks.length) log.info("forwarding events to SIEM", { sinks: sinks.map((s) => s.name) });
     }
 
     if (roles.includes("ingest")) {

@@ -10,6 +10,7 @@ import {
 } from "@temporalio/worker";
 import type { Config } from "./config.ts";
 import { temporalConnection } from "./connections.ts";
+import { workerTracing, workflowInterceptorModule } from "./tracing.ts";
 
 export const workflowsPath = fileURLToPath(new URL("./workflows/index.ts", import.meta.url));
 /** Where `npm run build` writes the bundle: beside the compiled worker, so src/ never has one. */
@@ -17,7 +18,12 @@ const builtBundlePath = fileURLToPath(new URL("./workflows.bundle.js", import.me
 
 /** The project's workflow code as one bundle; built once, it spares every worker start the bundling. */
 export async function bundleWorkflows(): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath,
+    // Always in the bundle (built once for any configuration); inert while tracing is off.
+    workflowInterceptorModules: [workflowInterceptorModule],
+    logger: quietLogger,
+  });
   return code;
 }
 
@@ -71,12 +77,19 @@ export async function startWorker(opts: {
     opts.workflowBundle ??
     (existsSync(builtBundlePath) ? { codePath: builtBundlePath } : undefined);
   const connection = await NativeConnection.connect(temporalConnection(opts.config.temporal));
+  const tracing = workerTracing();
   const worker = await Worker.create({
     connection,
     namespace: opts.config.temporal.namespace,
     taskQueue: opts.config.temporal.taskQueue,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath }),
     activities: opts.activities,
+    interceptors: {
+      activity: tracing.activityInterceptors,
+      // A prebuilt bundle has them already (bundleWorkflows); bundling here adds them.
+      ...(workflowBundle ? {} : { workflowModules: [workflowInterceptorModule] }),
+    },
+    sinks: tracing.sinks,
   });
   const running = worker.run();
   return {

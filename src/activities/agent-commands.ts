@@ -21,6 +21,7 @@ import {
 } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 import type { CommandOutcome, CommandStatus } from "../store/schema.ts";
+import { traceparentOf } from "../tracing.ts";
 
 export type CommandPriority = "critical" | "high" | "normal" | "low";
 
@@ -113,6 +114,7 @@ export function agentCommandActivities(deps: {
           workflowId,
           ttlMs: input.ttlMs ?? deps.commands.ttlMs,
           taskToken: info.taskToken,
+          traceparent: traceparentOf(),
         });
       } catch (err) {
         if (err instanceof UnknownAgentError)

@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseCidr } from "../domain/protected-addresses.ts";
 import { createLogger } from "../log.ts";
+import { installTracing } from "../tracing.ts";
 import { restoreFile } from "./enforce/files.ts";
 import { DEFAULT_RULES_DIR, DEFAULT_STATE_DIR, startAgent } from "./index.ts";
 
@@ -113,6 +114,8 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const log = createLogger("info", "agent");
+    // Only when the OTEL_* variables ask for it (README "Operations: tracing and SIEM").
+    if (installTracing()) log.info("tracing on: command spans exported over OTLP");
     const agent = await startAgent({
       log,
       ...(values.gateway !== undefined && { gateway: values.gateway }),

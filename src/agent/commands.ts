@@ -23,6 +23,7 @@ import {
   type RuleStatus,
   type UpdateRules,
 } from "../protocol/messages.ts";
+import { contextOf, inSpan } from "../tracing.ts";
 import { deleteFile, quarantineFile } from "./enforce/files.ts";
 import {
   applyBlocks,
@@ -206,7 +207,14 @@ export class CommandRunner {
     const started = performance.now();
     let completion: Completion;
     try {
-      completion = this.completion(command.id, await this.run(command));
+      // A child of the gateway's send when the frame carries its context and tracing is on here.
+      const outcome = await inSpan(
+        "agent.command",
+        { "mm.command.id": command.id, "mm.command": command.command },
+        () => this.run(command),
+        contextOf(command.traceparent),
+      );
+      completion = this.completion(command.id, outcome);
     } catch (error) {
       completion = this.completion(command.id, error as Error);
     }

@@ -36,6 +36,7 @@ import {
   recordCompletion,
 } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
+import { contextOf, inSpan, startSpanFrom } from "../tracing.ts";
 import type { CommandSigningKey } from "./signing-key.ts";
 import {
   agentSubjects,
@@ -58,6 +59,8 @@ export const CLOSE = {
 const BAD_FRAME_WINDOW_MS = 60_000;
 /** How often a session whose agent is not reading checks whether it can send again. */
 const BACKPRESSURE_RETRY_MS = 100;
+/** Commands of one session whose trace context is kept for their ack and completion spans. */
+const MAX_TRACED_COMMANDS = 1_000;
 
 export interface SessionLimits {
   /** Invalid frames tolerated within a minute; the next one closes the session. */
@@ -115,6 +118,8 @@ export class AgentSession {
   private greeted: Promise<void> = Promise.resolve();
   private noticed = new Set<string>();
   private flushing = false;
+  /** Command id → the traceparent its frame carried (src/tracing.ts); oldest forgotten first. */
+  private traces = new Map<string, string>();
 
   constructor(
     readonly credentials: AgentCredentials,
@@ -282,6 +287,10 @@ export class AgentSession {
       return recordRulesStatus(this.deps.db, this.agentId, message);
     }
     if (message.status === "received") {
+      startSpanFrom("gateway.ack", this.traces.get(message.command_id), {
+        "mm.command.id": message.command_id,
+        "mm.agent.id": this.agentId,
+      })?.span.end();
       const ack = await recordAck(this.deps.db, {
         agentId: this.agentId,
         commandId: message.command_id,
@@ -333,6 +342,23 @@ export class AgentSession {
   }
 
   private async onCompletion(completion: Completion): Promise<void> {
+    const traceparent = this.traces.get(completion.command_id);
+    if (!traceparent) return this.completed(completion);
+    this.traces.delete(completion.command_id);
+    // The end of the alert's trace: the agent's word, recorded and reported to the activity.
+    await inSpan(
+      "gateway.completion",
+      {
+        "mm.command.id": completion.command_id,
+        "mm.agent.id": this.agentId,
+        "mm.command.success": completion.success,
+      },
+      () => this.completed(completion),
+      contextOf(traceparent),
+    );
+  }
+
+  private async completed(completion: Completion): Promise<void> {
     const outcome = {
       success: completion.success,
       message: completion.message,
@@ -453,12 +479,27 @@ export class AgentSession {
         details: c.details,
         expires_at: c.expiresAt.toISOString(),
       };
+      const sending = startSpanFrom("gateway.send", c.traceparent, {
+        "mm.command.id": c.id,
+        "mm.command": c.command,
+        "mm.agent.id": this.agentId,
+      });
+      if (sending?.traceparent) this.traced(c.id, sending.traceparent);
       this.outbox.push({
         ...command,
         signature: signCommand(this.deps.signingKey.privateKey, this.agentId, command),
+        ...(sending?.traceparent && { traceparent: sending.traceparent }),
       });
+      sending?.span.end();
     }
     this.sendOutbox();
+  }
+
+  private traced(commandId: string, traceparent: string): void {
+    this.traces.delete(commandId);
+    this.traces.set(commandId, traceparent);
+    if (this.traces.size > MAX_TRACED_COMMANDS)
+      this.traces.delete(this.traces.keys().next().value as string);
   }
 
   /** Writes claimed commands while the socket holds less than its bound. */

@@ -3,6 +3,7 @@ import { type AlertHost, type FieldError, normaliseAlert } from "../domain/alert
 import { metrics } from "../metrics.ts";
 import { type AlertSource, markHandedOff, storeAlert } from "../store/alerts.ts";
 import type { Db } from "../store/db.ts";
+import { inSpan } from "../tracing.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
 import { alertSignal, incidentWorkflow } from "../workflows/incident.ts";
 import { HOST, INCIDENT_STATUS } from "../workflows/search-attributes.ts";
@@ -26,6 +27,25 @@ export type IntakeResult =
  */
 export function alertIntake(deps: IntakeDeps) {
   return async function intake(
+    input: unknown,
+    source: AlertSource,
+    context?: { host?: AlertHost },
+  ): Promise<IntakeResult> {
+    // The root of an alert's trace: the workflow start or signal below carries it on.
+    return inSpan("alert.intake", { "mm.alert.source": source }, async (span) => {
+      const result = await intakeOne(input, source, context);
+      if (result.ok) {
+        span.setAttributes({
+          "mm.alert.id": result.alertId,
+          "mm.incident.id": result.incidentId,
+          "mm.alert.duplicate": result.duplicate,
+        });
+      }
+      return result;
+    });
+  };
+
+  async function intakeOne(
     input: unknown,
     source: AlertSource,
     context?: { host?: AlertHost },
@@ -66,7 +86,7 @@ export function alertIntake(deps: IntakeDeps) {
     }
     stopTimer();
     return { ok: true, alertId: alert.id, incidentId, duplicate: !handOff };
-  };
+  }
 }
 
 export type AlertIntake = ReturnType<typeof alertIntake>;

@@ -36,6 +36,12 @@ export const Command = z.object({
     .describe(
       "base64 Ed25519 signature by the service over the canonical JSON of agent_id, id, command, priority, details and expires_at",
     ),
+  // Not signed: it decides nothing, it only lets the agent's own spans join the alert's trace.
+  traceparent: z
+    .string()
+    .regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+    .optional()
+    .describe("W3C trace context of the gateway's send, when the service traces"),
 });
 export type Command = z.infer<typeof Command>;
 

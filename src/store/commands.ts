@@ -26,6 +26,8 @@ export interface CommandSpec {
   ttlMs: number;
   /** The waiting activity's task token, added to those of earlier issues of the same id. */
   taskToken: Uint8Array | null;
+  /** The issuing activity's trace (W3C traceparent), continued by the gateway; see src/tracing.ts. */
+  traceparent?: string;
 }
 
 export class UnknownAgentError extends Error {
@@ -53,6 +55,7 @@ export async function issueCommand(db: Db, spec: CommandSpec) {
           workflow_id: spec.workflowId,
           expires_at: sql<Date>`now() + ${spec.ttlMs} * interval '1 millisecond'`,
           task_tokens: spec.taskToken ? [Buffer.from(spec.taskToken)] : [],
+          traceparent: spec.traceparent ?? null,
         })
         .onConflict((oc) =>
           oc.column("id").doUpdateSet((eb) => ({
@@ -102,6 +105,7 @@ export interface DeliverableCommand {
   details: Record<string, unknown>;
   status: CommandStatus;
   expiresAt: Date;
+  traceparent: string | null;
 }
 
 /**
@@ -145,6 +149,7 @@ export async function claimForDelivery(
       "c.delivery_count",
       "c.created_at",
       "c.expires_at",
+      "c.traceparent",
     ]),
     {
       actor: `gateway:${s.gatewayId}`,
@@ -165,6 +170,7 @@ export async function claimForDelivery(
       details: r.details,
       status: r.status,
       expiresAt: r.expires_at,
+      traceparent: r.traceparent,
     }));
 }
 

@@ -191,6 +191,8 @@ export interface CommandsTable {
   result: NullableJson<CommandOutcome>;
   task_tokens: ColumnType<Buffer[], Buffer[] | undefined, Buffer[]>;
   reported_at: NullableTimestamp;
+  /** Set by migrations/0007: the issuing activity's W3C trace context, when tracing is on. */
+  traceparent: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface AuditLogTable {
@@ -218,4 +220,26 @@ export interface Database {
   operator_tokens: OperatorTokensTable;
   commands: CommandsTable;
   audit_log: AuditLogTable;
+  siem_sinks: SiemSinksTable;
+  siem_outbox: SiemOutboxTable;
+}
+
+/** SIEM forwarding (migrations/0007_siem_outbox_and_tracing.ts): one row per configured sink. */
+export interface SiemSinksTable {
+  name: string;
+  registered_at: Timestamp;
+  sent: Generated<string>;
+  dropped: Generated<string>;
+}
+
+/** Events waiting for (or sent to) a sink; written by triggers, never by the service's code. */
+export interface SiemOutboxTable {
+  id: Generated<string>;
+  sink: string;
+  host: string;
+  kind: string;
+  event: JSONColumnType<Record<string, unknown>>;
+  created_at: Timestamp;
+  sent_at: NullableTimestamp;
+  attempts: Generated<number>;
 }

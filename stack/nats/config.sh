@@ -25,7 +25,7 @@ authorization {
     { user: api, password: "$MM_NATS_API_PASSWORD", permissions: {
         publish: ["mm.agent.*.control"], subscribe: ["_INBOX_api.>"] } }
     { user: worker, password: "$MM_NATS_WORKER_PASSWORD", permissions: {
-        publish: ["mm.agent.*.cmd"], subscribe: ["_INBOX_worker.>"] } }
+        publish: ["mm.agent.*.cmd", "mm.events.>"], subscribe: ["_INBOX_worker.>"] } }
     { user: gateway, password: "$MM_NATS_GATEWAY_PASSWORD", permissions: {
         publish: ["mm.agent.*.cmd", "mm.agent.*.control"],
         subscribe: ["mm.agent.*.*", "_INBOX_gateway.>"] } }
@@ -36,9 +36,11 @@ authorization {
           "\$JS.API.CONSUMER.CREATE.*.>", "\$JS.API.CONSUMER.DURABLE.CREATE.*.*",
           "\$JS.API.CONSUMER.INFO.*.*", "\$JS.API.CONSUMER.MSG.NEXT.*.*", "\$JS.ACK.>"],
         subscribe: ["_INBOX_ingest.>"] } }
-    # Alerts only: on the alert subject, or below it (each test file has a subject of its own).
+    # Alerts only: on the alert subject, or below it (each test file has a subject of its own);
+    # it may read the events the worker forwards to a SIEM (MM_SIEM_NATS_SUBJECT below mm.events).
     { user: publisher, password: "$MM_NATS_PUBLISHER_PASSWORD", permissions: {
-        publish: ["$MM_ALERT_SUBJECT", "$MM_ALERT_SUBJECT.>"], subscribe: ["_INBOX_publisher.>"] } }
+        publish: ["$MM_ALERT_SUBJECT", "$MM_ALERT_SUBJECT.>"],
+        subscribe: ["_INBOX_publisher.>", "mm.events.>"] } }
   ]
 }
 EOF
