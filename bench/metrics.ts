@@ -35,4 +35,6 @@ console.log(
 const scrapes = 200;
 const started = performance.now();
 for (let i = 0; i < scrapes; i++) await metricsText();
-console.log(`one scrape (render the registry): ${((performance.now() - started) / scrapes).toFixed(2)} ms`);
+console.log(
+  `one scrape (render the registry): ${((performance.now() - started) / scrapes).toFixed(2)} ms`,
+);
