@@ -130,7 +130,8 @@ export const storableText = createMiddleware(async (c, next) => {
     const message = unstorable(name) ?? values.map(unstorable).find(Boolean);
     if (message) errors.push({ field: name, message });
   }
-  if (errors.length === 0 && /json/i.test(c.req.header("content-type") ?? "")) {
+  // Whatever its Content-Type: POST /api/alert reads any body as JSON (docs/api.md).
+  if (errors.length === 0 && c.req.raw.body !== null) {
     let body: unknown;
     try {
       body = JSON.parse(await c.req.text());

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
-import { restClient } from "../support/http.ts";
+import { type Json, restClient, TEST_ADMIN_TOKEN } from "../support/http.ts";
 import { eventually } from "../support/wait.ts";
 
 let ctx: TestContext;
@@ -59,6 +59,14 @@ describe("text PostgreSQL cannot hold", () => {
       field: "name",
       message: "must be well-formed Unicode (no lone surrogate)",
     });
+    // An alert is read as JSON even without Content-Type.
+    const untyped = await fetch(`${service.apiUrl}/api/alert`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+      body: JSON.stringify({ ...wazuhAlert("100002-ncat-connection", ctx.host()), id: "a\u0000" }),
+    });
+    expect(untyped.status).toBe(400);
+    expect(((await untyped.json()) as Json).errors[0].field).toBe("id");
     // A pair is fine.
     const pair = await rest.post("/api/workflow", { ...mitigation, name: "a\ud83d\ude00" });
     expect(pair.status).toBe(201);
