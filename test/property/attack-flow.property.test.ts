@@ -125,7 +125,7 @@ describe("techniqueCovers", () => {
 
 describe("candidateNodes", () => {
   it("offers only nodes of the flow: an instance's successors, or start nodes for a new instance", () => {
-    everyRound((flows, { instances, alert, candidates }) => {
+    everyRound((flows, { instances, candidates }) => {
       for (const c of candidates) {
         const node = nodeOf(flows, c.flowId, c.nodeId);
         expect(node, `${c.flowId}/${c.nodeId} is a node`).toBeDefined();
@@ -196,7 +196,7 @@ describe("advance", () => {
   });
 
   it("starts new instances only on a holding start node or a holding fork of an instance", () => {
-    everyRound((flows, { instances, holding, out }) => {
+    everyRound((_, { instances, holding, out }) => {
       const old = new Set(instances.map((i) => i.id));
       for (const i of [...out.instances, ...out.finished]) {
         if (old.has(i.id)) continue;

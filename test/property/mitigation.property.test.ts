@@ -93,6 +93,10 @@ describe("rankMitigations", () => {
   });
 
   it("keeps nothing for an alert without techniques", () => {
-    fc.assert(fc.property(catalog, (ms) => expect(rankMitigations(ms, [])).toEqual([])));
+    fc.assert(
+      fc.property(catalog, (ms) => {
+        expect(rankMitigations(ms, [])).toEqual([]);
+      }),
+    );
   });
 });
