@@ -16,7 +16,7 @@ import { catalogApi } from "./catalog.ts";
 import { commandsApi } from "./commands.ts";
 import { docsApi } from "./docs.ts";
 import { type HealthCheck, healthApi } from "./health.ts";
-import { invalid, validationHook } from "./http.ts";
+import { invalid, storableText, validationHook } from "./http.ts";
 import { incidentsApi } from "./incidents.ts";
 import { keysApi } from "./keys.ts";
 import { metricsApi } from "./metrics.ts";
@@ -59,13 +59,14 @@ export function createApi(deps: ApiDeps) {
   // Every /api route needs an operator token (but GET /api/version); see auth.ts for who may do what.
   const auth = operatorAuth({ db, adminToken: config.adminToken, rateLimit: config.api.rateLimit });
   app.use("/api/*", auth);
+  app.use("/api/*", storableText);
   app.use("/health", auth);
   app.use("/metrics", auth);
   app.route("/", healthApi(deps.health));
   app.route("/", metricsApi());
   app.route("/api", catalogApi(catalogStore(db)));
   app.route("/api", alertsApi(deps));
-  app.route("/api", incidentsApi(deps));
+  app.route("/api", incidentsApi({ ...deps, taskQueue: config.temporal.taskQueue }));
   app.route("/api", agentsApi({ db, temporal, onlineWindowMs }));
   app.route("/api", keysApi({ db, nc: deps.nats, onlineWindowMs }));
   app.route("/api", commandsApi(deps));

@@ -52,8 +52,13 @@ const incidentState = createRoute({
   responses: {
     200: { description: "incident state", content: json(Row) },
     404: errorResponse("no incident for that host"),
+    503: errorResponse("no worker answered the query in time"),
   },
 });
+
+/** How long GET /api/incidents/{host} waits for a worker to answer the workflow query. */
+const QUERY_TIMEOUT_MS = 5_000;
+const GRPC_FAILED_PRECONDITION = 9;
 
 const listDecisions = createRoute({
   method: "get",
@@ -77,7 +82,7 @@ const listDecisions = createRoute({
   },
 });
 
-export function incidentsApi(deps: { db: Db; temporal: Client }) {
+export function incidentsApi(deps: { db: Db; temporal: Client; taskQueue: string }) {
   const app = new OpenAPIHono();
 
   app.openapi(listDecisions, async (c) => {
@@ -93,7 +98,12 @@ export function incidentsApi(deps: { db: Db; temporal: Client }) {
 
   app.openapi(listIncidents, async (c) => {
     const { host, status, limit } = c.req.valid("query");
-    const clauses = ["WorkflowType = 'incidentWorkflow'"];
+    // This deployment's incidents: its workers share one task queue, and another deployment (or
+    // test) in the same namespace has its own, whose incidents this one can neither run nor query.
+    const clauses = [
+      "WorkflowType = 'incidentWorkflow'",
+      `TaskQueue = ${visibilityString(deps.taskQueue)}`,
+    ];
     if (host) clauses.push(`Host = ${visibilityString(host)}`);
     if (status) clauses.push(`IncidentStatus = '${status}'`);
     const items = [];
@@ -117,11 +127,26 @@ export function incidentsApi(deps: { db: Db; temporal: Client }) {
   app.openapi(incidentState, async (c) => {
     const { host } = c.req.valid("param");
     const handle = deps.temporal.workflow.getHandle(incidentWorkflowId(host));
+    // A query waits for a worker to answer; while none polls the task queue it would hold the
+    // request until the server gives up (found by API fuzzing an api-only process): bounded.
+    const deadline = Date.now() + QUERY_TIMEOUT_MS;
     try {
-      return c.json(await handle.query(stateQuery), 200);
+      return c.json(
+        await deps.temporal.withDeadline(deadline, () => handle.query(stateQuery)),
+        200,
+      );
     } catch (err) {
       if ((err as Error).name === "WorkflowNotFoundError")
         return notFound(c, `incident for host ${host}`);
+      // No worker polls the incident's task queue (FAILED_PRECONDITION, at once), or none answered
+      // in time: the service is unavailable, not the request wrong (was a 500, API fuzzing).
+      if ((err as { cause?: { code?: number } }).cause?.code === GRPC_FAILED_PRECONDITION)
+        return c.json({ error: "no worker is polling the incident's task queue" }, 503);
+      if (Date.now() >= deadline)
+        return c.json(
+          { error: `no worker answered the incident query within ${QUERY_TIMEOUT_MS} ms` },
+          503,
+        );
       throw err;
     }
   });

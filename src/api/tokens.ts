@@ -9,11 +9,19 @@ import {
 import { type AuthEnv, OPERATOR_ROLES } from "./auth.ts";
 import { errorResponse, json, jsonBody, notFound, Row } from "./http.ts";
 
+/** Ten years: long enough for any operator token, short enough to be a date. */
+const MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
+
 const TokenRequest = z
   .object({
     name: z.string().trim().min(1).max(100),
     role: z.enum(OPERATOR_ROLES),
-    expires_in_seconds: z.int().positive().optional(),
+    // Bounded: a huge lifetime is no date at all, which the store refused with a 500 (API fuzzing).
+    expires_in_seconds: z
+      .int()
+      .positive()
+      .max(MAX_TOKEN_LIFETIME_SECONDS, "must be at most ten years (315360000 seconds)")
+      .optional(),
   })
   .openapi("OperatorTokenRequest");
 
