@@ -10,7 +10,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context, MiddlewareHandler } from "hono";
 import { KeyedRateLimiter, type RateLimit } from "../domain/rate-limit.ts";
-import { bearerToken, hashSecret } from "../secrets.ts";
+import { bearerToken } from "../secrets.ts";
 import type { Db } from "../store/db.ts";
 import { authenticateOperator } from "../store/operator-tokens.ts";
 import type { OperatorRole } from "../store/schema.ts";
