@@ -4,6 +4,7 @@ import * as gateway from "./0002_gateway.ts";
 import * as decisionsWorkflowId from "./0003_decisions_workflow_id.ts";
 import * as auditChain from "./0004_audit_chain.ts";
 import * as identityAndAlertScope from "./0005_identity_and_alert_scope.ts";
+import * as rules from "./0006_rules.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
 // under tsx, vitest and bundlers; a test checks that no file of this folder is missing here.
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   "0003_decisions_workflow_id": decisionsWorkflowId,
   "0004_audit_chain": auditChain,
   "0005_identity_and_alert_scope": identityAndAlertScope,
+  "0006_rules": rules,
 };

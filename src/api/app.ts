@@ -8,6 +8,7 @@ import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
 import { catalogStore } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
+import { rulesStore } from "../store/rules.ts";
 import { agentsApi } from "./agents.ts";
 import { alertsApi } from "./alerts.ts";
 import { auditApi } from "./audit.ts";
@@ -19,6 +20,7 @@ import { type HealthCheck, healthApi } from "./health.ts";
 import { invalid, validationHook } from "./http.ts";
 import { incidentsApi } from "./incidents.ts";
 import { keysApi } from "./keys.ts";
+import { rulesApi } from "./rules.ts";
 import { tokensApi } from "./tokens.ts";
 
 export interface ApiDeps {
@@ -68,6 +70,7 @@ export function createApi(deps: ApiDeps) {
   app.route("/api", commandsApi(deps));
   app.route("/api", auditApi(db));
   app.route("/api", tokensApi(db));
+  app.route("/api", rulesApi(rulesStore(db)));
   app.route("/", docsApi(app));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

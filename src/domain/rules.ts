@@ -126,8 +126,8 @@ export function parseRules(source: string): Parsed<ParsedRule[]> {
     const at = lineSuffix;
     if (doc.errors.length) {
       for (const e of doc.errors) {
-        const line = e.linePos?.[0].line ?? lines.linePos(e.pos[0]).line;
-        const reason = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+        const line = lines.linePos(e.pos[0]).line;
+        const reason = (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
         errors.push({ field: prefix || "(body)", message: `invalid YAML${at(line)}: ${reason}` });
       }
       return;
@@ -182,7 +182,7 @@ export function parseMacros(source: string): Parsed<Macro[]> {
   if (!Array.isArray(docs) || docs.length !== 1) {
     return { ok: false, errors: [{ field: "(body)", message: "one YAML document expected" }] };
   }
-  const [doc] = docs as Document[];
+  const doc = docs[0] as Document;
   if (doc.errors.length) {
     return {
       ok: false,
@@ -261,8 +261,8 @@ export function macroReferences(condition: string): string[] {
   const token = /([$%]?)([A-Za-z_]\w*)((?:\.\w+|\[[^\]]*\])*)(\s*\()?/g;
   let previous = "";
   for (const m of code.matchAll(token)) {
-    const [, sigil, name, rest, call] = m;
-    const before = m.index > 0 ? code[m.index - 1] : "";
+    const [, sigil, name = "", rest, call] = m;
+    const before = code[m.index - 1] ?? "";
     const boundName = previous === "as";
     previous = name;
     // Part of a number or duration (7m, 0x1F), a bound variable ($e1.ps.pid), a field (ps.name,
@@ -312,9 +312,11 @@ export function lineDiff(before: string, after: string): string[] {
   const lcs: number[][] = Array.from({ length: a.length + 1 }, () =>
     new Array<number>(b.length + 1).fill(0),
   );
+  const at = (i: number, j: number) => lcs[i]?.[j] ?? 0;
   for (let i = a.length - 1; i >= 0; i--)
     for (let j = b.length - 1; j >= 0; j--)
-      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+      (lcs[i] as number[])[j] =
+        a[i] === b[j] ? at(i + 1, j + 1) + 1 : Math.max(at(i + 1, j), at(i, j + 1));
   const out: string[] = [];
   let i = 0;
   let j = 0;
@@ -322,7 +324,7 @@ export function lineDiff(before: string, after: string): string[] {
     if (a[i] === b[j]) {
       out.push(` ${a[i++]}`);
       j++;
-    } else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push(`-${a[i++]}`);
+    } else if (at(i + 1, j) >= at(i, j + 1)) out.push(`-${a[i++]}`);
     else out.push(`+${b[j++]}`);
   }
   while (i < a.length) out.push(`-${a[i++]}`);
