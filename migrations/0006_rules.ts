@@ -60,10 +60,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("rule_set", "text", (c) => c.notNull())
     .addColumn("version", "integer", (c) => c.notNull())
     .addColumn("assigned_at", "timestamptz", (c) => c.notNull().defaultTo(sql`now()`))
-    .addForeignKeyConstraint("rule_set_assignments_set_fkey", ["rule_set", "version"], "rule_sets", [
-      "name",
-      "version",
-    ])
+    .addForeignKeyConstraint(
+      "rule_set_assignments_set_fkey",
+      ["rule_set", "version"],
+      "rule_sets",
+      ["name", "version"],
+    )
     .execute();
 }
 

@@ -4,13 +4,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { FieldError } from "../domain/model.ts";
-import {
-  lineDiff,
-  macroReferences,
-  parseMacros,
-  parseRules,
-  sha256Hex,
-} from "../domain/rules.ts";
+import { lineDiff, macroReferences, parseMacros, parseRules, sha256Hex } from "../domain/rules.ts";
 import type { RulesStore } from "../store/rules.ts";
 import type { AuthEnv } from "./auth.ts";
 import {
@@ -70,9 +64,13 @@ const versionNumber = z.coerce
 
 const RuleSetInput = z
   .object({
-    name: z.string().min(1).max(200).regex(/^[A-Za-z0-9._-]+$/, {
-      error: "letters, digits, . _ - only (it names workflow ids)",
-    }),
+    name: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[A-Za-z0-9._-]+$/, {
+        error: "letters, digits, . _ - only (it names workflow ids)",
+      }),
     rules: z
       .array(z.strictObject({ id: z.string().min(1), version: z.string().min(1) }))
       .max(10_000),
@@ -165,7 +163,9 @@ export function rulesApi(store: RulesStore) {
           id: optionalQuery(z.string(), "the rule's id"),
           version: optionalQuery(z.string(), "a version of the rule (with id)"),
           technique: optionalQuery(
-            z.string().regex(/^T\d{4}(\.\d{3})?$/i, { error: "must be an ATT&CK technique (T1003)" }),
+            z
+              .string()
+              .regex(/^T\d{4}(\.\d{3})?$/i, { error: "must be an ATT&CK technique (T1003)" }),
             "ATT&CK technique, e.g. T1003 or T1003.001",
           ),
           tactic: optionalQuery(
@@ -229,7 +229,12 @@ export function rulesApi(store: RulesStore) {
         200: {
           description: "lines prefixed with ' ', '-' or '+'",
           content: json(
-            z.object({ id: z.string(), from: z.string(), to: z.string(), diff: z.array(z.string()) }),
+            z.object({
+              id: z.string(),
+              from: z.string(),
+              to: z.string(),
+              diff: z.array(z.string()),
+            }),
           ),
         },
         404: errorResponse("unknown id or version"),
@@ -255,7 +260,11 @@ export function rulesApi(store: RulesStore) {
         201: {
           description: "stored (or unchanged: the same content is its existing version)",
           content: json(
-            z.object({ version: z.int(), status: z.enum(["created", "unchanged"]), macros: z.int() }),
+            z.object({
+              version: z.int(),
+              status: z.enum(["created", "unchanged"]),
+              macros: z.int(),
+            }),
           ),
         },
         400: errorResponse("invalid YAML or macro; the field is named"),
@@ -338,7 +347,10 @@ export function rulesApi(store: RulesStore) {
         }),
       },
       responses: {
-        200: { description: "the rule set, or a list", content: json(z.union([Row, z.array(Row)])) },
+        200: {
+          description: "the rule set, or a list",
+          content: json(z.union([Row, z.array(Row)])),
+        },
         404: errorResponse("unknown name or version"),
       },
     }),

@@ -35,7 +35,9 @@ const isolateAction = z.strictObject({
 
 export const ruleSchema = z.strictObject({
   id: z
-    .string({ error: (iss) => (iss.input === undefined ? "id is required" : "id must be a string") })
+    .string({
+      error: (iss) => (iss.input === undefined ? "id is required" : "id must be a string"),
+    })
     .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, {
       error: "id must be a lower-case UUID",
     }),
@@ -51,8 +53,9 @@ export const ruleSchema = z.strictObject({
     .optional(),
   "min-engine-version": semver("min-engine-version"),
   enabled: z.boolean().optional(),
-  condition: text("condition", "condition must be a string")
-    .min(3, { error: "condition needs 3 characters or more" }),
+  condition: text("condition", "condition must be a string").min(3, {
+    error: "condition needs 3 characters or more",
+  }),
   labels: z.record(z.string(), z.string({ error: "label values must be strings" })).optional(),
   tags: strings("tag").optional(),
   references: strings("reference").optional(),
@@ -132,7 +135,14 @@ export function parseRules(source: string): Parsed<ParsedRule[]> {
       }
       return;
     }
-    const value = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      // An alias bomb: refused rather than expanded.
+      errors.push({ field: prefix || "(body)", message: `invalid YAML: ${(e as Error).message}` });
+      return;
+    }
     const checked = ruleSchema.safeParse(value);
     if (!checked.success) {
       for (const issue of checked.error.issues) {
@@ -151,7 +161,11 @@ export function parseRules(source: string): Parsed<ParsedRule[]> {
       return;
     }
     const [start, , end] = doc.range;
-    const content = `${source.slice(start, end).trimEnd()}\n`;
+    // The rule's own text, as a file of its own would hold it: without the stream's `---`.
+    const content = `${source
+      .slice(start, end)
+      .replace(/^---[^\n]*\n/, "")
+      .trimEnd()}\n`;
     rules.push({ rule: checked.data, content, sha256: sha256Hex(content) });
   });
   return errors.length ? { ok: false, errors } : { ok: true, value: rules };
@@ -192,9 +206,18 @@ export function parseMacros(source: string): Parsed<Macro[]> {
       })),
     };
   }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return {
+      ok: false,
+      errors: [{ field: "(body)", message: `invalid YAML: ${(e as Error).message}` }],
+    };
+  }
   const checked = z
     .array(macroSchema, { error: "a macros file is a YAML list of macros" })
-    .safeParse(doc.toJS({ maxAliasCount: 100 }));
+    .safeParse(value);
   if (!checked.success) {
     return {
       ok: false,

@@ -81,7 +81,13 @@ export function rulesStore(db: Db) {
           } else if (namesake) {
             conflicts.push(`name ${JSON.stringify(name)} is already rule ${namesake.id}`);
           } else {
-            saved.push({ id, name, version, sha256: p.sha256, status: same ? "unchanged" : "created" });
+            saved.push({
+              id,
+              name,
+              version,
+              sha256: p.sha256,
+              status: same ? "unchanged" : "created",
+            });
             if (!same) fresh.push(p);
           }
         }
@@ -125,7 +131,11 @@ export function rulesStore(db: Db) {
             actor,
             action: "rule.created",
             details: {
-              rules: fresh.map((p) => ({ id: p.rule.id, version: p.rule.version, sha256: p.sha256 })),
+              rules: fresh.map((p) => ({
+                id: p.rule.id,
+                version: p.rule.version,
+                sha256: p.sha256,
+              })),
             },
           });
         }
@@ -161,8 +171,11 @@ export function rulesStore(db: Db) {
     /** Rules (their newest versions) by ATT&CK technique, tactic or words of name/description. */
     async list(filter: RuleFilter, page: Page) {
       let q = db.selectFrom("rules");
-      if (filter.technique) q = q.where("techniques", "@>", [filter.technique.toUpperCase()]);
-      if (filter.tactic) q = q.where("tactics", "@>", [filter.tactic.toUpperCase()]);
+      // @> rather than = ANY(): the GIN indexes answer containment.
+      if (filter.technique)
+        q = q.where(sql<boolean>`techniques @> ARRAY[${filter.technique.toUpperCase()}]::text[]`);
+      if (filter.tactic)
+        q = q.where(sql<boolean>`tactics @> ARRAY[${filter.tactic.toUpperCase()}]::text[]`);
       if (filter.q) {
         // A substring, not a pattern: the operator's % and _ match themselves.
         const like = `%${filter.q.replace(/[\\%_]/g, "\\$&")}%`;
@@ -183,7 +196,10 @@ export function rulesStore(db: Db) {
       let q = db
         .selectFrom("rule_macros")
         .select(["version", "content", "sha256", "names", "created_at", "created_by"]);
-      q = version === undefined ? q.orderBy("version", "desc").limit(1) : q.where("version", "=", version);
+      q =
+        version === undefined
+          ? q.orderBy("version", "desc").limit(1)
+          : q.where("version", "=", version);
       return q.executeTakeFirst();
     },
 
@@ -202,7 +218,11 @@ export function rulesStore(db: Db) {
           .values({ content, sha256, names, created_by: actor })
           .returning("version")
           .executeTakeFirstOrThrow();
-        await appendAudit(tx, { actor, action: "rule_macros.created", details: { version, sha256 } });
+        await appendAudit(tx, {
+          actor,
+          action: "rule_macros.created",
+          details: { version, sha256 },
+        });
         return { version, status: "created" as const };
       });
     },
@@ -224,7 +244,9 @@ export function rulesStore(db: Db) {
               .selectFrom("rule_versions")
               .select(["id", "version"])
               .where((eb) =>
-                eb.or(rules.map((r) => eb.and([eb("id", "=", r.id), eb("version", "=", r.version)]))),
+                eb.or(
+                  rules.map((r) => eb.and([eb("id", "=", r.id), eb("version", "=", r.version)])),
+                ),
               )
               .execute()
           : [];
@@ -268,11 +290,11 @@ export function rulesStore(db: Db) {
 
     /** A rule set version (its newest without `version`), or every rule set's newest. */
     async ruleSet(name: string, version?: number) {
-      let q = db
-        .selectFrom("rule_sets")
-        .selectAll()
-        .where("name", "=", name);
-      q = version === undefined ? q.orderBy("version", "desc").limit(1) : q.where("version", "=", version);
+      let q = db.selectFrom("rule_sets").selectAll().where("name", "=", name);
+      q =
+        version === undefined
+          ? q.orderBy("version", "desc").limit(1)
+          : q.where("version", "=", version);
       return q.executeTakeFirst();
     },
 

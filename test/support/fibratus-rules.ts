@@ -36,10 +36,15 @@ export function mutants(): [string, string, string, RegExp][] {
     ["bad severity", replace(/^severity: .*$/m, "severity: extreme"), "severity", /one of low/],
     [
       "missing condition",
-      replace(/^condition: >\n(  .*\n)+/m, ""),
+      replace(/^condition: >\n( {2}.*\n)+/m, ""),
       "condition",
       /condition is required/,
     ],
-    ["upper-case id", replace(/^id: .*$/m, "id: 348BF896-2201-444F-B1C9-E957A1F063BF"), "id", /lower-case UUID/],
+    [
+      "upper-case id",
+      replace(/^id: .*$/m, "id: 348BF896-2201-444F-B1C9-E957A1F063BF"),
+      "id",
+      /lower-case UUID/,
+    ],
   ];
 }

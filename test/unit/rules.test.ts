@@ -2,8 +2,8 @@
 // Schema from the corpus: both accept every catalogue rule and refuse the same mutated copies.
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
-import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import {
   attackLabels,
   lineDiff,
@@ -69,7 +69,10 @@ describe("macros", () => {
     for (const [file, text] of corpusRules()) {
       const refs = macroReferences(parse(text).condition);
       referenced += refs.length;
-      expect(refs.filter((r) => !names.has(r)), file).toEqual([]);
+      expect(
+        refs.filter((r) => !names.has(r)),
+        file,
+      ).toEqual([]);
     }
     expect(referenced).toBeGreaterThan(100);
   });
