@@ -21,6 +21,7 @@ import { invalid, validationHook } from "./http.ts";
 import { incidentsApi } from "./incidents.ts";
 import { keysApi } from "./keys.ts";
 import { rulesApi } from "./rules.ts";
+import { rulesRolloutApi } from "./rules-rollout.ts";
 import { tokensApi } from "./tokens.ts";
 
 export interface ApiDeps {
@@ -71,6 +72,7 @@ export function createApi(deps: ApiDeps) {
   app.route("/api", auditApi(db));
   app.route("/api", tokensApi(db));
   app.route("/api", rulesApi(rulesStore(db)));
+  app.route("/api", rulesRolloutApi({ db, temporal, taskQueue: config.temporal.taskQueue }));
   app.route("/", docsApi(app));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

@@ -314,6 +314,15 @@ export function attackLabels(rule: Rule): { techniques: string[]; tactics: strin
   return { techniques: [...techniques].sort(), tactics: [...tactics].sort() };
 }
 
+/**
+ * A rule version as the integer the update_rules frame carries (the seed's shape): x.y.z →
+ * x·1,000,000 + y·1,000 + z, so the integers order as the versions do while y and z stay < 1,000.
+ */
+export function ruleVersionCode(version: string): number {
+  const [x = 0, y = 0, z = 0] = version.split(".").map(Number);
+  return x * 1_000_000 + Math.min(y, 999) * 1_000 + Math.min(z, 999);
+}
+
 /** Orders versions x.y.z numerically: negative when a < b. */
 export function compareVersions(a: string, b: string): number {
   const pa = a.split(".").map(Number);
