@@ -20,6 +20,24 @@ interface DeployedRule {
  * and the checksum of the exact stored text.
  */
 export async function ruleSetFiles(db: Db, name: string, version: number): Promise<RuleFile[]> {
+  // Versions are immutable: a wave of a thousand agents reads each version once per process.
+  const key = `${name}\n${version}`;
+  let cache = filesCaches.get(db);
+  if (!cache) filesCaches.set(db, (cache = new Map()));
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const files = await readRuleSetFiles(db, name, version);
+  if (files.length) {
+    if (cache.size >= FILES_CACHE_SIZE) cache.delete(cache.keys().next().value ?? "");
+    cache.set(key, files);
+  }
+  return files;
+}
+
+const FILES_CACHE_SIZE = 16;
+const filesCaches = new WeakMap<Db, Map<string, RuleFile[]>>();
+
+async function readRuleSetFiles(db: Db, name: string, version: number): Promise<RuleFile[]> {
   const set = await db
     .selectFrom("rule_sets")
     .select("rules")

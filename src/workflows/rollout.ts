@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   condition,
   defineQuery,
   defineSignal,
@@ -94,11 +95,20 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutState
     retry: { maximumInterval: "30 seconds", maximumAttempts: 5 },
   });
 
-  const target = await startRollout({
-    ruleSet: input.ruleSet,
-    version: input.version,
-    ...(input.groups && { groups: input.groups }),
-  });
+  let target: Awaited<ReturnType<typeof startRollout>>;
+  try {
+    target = await startRollout({
+      ruleSet: input.ruleSet,
+      version: input.version,
+      ...(input.groups && { groups: input.groups }),
+    });
+  } catch (err) {
+    // A version that does not exist: the rollout ends failed, saying why, instead of retrying.
+    if (!(err instanceof ActivityFailure)) throw err;
+    state.status = "failed";
+    state.error = err.cause?.message ?? err.message;
+    return state;
+  }
   state.groups = target.groups;
   for (const id of target.agents) state.agents[id] = { status: "pending" };
   const canary = Math.min(
