@@ -4,6 +4,7 @@ import { sql } from "kysely";
 import { ruleVersionCode } from "../domain/rules.ts";
 import type { RuleFile, RulesStatus } from "../protocol/messages.ts";
 import type { Db } from "./db.ts";
+import { selectRuleVersions, upsertAssignment } from "./rules.ts";
 
 export type AgentRolloutStatus = "pending" | "applied" | "rejected" | "offline";
 
@@ -45,12 +46,8 @@ async function readRuleSetFiles(db: Db, name: string, version: number): Promise<
     .where("version", "=", version)
     .executeTakeFirst();
   if (!set?.rules.length) return [];
-  const rows = await db
-    .selectFrom("rule_versions")
+  const rows = await selectRuleVersions(db, set.rules)
     .select(["id", "version", "content", "sha256"])
-    .where((eb) =>
-      eb.or(set.rules.map((r) => eb.and([eb("id", "=", r.id), eb("version", "=", r.version)]))),
-    )
     .orderBy("id")
     .execute();
   return rows.map((r) => ({
@@ -131,14 +128,7 @@ export function rolloutStore(db: Db) {
               .where("rule_set", "=", name)
               .execute()
           ).map((r) => r.group);
-        for (const group of chosen) {
-          const row = { rule_set: name, version, assigned_at: new Date() };
-          await tx
-            .insertInto("rule_set_assignments")
-            .values({ group, ...row })
-            .onConflict((oc) => oc.column("group").doUpdateSet(row))
-            .execute();
-        }
+        for (const group of chosen) await upsertAssignment(tx, group, name, version);
         if (!chosen.length) return { groups: chosen, agents: [] as string[] };
         const agents = await tx
           .selectFrom("agents")

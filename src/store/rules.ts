@@ -24,6 +24,35 @@ export interface RuleFilter {
 // step, so two operators posting the same rule cannot both win.
 const RULES_LOCK = sql`pg_advisory_xact_lock(hashtext('mm.rules'))`;
 
+/** Whether a rule set version exists (in the transaction `db` may be). */
+export const ruleSetExists = async (db: Db, name: string, version: number) =>
+  Boolean(
+    await db
+      .selectFrom("rule_sets")
+      .select("version")
+      .where("name", "=", name)
+      .where("version", "=", version)
+      .executeTakeFirst(),
+  );
+
+/** Points a group at a rule set version. */
+export const upsertAssignment = (db: Db, group: string, name: string, version: number) => {
+  const row = { rule_set: name, version, assigned_at: new Date() };
+  return db
+    .insertInto("rule_set_assignments")
+    .values({ group, ...row })
+    .onConflict((oc) => oc.column("group").doUpdateSet(row))
+    .execute();
+};
+
+/** The stored versions among these (id, version) pairs, with the columns asked for. */
+export const selectRuleVersions = (db: Db, pairs: { id: string; version: string }[]) =>
+  db
+    .selectFrom("rule_versions")
+    .where((eb) =>
+      eb.or(pairs.map((r) => eb.and([eb("id", "=", r.id), eb("version", "=", r.version)]))),
+    );
+
 const versionColumns = [
   "id",
   "version",
@@ -240,15 +269,7 @@ export function rulesStore(db: Db) {
       return db.transaction().execute(async (tx) => {
         await sql`SELECT ${RULES_LOCK}`.execute(tx);
         const found = rules.length
-          ? await tx
-              .selectFrom("rule_versions")
-              .select(["id", "version"])
-              .where((eb) =>
-                eb.or(
-                  rules.map((r) => eb.and([eb("id", "=", r.id), eb("version", "=", r.version)])),
-                ),
-              )
-              .execute()
+          ? await selectRuleVersions(tx, rules).select(["id", "version"]).execute()
           : [];
         const missing = rules
           .filter((r) => !found.some((f) => f.id === r.id && f.version === r.version))
@@ -310,19 +331,8 @@ export function rulesStore(db: Db) {
     /** Assigns a rule set version to an agent group; false when that version does not exist. */
     async assign(group: string, name: string, version: number, actor: string) {
       return db.transaction().execute(async (tx) => {
-        const exists = await tx
-          .selectFrom("rule_sets")
-          .select("version")
-          .where("name", "=", name)
-          .where("version", "=", version)
-          .executeTakeFirst();
-        if (!exists) return false;
-        const row = { rule_set: name, version, assigned_at: new Date() };
-        await tx
-          .insertInto("rule_set_assignments")
-          .values({ group, ...row })
-          .onConflict((oc) => oc.column("group").doUpdateSet(row))
-          .execute();
+        if (!(await ruleSetExists(tx, name, version))) return false;
+        await upsertAssignment(tx, group, name, version);
         await appendAudit(tx, {
           actor,
           action: "rule_set.assigned",
