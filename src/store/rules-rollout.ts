@@ -23,8 +23,8 @@ interface DeployedRule {
 export async function ruleSetFiles(db: Db, name: string, version: number): Promise<RuleFile[]> {
   // Versions are immutable: a wave of a thousand agents reads each version once per process.
   const key = `${name}\n${version}`;
-  let cache = filesCaches.get(db);
-  if (!cache) filesCaches.set(db, (cache = new Map()));
+  const cache = filesCaches.get(db) ?? new Map<string, RuleFile[]>();
+  filesCaches.set(db, cache);
   const cached = cache.get(key);
   if (cached) return cached;
   const files = await readRuleSetFiles(db, name, version);
