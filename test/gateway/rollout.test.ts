@@ -197,3 +197,73 @@ describe("an offline agent", () => {
     await away.close();
   }, 120_000);
 });
+
+describe("operators", () => {
+  it("pause a rollout between waves, resume it, and cancel another", async () => {
+    const token = await g.enrollmentToken({ group: "paused", max_uses: 3 });
+    const agents = await fleet(g.gatewayUrl, token, `paused-${g.ctx.suffix}`, 3);
+    try {
+      const sorted = [...agents].sort((a, b) => (a.agentId < b.agentId ? -1 : 1));
+      const canary = sorted[0] as FleetAgent;
+      let release = () => {};
+      canary.hold = new Promise((r) => {
+        release = r;
+      });
+      const id = ruleIds[2] as string;
+      const rules = [{ id, version: (await g.rest.get(`/api/rule?id=${id}`)).body.version }];
+      expect((await g.rest.post("/api/rule-set", { name: "paused-set", rules })).status).toBe(201);
+      const body = {
+        name: "paused-set",
+        version: 1,
+        groups: ["paused"],
+        canary_share: 0.1,
+        wave_size: 1,
+      };
+      expect((await g.rest.post("/api/rule-set/rollout", body)).status).toBe(202);
+      await eventually("the canary is sent the rules", () => canary.updates === 1);
+      const q = "name=paused-set&version=1";
+      expect((await g.rest.post(`/api/rule-set/rollout/pause?${q}`, {})).status).toBe(202);
+      release();
+      const paused = await eventually("the rollout pauses after the canary", async () => {
+        const state = (await g.rest.get(`/api/rule-set/rollout?${q}`)).body;
+        return state.status === "paused" && state.wavesDone === 1 ? state : undefined;
+      });
+      expect(paused.counts).toMatchObject({ applied: 1, pending: 2 });
+      expect(sorted.slice(1).map((a) => a.updates)).toEqual([0, 0]);
+      expect((await g.rest.post(`/api/rule-set/rollout/resume?${q}`, {})).status).toBe(202);
+      const done = await eventually("the rollout completes", async () => {
+        const state = (await g.rest.get(`/api/rule-set/rollout?${q}`)).body;
+        return state.status === "completed" ? state : undefined;
+      });
+      expect(done.counts.applied).toBe(3);
+
+      // Version 2 of the set, cancelled while its canary is held: no other agent is sent it.
+      const other = ruleIds[3] as string;
+      const more = [
+        ...rules,
+        { id: other, version: (await g.rest.get(`/api/rule?id=${other}`)).body.version },
+      ];
+      expect((await g.rest.post("/api/rule-set", { name: "paused-set", rules: more })).status).toBe(
+        201,
+      );
+      canary.hold = new Promise((r) => {
+        release = r;
+      });
+      expect((await g.rest.post("/api/rule-set/rollout", { ...body, version: 2 })).status).toBe(
+        202,
+      );
+      await eventually("the canary is sent version 2", () => canary.updates === 2);
+      const q2 = "name=paused-set&version=2";
+      expect((await g.rest.post(`/api/rule-set/rollout/cancel?${q2}`, {})).status).toBe(202);
+      release();
+      const cancelled = await eventually("the rollout is cancelled", async () => {
+        const state = (await g.rest.get(`/api/rule-set/rollout?${q2}`)).body;
+        return state.status === "cancelled" ? state : undefined;
+      });
+      expect(cancelled.wavesDone).toBe(1);
+      expect(sorted.slice(1).map((a) => a.updates)).toEqual([1, 1]);
+    } finally {
+      for (const a of agents) await a.close();
+    }
+  }, 120_000);
+});

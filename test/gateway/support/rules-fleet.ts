@@ -13,6 +13,8 @@ export class FleetAgent {
   updates = 0;
   /** When set, every rule is refused with this error (a broken agent). */
   failWith: string | null = null;
+  /** When set, the agent answers only once this settles (a slow agent). */
+  hold: Promise<void> | null = null;
   private ws: WebSocket | null = null;
 
   constructor(
@@ -47,6 +49,7 @@ export class FleetAgent {
 
   private async update(message: UpdateRules): Promise<void> {
     this.updates++;
+    if (this.hold) await this.hold;
     const statuses: RuleStatus[] = [];
     for (const rule of message.rules) {
       const status: RuleStatus = this.failWith
