@@ -4,6 +4,7 @@ import * as gateway from "./0002_gateway.ts";
 import * as decisionsWorkflowId from "./0003_decisions_workflow_id.ts";
 import * as auditChain from "./0004_audit_chain.ts";
 import * as identityAndAlertScope from "./0005_identity_and_alert_scope.ts";
+import * as rules from "./0006_rules.ts";
 import * as siemOutboxAndTracing from "./0007_siem_outbox_and_tracing.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
@@ -14,5 +15,6 @@ export const migrations: Record<string, Migration> = {
   "0003_decisions_workflow_id": decisionsWorkflowId,
   "0004_audit_chain": auditChain,
   "0005_identity_and_alert_scope": identityAndAlertScope,
+  "0006_rules": rules,
   "0007_siem_outbox_and_tracing": siemOutboxAndTracing,
 };

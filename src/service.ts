@@ -3,6 +3,7 @@ import type { WorkflowBundleOption } from "@temporalio/worker";
 import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
 import { auditActivities } from "./activities/audit.ts";
 import { engineActivities } from "./activities/engine.ts";
+import { rolloutActivities } from "./activities/rollout.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
 import { listenMetrics } from "./api/metrics.ts";
@@ -130,6 +131,7 @@ export async function startService(
         }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
         ...auditActivities({ db }),
+        ...rolloutActivities({ db, nc: await connectNats("worker") }),
       };
       const worker = await startWorker({
         config,

@@ -8,6 +8,7 @@ import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
 import { catalogStore } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
+import { rulesStore } from "../store/rules.ts";
 import { agentsApi } from "./agents.ts";
 import { alertsApi } from "./alerts.ts";
 import { auditApi } from "./audit.ts";
@@ -20,6 +21,8 @@ import { invalid, storableText, validationHook } from "./http.ts";
 import { incidentsApi } from "./incidents.ts";
 import { keysApi } from "./keys.ts";
 import { metricsApi } from "./metrics.ts";
+import { rulesApi } from "./rules.ts";
+import { rulesRolloutApi } from "./rules-rollout.ts";
 import { tokensApi } from "./tokens.ts";
 
 export interface ApiDeps {
@@ -72,6 +75,8 @@ export function createApi(deps: ApiDeps) {
   app.route("/api", commandsApi(deps));
   app.route("/api", auditApi(db));
   app.route("/api", tokensApi(db));
+  app.route("/api", rulesApi(rulesStore(db)));
+  app.route("/api", rulesRolloutApi({ db, temporal, taskQueue: config.temporal.taskQueue }));
   app.route("/", docsApi(app));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

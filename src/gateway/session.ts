@@ -24,7 +24,6 @@ import {
   recordDisconnect,
   recordHello,
   recordIsolation,
-  recordRulesStatus,
   touchSession,
 } from "../store/agents.ts";
 import { rejectAlert } from "../store/alerts.ts";
@@ -36,6 +35,12 @@ import {
   recordCompletion,
 } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
+import {
+  expectedRuleFiles,
+  missingFiles,
+  recordRulesReport,
+  ruleSetFiles,
+} from "../store/rules-rollout.ts";
 import { contextOf, inSpan, startSpanFrom } from "../tracing.ts";
 import type { CommandSigningKey } from "./signing-key.ts";
 import {
@@ -44,6 +49,7 @@ import {
   type ControlMessage,
   controlSubject,
   encode,
+  type RulesNotice,
 } from "./subjects.ts";
 
 /** WebSocket close codes of this gateway (4000-4999 are the application's). */
@@ -151,8 +157,11 @@ export class AgentSession {
       callback: (err, msg) => {
         if (err) return;
         try {
-          if (msg.subject.endsWith(".cmd")) this.notice((msg.json() as CommandNotice).ids);
-          else this.control(msg.json() as ControlMessage);
+          if (msg.subject.endsWith(".cmd")) {
+            const notice = msg.json() as CommandNotice | RulesNotice;
+            if ("rule_set" in notice) this.rulesNotice(notice);
+            else this.notice(notice.ids);
+          } else this.control(msg.json() as ControlMessage);
         } catch (error) {
           this.deps.log.warn("unreadable gateway notice", {
             subject: msg.subject,
@@ -284,7 +293,7 @@ export class AgentSession {
         else await this.deliver();
         return;
       }
-      return recordRulesStatus(this.deps.db, this.agentId, message);
+      return recordRulesReport(this.deps.db, this.agentId, message);
     }
     if (message.status === "received") {
       startSpanFrom("gateway.ack", this.traces.get(message.command_id), {
@@ -339,6 +348,20 @@ export class AgentSession {
       hostname: hello.hostname,
     });
     await this.deliver();
+    // Reconciliation: an agent that was offline during a rollout gets what it lacks now.
+    const missing = missingFiles(await expectedRuleFiles(this.deps.db, this.agentId), hello.rules);
+    if (missing.length) this.send({ operation: "update_rules", rules: missing });
+  }
+
+  /** A rollout's wave names this agent: send it the rule set version, in frame order. */
+  private rulesNotice(notice: RulesNotice): void {
+    this.frames = this.frames.then(() =>
+      this.guard(async () => {
+        if (!this.welcomed || this.ended) return;
+        const rules = await ruleSetFiles(this.deps.db, notice.rule_set, notice.version);
+        if (rules.length) this.send({ operation: "update_rules", rules });
+      }),
+    );
   }
 
   private async onCompletion(completion: Completion): Promise<void> {

@@ -11,6 +11,15 @@ export const commandSubject = (agentId: string) => `mm.agent.${agentId}.cmd`;
 /** Ends sessions: a newer session replaced them, or their key was revoked. */
 export const controlSubject = (agentId: string) => `mm.agent.${agentId}.control`;
 
+/**
+ * "Apply this rule set version": a rollout's wave; the holder sends the agent update_rules. It
+ * travels on the command subject, the one subject workers may publish to (stack/nats/config.sh).
+ */
+export interface RulesNotice {
+  rule_set: string;
+  version: number;
+}
+
 export interface CommandNotice {
   ids: string[];
 }
@@ -21,5 +30,5 @@ export type ControlMessage =
   /** Sessions authenticated with one of these keys end (all of the agent's when absent). */
   | { action: "revoked"; key_ids?: string[] };
 
-export const encode = (value: CommandNotice | ControlMessage): Uint8Array =>
+export const encode = (value: CommandNotice | ControlMessage | RulesNotice): Uint8Array =>
   new TextEncoder().encode(JSON.stringify(value));

@@ -54,6 +54,7 @@ export const RuleFile = z.object({
   version: z.number().int().nonnegative(),
   checksum: z.string().regex(/^sha256:/, 'expected "sha256:<hex>"'),
 });
+export type RuleFile = z.infer<typeof RuleFile>;
 export const UpdateRules = z.object({
   operation: z.literal("update_rules"),
   rules: z.array(RuleFile),

@@ -2,7 +2,7 @@
 // status), what operators set (groups, labels), and host resolution.
 import { type Expression, type SqlBool, sql } from "kysely";
 import type { HostIdentity, HostResolution } from "../activities/agent-commands.ts";
-import type { Hello, RulesStatus } from "../protocol/messages.ts";
+import type { Hello } from "../protocol/messages.ts";
 import { appendAudit } from "./audit.ts";
 import type { Db } from "./db.ts";
 import type { AgentIsolation } from "./schema.ts";
@@ -192,18 +192,6 @@ export async function recordDisconnect(
     .set({ session_id: null, gateway_id: null, disconnected_at: sql<Date>`now()` })
     .where("id", "=", s.agentId)
     .where("session_id", "=", s.sessionId)
-    .execute();
-}
-
-export async function recordRulesStatus(
-  db: Db,
-  agentId: string,
-  status: RulesStatus,
-): Promise<void> {
-  await db
-    .updateTable("agents")
-    .set({ rules_status: JSON.stringify({ ...status, received_at: new Date().toISOString() }) })
-    .where("id", "=", agentId)
     .execute();
 }
 

@@ -38,7 +38,11 @@ export type AuditAction =
   | "release.requested"
   | "catalog.created"
   | "catalog.updated"
-  | "catalog.deleted";
+  | "catalog.deleted"
+  | "rule.created"
+  | "rule_macros.created"
+  | "rule_set.created"
+  | "rule_set.assigned";
 
 export interface AuditEntry {
   /**

@@ -208,6 +208,52 @@ export interface AuditLogTable {
   hash: Generated<string>;
 }
 
+export interface RuleVersionsTable {
+  id: string;
+  version: string;
+  name: string;
+  content: string;
+  sha256: string;
+  document: JSONColumnType<Record<string, unknown>>;
+  created_at: Timestamp;
+  created_by: string;
+}
+
+export interface RulesTable {
+  id: string;
+  name: string;
+  version: string;
+  description: ColumnType<string, string | undefined, string>;
+  techniques: ColumnType<string[], string[] | undefined, string[]>;
+  tactics: ColumnType<string[], string[] | undefined, string[]>;
+  updated_at: Timestamp;
+}
+
+export interface RuleMacrosTable {
+  version: Generated<number>;
+  content: string;
+  sha256: string;
+  names: string[];
+  created_at: Timestamp;
+  created_by: string;
+}
+
+export interface RuleSetsTable {
+  name: string;
+  version: number;
+  rules: JSONColumnType<{ id: string; version: string }[]>;
+  macros_version: number | null;
+  created_at: Timestamp;
+  created_by: string;
+}
+
+export interface RuleSetAssignmentsTable {
+  group: string;
+  rule_set: string;
+  version: number;
+  assigned_at: Timestamp;
+}
+
 export interface Database {
   alerts: AlertsTable;
   catalog: CatalogTable;
@@ -222,6 +268,11 @@ export interface Database {
   audit_log: AuditLogTable;
   siem_sinks: SiemSinksTable;
   siem_outbox: SiemOutboxTable;
+  rule_versions: RuleVersionsTable;
+  rules: RulesTable;
+  rule_macros: RuleMacrosTable;
+  rule_sets: RuleSetsTable;
+  rule_set_assignments: RuleSetAssignmentsTable;
 }
 
 /** SIEM forwarding (migrations/0007_siem_outbox_and_tracing.ts): one row per configured sink. */

@@ -1,0 +1,110 @@
+// A light fleet of simulated agents for rule rollouts: real WebSocket sessions that say hello and
+// answer update_rules with the reference agent's own rule check (src/agent/enforce/rules.ts, in
+// simulation: nothing written), keeping only what they run, not every frame (a thousand agents
+// receiving the whole catalogue several times would otherwise hold gigabytes).
+import WebSocket from "ws";
+import { applyRule } from "../../../src/agent/enforce/rules.ts";
+import type { RuleStatus, UpdateRules } from "../../../src/protocol/messages.ts";
+import { enrolled, helloFor, wsUrlOf } from "./agent.ts";
+
+export class FleetAgent {
+  /** What the agent runs: rule file name → checksum. */
+  readonly rules = new Map<string, { version: number; checksum: string }>();
+  updates = 0;
+  /** When set, every rule is refused with this error (a broken agent). */
+  failWith: string | null = null;
+  /** When set, the agent answers only once this settles (a slow agent). */
+  hold: Promise<void> | null = null;
+  private ws: WebSocket | null = null;
+
+  constructor(
+    readonly gatewayUrl: string,
+    readonly agentId: string,
+    private readonly apiKey: string,
+    readonly hostname: string,
+  ) {}
+
+  async connect(): Promise<void> {
+    const ws = new WebSocket(wsUrlOf(this.gatewayUrl), {
+      headers: { authorization: `Bearer ${this.apiKey}` },
+    });
+    this.ws = ws;
+    ws.on("error", () => {});
+    const welcomed = new Promise<void>((resolve, reject) => {
+      ws.once("close", (code) => reject(new Error(`${this.hostname}: closed ${code}`)));
+      ws.on("message", (data) => {
+        const frame = JSON.parse(data.toString());
+        if (frame.type === "welcome") resolve();
+        if (frame.operation === "update_rules") void this.update(frame as UpdateRules);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    const rules = [...this.rules].map(([name, r]) => ({ name, ...r }));
+    ws.send(JSON.stringify(helloFor(this.hostname, { rules })));
+    await welcomed;
+  }
+
+  private async update(message: UpdateRules): Promise<void> {
+    this.updates++;
+    if (this.hold) await this.hold;
+    const statuses: RuleStatus[] = [];
+    for (const rule of message.rules) {
+      const status: RuleStatus = this.failWith
+        ? {
+            name: rule.name,
+            version: rule.version,
+            checksum: rule.checksum,
+            status: "failed",
+            error: this.failWith,
+          }
+        : await applyRule(rule, null);
+      if (status.status === "applied")
+        this.rules.set(rule.name, { version: rule.version, checksum: rule.checksum });
+      statuses.push(status);
+    }
+    this.ws?.send(JSON.stringify({ type: "rules_status", rules: statuses, simulated: true }));
+  }
+
+  async close(): Promise<void> {
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      ws.once("close", () => resolve());
+      ws.close();
+    });
+  }
+}
+
+/** Runs `task` over `items`, `width` at a time. */
+export async function inPool<T>(items: T[], width: number, task: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) await task(items[next++] as T);
+    }),
+  );
+}
+
+/** Enrolls `count` agents on one token (whose group they join) and connects them. */
+export async function fleet(
+  gatewayUrl: string,
+  token: string,
+  prefix: string,
+  count: number,
+): Promise<FleetAgent[]> {
+  const agents: FleetAgent[] = [];
+  await inPool(
+    Array.from({ length: count }, (_, i) => `${prefix}-${i}`),
+    32,
+    async (hostname) => {
+      const e = await enrolled(gatewayUrl, token, hostname);
+      const agent = new FleetAgent(gatewayUrl, e.agentId, e.apiKey, hostname);
+      await agent.connect();
+      agents.push(agent);
+    },
+  );
+  return agents;
+}
