@@ -80,6 +80,18 @@ export const page = <S extends z.ZodType>(item: S) =>
 /** A row as the store returns it; its columns are the store's to describe. */
 export const Row = z.record(z.string(), z.unknown());
 
+// Versions of rule sets and macros files are PostgreSQL integers: a larger number is a 400, not a
+// database error.
+const MAX_VERSION = 2 ** 31 - 1;
+/** A version number in a JSON body. */
+export const VersionNumber = z.int().min(1).max(MAX_VERSION);
+/** A version number in a query string. */
+export const versionQuery = z.coerce
+  .number({ error: "must be a version number" })
+  .int({ error: "must be a version number" })
+  .min(1, { error: "must be a version number" })
+  .max(MAX_VERSION, { error: "must be a version number" });
+
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Why a string cannot be stored: PostgreSQL text and jsonb refuse NUL, and jsonb lone surrogates. */

@@ -18,12 +18,21 @@ import {
   rolloutWorkflow,
 } from "../workflows/rollout.ts";
 import type { AuthEnv } from "./auth.ts";
-import { conflict, errorResponse, json, jsonBody, notFound, Row } from "./http.ts";
+import {
+  conflict,
+  errorResponse,
+  json,
+  jsonBody,
+  notFound,
+  Row,
+  VersionNumber,
+  versionQuery,
+} from "./http.ts";
 
 const RolloutRequest = z
   .object({
     name: z.string().min(1).max(200),
-    version: z.int().min(1),
+    version: VersionNumber,
     groups: z.array(z.string().min(1).max(200)).max(1_000).optional(),
     canary_share: z.number().gt(0).max(1).default(0.05),
     wave_size: z.int().min(1).max(10_000).default(250),
@@ -34,10 +43,7 @@ const RolloutRequest = z
 
 const which = z.object({
   name: z.string({ error: "the query parameter name is required" }).min(1),
-  version: z.coerce
-    .number({ error: "must be a version number" })
-    .int({ error: "must be a version number" })
-    .min(1, { error: "must be a version number" }),
+  version: versionQuery,
 });
 
 const SIGNALS = { pause: pauseSignal, resume: resumeSignal, cancel: cancelSignal } as const;

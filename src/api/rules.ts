@@ -18,6 +18,8 @@ import {
   page,
   pageQuery,
   Row,
+  VersionNumber,
+  versionQuery,
 } from "./http.ts";
 
 const yamlBody = (description: string) => ({
@@ -56,12 +58,6 @@ const required = (name: string) =>
     .string({ error: `the query parameter ${name} is required` })
     .min(1, { error: `the query parameter ${name} is required` });
 
-const versionNumber = z.coerce
-  .number({ error: "must be a version number" })
-  .int({ error: "must be a version number" })
-  .min(1, { error: "must be a version number" })
-  .max(2 ** 31 - 1, { error: "must be a version number" });
-
 const RuleSetInput = z
   .object({
     name: z
@@ -74,12 +70,12 @@ const RuleSetInput = z
     rules: z
       .array(z.strictObject({ id: z.string().min(1), version: z.string().min(1) }))
       .max(10_000),
-    macros_version: z.int().min(1).nullable().default(null),
+    macros_version: VersionNumber.nullable().default(null),
   })
   .openapi("RuleSetInput");
 
 const Assignment = z
-  .object({ group: z.string().min(1).max(200), name: z.string().min(1), version: z.int().min(1) })
+  .object({ group: z.string().min(1).max(200), name: z.string().min(1), version: VersionNumber })
   .openapi("RuleSetAssignment");
 
 /** A YAML body's text; null when sent as anything but YAML or text (refused before parsing). */
@@ -288,7 +284,7 @@ export function rulesApi(store: RulesStore) {
       path: "/rule-macros",
       tags: ["rules"],
       summary: "The newest macros file, or ?version=",
-      request: { query: z.object({ version: optionalQuery(versionNumber, "a version") }) },
+      request: { query: z.object({ version: optionalQuery(versionQuery, "a version") }) },
       responses: {
         200: { description: "the macros file", content: json(Row) },
         404: errorResponse("no such version"),
@@ -343,7 +339,7 @@ export function rulesApi(store: RulesStore) {
       request: {
         query: z.object({
           name: optionalQuery(z.string(), "the rule set"),
-          version: optionalQuery(versionNumber, "a version"),
+          version: optionalQuery(versionQuery, "a version"),
         }),
       },
       responses: {

@@ -115,3 +115,19 @@ describe("incidents without a worker", () => {
     expect(hosts).toEqual([host]);
   });
 });
+
+describe("numbers PostgreSQL cannot hold", () => {
+  it("a rule set version past the integer range is a 400 naming it", async () => {
+    for (const [method, path, body] of [
+      ["PUT", "/api/rule-set/assignment", { group: "\u0085", name: "00", version: 25_919_351_903 }],
+      ["POST", "/api/rule-set/rollout", { name: "00", version: 2 ** 31 }],
+      ["POST", "/api/rule-set", { name: "s", rules: [], macros_version: 2 ** 40 }],
+    ] as const) {
+      const res = await rest.call(method, path, body);
+      expect(res.status, path).toBe(400);
+      expect(res.body.errors.map((e: Json) => e.field)).toContain(
+        "version" in body ? "version" : "macros_version",
+      );
+    }
+  });
+});
