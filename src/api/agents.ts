@@ -1,7 +1,7 @@
 // Operators' view of the agent fleet: agents (list, filter, detail), their groups and labels, and
 // the state of each agent's isolation workflow.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { type Client, WorkflowNotFoundError } from "@temporalio/client";
+import type { Client } from "@temporalio/client";
 import { acceptIdentity, getAgent, listAgents, listGroups, updateAgent } from "../store/agents.ts";
 import type { Db } from "../store/db.ts";
 import { isolationWorkflowId } from "../workflows/ids.ts";
@@ -18,6 +18,7 @@ import {
   pageQuery,
   Row,
 } from "./http.ts";
+import { queryWorkflow } from "./workflow-query.ts";
 
 /** Group names, label keys and similar operator-chosen names. */
 export const Name = z
@@ -140,6 +141,7 @@ const isolation = createRoute({
   responses: {
     200: { description: "isolation state", content: json(Row) },
     404: errorResponse("never isolated through the API"),
+    503: errorResponse("no worker answered the query in time"),
   },
 });
 
@@ -187,15 +189,13 @@ export function agentsApi(deps: { db: Db; temporal: Client; onlineWindowMs: numb
 
   app.openapi(isolation, async (c) => {
     const { id } = c.req.valid("param");
-    try {
-      return c.json(
-        await deps.temporal.workflow.getHandle(isolationWorkflowId(id)).query(isolationStateQuery),
-        200,
-      );
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return notFound(c, `isolation of agent ${id}`);
-      throw err;
-    }
+    const answer = await queryWorkflow(
+      deps.temporal,
+      isolationWorkflowId(id),
+      isolationStateQuery,
+      `the isolation of agent ${id}`,
+    );
+    return answer.ok ? c.json(answer.state, 200) : c.json(answer.body, answer.status);
   });
 
   return app;

@@ -6,7 +6,8 @@ import type { Db } from "../store/db.ts";
 import { listDecisions as readDecisions } from "../store/decisions.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
 import { stateQuery } from "../workflows/incident.ts";
-import { errorResponse, json, notFound, optionalQuery, page, pageQuery, Row } from "./http.ts";
+import { errorResponse, json, optionalQuery, page, pageQuery, Row } from "./http.ts";
+import { queryWorkflow } from "./workflow-query.ts";
 
 const Incident = z
   .object({
@@ -57,8 +58,6 @@ const incidentState = createRoute({
 });
 
 /** How long GET /api/incidents/{host} waits for a worker to answer the workflow query. */
-const QUERY_TIMEOUT_MS = 5_000;
-const GRPC_FAILED_PRECONDITION = 9;
 
 const listDecisions = createRoute({
   method: "get",
@@ -126,29 +125,13 @@ export function incidentsApi(deps: { db: Db; temporal: Client; taskQueue: string
 
   app.openapi(incidentState, async (c) => {
     const { host } = c.req.valid("param");
-    const handle = deps.temporal.workflow.getHandle(incidentWorkflowId(host));
-    // A query waits for a worker to answer; while none polls the task queue it would hold the
-    // request until the server gives up (found by API fuzzing an api-only process): bounded.
-    const deadline = Date.now() + QUERY_TIMEOUT_MS;
-    try {
-      return c.json(
-        await deps.temporal.withDeadline(deadline, () => handle.query(stateQuery)),
-        200,
-      );
-    } catch (err) {
-      if ((err as Error).name === "WorkflowNotFoundError")
-        return notFound(c, `incident for host ${host}`);
-      // No worker polls the incident's task queue (FAILED_PRECONDITION, at once), or none answered
-      // in time: the service is unavailable, not the request wrong (was a 500, API fuzzing).
-      if ((err as { cause?: { code?: number } }).cause?.code === GRPC_FAILED_PRECONDITION)
-        return c.json({ error: "no worker is polling the incident's task queue" }, 503);
-      if (Date.now() >= deadline)
-        return c.json(
-          { error: `no worker answered the incident query within ${QUERY_TIMEOUT_MS} ms` },
-          503,
-        );
-      throw err;
-    }
+    const answer = await queryWorkflow(
+      deps.temporal,
+      incidentWorkflowId(host),
+      stateQuery,
+      `the incident of host ${host}`,
+    );
+    return answer.ok ? c.json(answer.state, 200) : c.json(answer.body, answer.status);
   });
 
   return app;

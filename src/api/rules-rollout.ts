@@ -28,6 +28,7 @@ import {
   VersionNumber,
   versionQuery,
 } from "./http.ts";
+import { queryWorkflow } from "./workflow-query.ts";
 
 const RolloutRequest = z
   .object({
@@ -103,18 +104,21 @@ export function rulesRolloutApi(deps: { db: Db; temporal: Client; taskQueue: str
       responses: {
         200: { description: "the rollout's state", content: json(Row) },
         404: errorResponse("no such rollout"),
+        503: errorResponse("no worker answered the query in time"),
       },
     }),
     async (c) => {
       const { name, version } = c.req.valid("query");
       const workflowId = rolloutWorkflowId(name, version);
-      try {
-        const state = await deps.temporal.workflow.getHandle(workflowId).query(rolloutStateQuery);
-        return c.json({ workflow_id: workflowId, ...state }, 200);
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return notFound(c, `rollout ${workflowId}`);
-        throw err;
-      }
+      const answer = await queryWorkflow(
+        deps.temporal,
+        workflowId,
+        rolloutStateQuery,
+        `rollout ${workflowId}`,
+      );
+      return answer.ok
+        ? c.json({ workflow_id: workflowId, ...answer.state }, 200)
+        : c.json(answer.body, answer.status);
     },
   );
 
