@@ -8,7 +8,7 @@ import {
   WorkflowNotFoundError,
 } from "@temporalio/client";
 import type { Db } from "../store/db.ts";
-import { rolloutStore } from "../store/rules-rollout.ts";
+import { rolloutStore, ruleSetFiles } from "../store/rules-rollout.ts";
 import { rolloutWorkflowId } from "../workflows/ids.ts";
 import {
   cancelSignal,
@@ -62,12 +62,16 @@ export function rulesRolloutApi(deps: { db: Db; temporal: Client; taskQueue: str
       request: jsonBody(RolloutRequest),
       responses: {
         202: { description: "started", content: json(z.object({ workflow_id: z.string() })) },
+        404: errorResponse("no such rule set version, or it holds no rule"),
         409: errorResponse("this version's rollout is running"),
       },
     }),
     async (c) => {
       const r = c.req.valid("json");
       const workflowId = rolloutWorkflowId(r.name, r.version);
+      // Refused here rather than by the workflow's first activity: no workflow for nothing to send.
+      if (!(await ruleSetFiles(deps.db, r.name, r.version)).length)
+        return notFound(c, `rule set ${r.name} version ${r.version} (with at least one rule)`);
       try {
         await deps.temporal.workflow.start(rolloutWorkflow, {
           workflowId,
