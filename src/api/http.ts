@@ -123,6 +123,8 @@ function unstorableIn(value: unknown, path: PropertyKey[] = []): FieldError | un
   return undefined;
 }
 
+const MAY_HIDE_UNSTORABLE = /\\u(0000|[dD][89a-fA-F])/;
+
 /**
  * 400 for text the database cannot hold, in the path, the query or a JSON body, before any route
  * runs: found by API fuzzing, a NUL in `?id=`, `?host=` or a document reached PostgreSQL, whose
@@ -144,14 +146,20 @@ export const storableText = createMiddleware(async (c, next) => {
   }
   // Whatever its Content-Type: POST /api/alert reads any body as JSON (docs/api.md).
   if (errors.length === 0 && c.req.raw.body !== null) {
-    let body: unknown;
-    try {
-      body = JSON.parse(await c.req.text());
-    } catch {
-      body = undefined; // not JSON: the route's validator says so, naming the body
+    const text = await c.req.text();
+    // JSON can only carry a NUL or a lone surrogate as a \u escape (a raw control character is not
+    // JSON, and decoding the bytes already replaced broken UTF-8): a body without such an escape is
+    // not parsed here a second time, so the route's own parse is the only one on the alert path.
+    if (MAY_HIDE_UNSTORABLE.test(text)) {
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined; // not JSON: the route's validator says so, naming the body
+      }
+      const found = unstorableIn(body);
+      if (found) errors.push(found);
     }
-    const found = unstorableIn(body);
-    if (found) errors.push(found);
   }
   return errors.length > 0 ? invalid(c, errors) : next();
 });
