@@ -3,6 +3,7 @@ import type { WorkflowBundleOption } from "@temporalio/worker";
 import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
 import { auditActivities } from "./activities/audit.ts";
 import { engineActivities } from "./activities/engine.ts";
+import { isolationActivities } from "./activities/isolation.ts";
 import { rolloutActivities } from "./activities/rollout.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
@@ -128,7 +129,9 @@ export async function startService(
           queryTimeoutMs: config.neo4j.queryTimeoutMs,
           webhookTimeoutMs: config.webhookTimeoutMs,
           protectedAddresses: config.protectedAddresses,
+          commandTtlMs: config.commands.ttlMs,
         }),
+        ...isolationActivities({ db, commandTtlMs: config.commands.ttlMs }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
         ...auditActivities({ db }),
         ...rolloutActivities({ db, nc: await connectNats("worker") }),

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from "@temporalio/activity";
-import neo4j, { type Driver } from "neo4j-driver";
+import neo4j, { type Driver, isRetryableError } from "neo4j-driver";
 import { resolveArgs } from "../domain/args.ts";
 import { candidateNodes, type FlowInstance, type NodeCandidate } from "../domain/attack-flow.ts";
 import type { CheckRunner } from "../domain/check-budget.ts";
@@ -16,7 +16,12 @@ import { metrics } from "../metrics.ts";
 import { getAlertRow } from "../store/alerts.ts";
 import { catalogStore } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
-import { type Decision, recordDecision, secondsSinceChosen } from "../store/decisions.ts";
+import {
+  claimMitigation,
+  type Decision,
+  recordDecision,
+  secondsSinceChosen,
+} from "../store/decisions.ts";
 import type { AgentGateway, CommandPriority } from "./agent-commands.ts";
 import { toRows } from "./neo4j-rows.ts";
 
@@ -32,6 +37,8 @@ export interface EngineDeps {
   webhookTimeoutMs: number;
   /** Addresses no block-ip step may name (config `protectedAddresses`). */
   protectedAddresses: readonly Protection[];
+  /** Time to live of the engine's agent commands (config `commands.ttlMs`). */
+  commandTtlMs: number;
 }
 
 export interface RankedMitigation {
@@ -48,6 +55,10 @@ export type PlannedStep =
       command: AgentCommand;
       details: Record<string, unknown>;
       priority: CommandPriority;
+      /** Absent from plans recorded before this field existed. */
+      ttlMs?: number;
+      /** isolate-host only: the isolation is released after this long (held until released otherwise). */
+      releaseAfterMs?: number;
     };
 
 export interface PlanInput {
@@ -61,8 +72,20 @@ export interface PlanInput {
 }
 
 export type NextMitigation =
-  | { found: true; index: number; candidate: RankedMitigation; steps: PlannedStep[] }
-  | { found: false; candidates: number };
+  | {
+      found: true;
+      candidate: RankedMitigation;
+      steps: PlannedStep[];
+      /** Cheaper candidates that did not apply, not to be planned again by this run (absent
+       *  from plans recorded before it existed). */
+      passedOver?: string[];
+    }
+  | {
+      found: false;
+      candidates: number;
+      /** The cheapest applicable mitigation already runs for this alert in another run. */
+      duplicateOf?: { mitigation: string; workflowId: string };
+    };
 
 const decisionBase = (i: PlanInput) => ({
   incidentId: i.incidentId,
@@ -106,6 +129,13 @@ export function engineActivities(deps: EngineDeps) {
         );
         rows = toRows(result.records);
       } catch (err) {
+        // Neo4j unreachable is no verdict: the activity is retried until it answers, so the
+        // decision log never says "skipped" for what was only an outage.
+        if (isRetryableError(err))
+          throw ApplicationFailure.retryable(
+            `condition ${id}: Neo4j unavailable: ${(err as Error).message}`,
+            "GraphUnavailable",
+          );
         return {
           holds: false,
           error: true,
@@ -189,15 +219,28 @@ export function engineActivities(deps: EngineDeps) {
         .filter((c) => !agent.capabilities.includes(c));
       if (missing.length) return `agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`;
       for (const step of mitigation.steps) {
-        const details = stepDetails(mitigation, args.values, step);
+        const { release_after_seconds: hold, ...details } = stepDetails(
+          mitigation,
+          args.values,
+          step,
+        );
         const refused = step.agent === "block-ip" && blockRefusal(details.ip);
         if (refused) return refused;
+        const isolation = step.agent === "isolate-host";
         steps.push({
           kind: "agent",
           agentId: agent.agentId,
           command: step.agent,
-          details,
-          priority: step.agent === "isolate-host" ? "critical" : "high",
+          details: isolation
+            ? details
+            : { ...details, ...(hold !== undefined && { release_after_seconds: hold }) },
+          priority: isolation ? "critical" : "high",
+          ttlMs: deps.commandTtlMs,
+          // An automatic isolation is held until an operator releases it, unless its mitigation
+          // says how long (`release_after_seconds` in the step's details).
+          ...(isolation &&
+            typeof hold === "number" &&
+            hold > 0 && { releaseAfterMs: Math.round(hold * 1_000) }),
         });
       }
     }
@@ -217,8 +260,15 @@ export function engineActivities(deps: EngineDeps) {
       techniques: string[];
       instances: FlowInstance[];
     }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[] }> {
-      const flows = await catalog.list("attack_flow");
-      const candidates = candidateNodes(flows, input.instances, input.techniques);
+      const all = await catalog.list("attack_flow");
+      const candidates = candidateNodes(all, input.instances, input.techniques);
+      // Only the flows the incident's instances and this alert's candidates are on go back into
+      // the workflow's history (a flow missing here would finish its instances).
+      const needed = new Set([
+        ...input.instances.map((i) => i.flowId),
+        ...candidates.map((c) => c.flowId),
+      ]);
+      const flows = all.filter((f) => needed.has(identifierKey(f.identifier)));
       if (candidates.length === 0) return { flows, holding: [] };
       const alert = await loadAlert(input.alertId);
       const cache = new Map<string, Promise<ConditionVerdict>>();
@@ -251,7 +301,7 @@ export function engineActivities(deps: EngineDeps) {
      * The cheapest applicable mitigation after the first `from` candidates (ascending cost), with
      * its steps; every candidate passed over is recorded as skipped with its reason.
      */
-    async planNextMitigation(input: PlanInput & { from: number }): Promise<NextMitigation> {
+    async planNextMitigation(input: PlanInput & { tried: string[] }): Promise<NextMitigation> {
       const ranked = rankMitigations(await catalog.list("mitigation"), input.techniques).map(
         (m) => ({
           key: identifierKey(m.identifier),
@@ -259,8 +309,9 @@ export function engineActivities(deps: EngineDeps) {
           cost: m.cost,
         }),
       );
-      for (let index = input.from; index < ranked.length; index++) {
-        const candidate = ranked[index] as RankedMitigation;
+      const passedOver: string[] = [];
+      for (const candidate of ranked) {
+        if (input.tried.includes(candidate.key)) continue;
         const base = { ...decisionBase(input), mitigation: candidate.key };
         const steps = await plan(input, candidate);
         if (typeof steps === "string") {
@@ -270,7 +321,26 @@ export function engineActivities(deps: EngineDeps) {
             reason: `${candidate.name} skipped: ${steps}`,
             details: { cost: candidate.cost },
           });
+          passedOver.push(candidate.key);
           continue;
+        }
+        const owner = await claimMitigation(deps.db, {
+          alertId: input.alertId,
+          mitigation: candidate.key,
+          workflowId: input.workflowId,
+        });
+        if (owner !== input.workflowId) {
+          await record({
+            ...base,
+            kind: "mitigation_duplicate",
+            reason: `${candidate.name} already runs for this alert in ${owner}: not run twice`,
+            details: { cost: candidate.cost, owner },
+          });
+          return {
+            found: false,
+            candidates: ranked.length,
+            duplicateOf: { mitigation: candidate.key, workflowId: owner },
+          };
         }
         await record({
           ...base,
@@ -285,7 +355,7 @@ export function engineActivities(deps: EngineDeps) {
             ),
           },
         });
-        return { found: true, index, candidate, steps };
+        return { found: true, candidate, steps, passedOver };
       }
       return { found: false, candidates: ranked.length };
     },

@@ -11,6 +11,7 @@ export interface Decision {
   nodeId: string | null;
   mitigation: string | null;
   /** node_matched, node_not_matched, condition_error, mitigation_chosen, mitigation_skipped,
+   *  mitigation_duplicate (another run of the alert owns the mitigation),
    *  mitigation_succeeded, mitigation_failed, no_mitigation */
   kind: string;
   reason: string;
@@ -71,4 +72,33 @@ export async function listDecisions(db: Db, f: Page & { incidentId?: string; ale
   if (f.incidentId) q = q.where("incident_id", "=", f.incidentId);
   if (f.alertId) q = q.where("alert_id", "=", f.alertId);
   return q.orderBy("id").limit(f.limit).offset(f.offset).execute();
+}
+
+/**
+ * Claims `mitigation` for the alert on behalf of a mitigation run and returns the run that owns
+ * it: `workflowId` itself (first to choose it, or a retry of that run), or the run that chose it
+ * first, whose action this one would repeat.
+ */
+export async function claimMitigation(
+  db: Db,
+  claim: { alertId: string; mitigation: string; workflowId: string },
+): Promise<string> {
+  const inserted = await db
+    .insertInto("mitigation_claims")
+    .values({
+      alert_key: claim.alertId,
+      mitigation: claim.mitigation,
+      workflow_id: claim.workflowId,
+    })
+    .onConflict((oc) => oc.columns(["alert_key", "mitigation"]).doNothing())
+    .returning("workflow_id")
+    .executeTakeFirst();
+  if (inserted) return inserted.workflow_id;
+  const owner = await db
+    .selectFrom("mitigation_claims")
+    .select("workflow_id")
+    .where("alert_key", "=", claim.alertId)
+    .where("mitigation", "=", claim.mitigation)
+    .executeTakeFirstOrThrow();
+  return owner.workflow_id;
 }

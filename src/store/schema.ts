@@ -48,6 +48,14 @@ export interface DecisionsTable {
   dedupe_key: string;
 }
 
+/** migrations/0011: which mitigation run of an alert owns each mitigation it chose. */
+export interface MitigationClaimsTable {
+  alert_key: string;
+  mitigation: string;
+  workflow_id: string;
+  claimed_at: Timestamp;
+}
+
 export interface RejectedAlertsTable {
   id: Generated<string>;
   received_at: Timestamp;
@@ -258,6 +266,7 @@ export interface Database {
   alerts: AlertsTable;
   catalog: CatalogTable;
   decisions: DecisionsTable;
+  mitigation_claims: MitigationClaimsTable;
   rejected_alerts: RejectedAlertsTable;
   meta: MetaTable;
   enrollment_tokens: EnrollmentTokensTable;

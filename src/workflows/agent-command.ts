@@ -1,24 +1,27 @@
 import { proxyActivities } from "@temporalio/workflow";
 import type { AgentCommandInput, AgentCommandResult } from "../activities/agent-commands.ts";
 
-/** The agent-command activity as operator workflows call it: with who asked and a time to live. */
-export interface OperatorCommandActivities {
-  runAgentCommand(
-    input: AgentCommandInput & { requestedBy: string; ttlMs: number },
-  ): Promise<AgentCommandResult>;
+/** The agent-command activity as workflows call it: with a time to live (and who asked, for operators). */
+export interface TimedCommandActivities {
+  runAgentCommand(input: AgentCommandInput): Promise<AgentCommandResult>;
 }
 
-export type AgentCommandRequest = Parameters<OperatorCommandActivities["runAgentCommand"]>[0];
+export type AgentCommandRequest = AgentCommandInput & { requestedBy: string; ttlMs: number };
 
 /** Time an agent gets to finish a command it acknowledged, on top of the delivery deadline. */
 export const COMPLETION_ALLOWANCE_MS = 10 * 60_000;
 
-/** The activity waits for delivery (up to the command's time to live) and then for the agent's work. */
+/**
+ * The one place an agent command's activity timeout is derived from its time to live: the activity
+ * waits for delivery (up to the TTL, after which the supervisor expires the command) and then for
+ * the agent's work. Retried without a cap while the service cannot issue it (PostgreSQL or NATS
+ * down): the command id makes a retry the same command, never a second one. The agent's failure
+ * and expiry are non-retryable, so they end the activity at once.
+ */
 export function commandActivities(ttlMs: number) {
-  return proxyActivities<OperatorCommandActivities>({
+  return proxyActivities<TimedCommandActivities>({
     startToCloseTimeout: ttlMs + COMPLETION_ALLOWANCE_MS,
-    // Delivery is durable in the gateway; a Temporal retry would only issue the same id again.
-    retry: { maximumAttempts: 1 },
+    retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
   });
 }
 

@@ -3,7 +3,9 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  log,
   ParentClosePolicy,
+  patched,
   proxyLocalActivities,
   setHandler,
   sleep,
@@ -16,7 +18,11 @@ import type { EngineActivities } from "../activities/engine.ts";
 import type { Severity } from "../domain/alert.ts";
 import { advance, type FlowInstance, type Reached } from "../domain/attack-flow.ts";
 import { mitigationWorkflowId } from "./ids.ts";
-import { type MitigationOutcome, mitigationWorkflow } from "./mitigation.ts";
+import {
+  type MitigationOutcome,
+  mitigationOutcomeSignal,
+  mitigationWorkflow,
+} from "./mitigation.ts";
 import { HOST, INCIDENT_STATUS, SEVERITY, TECHNIQUES } from "./search-attributes.ts";
 
 /** What the incident workflow learns of an alert; the raw alert stays in PostgreSQL. */
@@ -65,15 +71,20 @@ export const alertSignal = defineSignal<[IncidentAlert]>("alert");
 export const stateQuery = defineQuery<IncidentState>("state");
 
 // Local: a few PostgreSQL/Neo4j reads that take milliseconds need no task queue round trip.
+// Retried without a cap: an incident waits out a dependency's outage (pending in the Temporal UI)
+// instead of failing and losing its flow instances.
 const { matchAlert } = proxyLocalActivities<EngineActivities>({
   startToCloseTimeout: "30 seconds",
-  retry: { initialInterval: "1 second", maximumAttempts: 5 },
+  retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "30 seconds" },
 });
 
 const SEVERITY_ORDER: Severity[] = ["low", "medium", "high", "critical"];
 // Alert ids remembered for de-duplication; older ones are also guarded by the alerts table.
 const REMEMBERED_ALERTS = 2_000;
 const MAX_FINISHED_KEPT = 100;
+// Mitigation runs remembered once they ended (running ones are always kept): the decision log
+// holds every one; the incident's state only needs the recent ones.
+const MAX_ENDED_MITIGATIONS_KEPT = 200;
 // Continue-as-new well before Temporal's own suggestion so an entity's history stays quick to replay.
 const HISTORY_LIMIT = 5_000;
 
@@ -97,13 +108,28 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     instanceCounter: 0,
   };
   const pending: IncidentAlert[] = [...(input.pending ?? [])];
+  // Since this patch mitigation runs report their outcome by signal and the incident holds none
+  // of them: it continues as new whenever its history asks, however many mitigations run (before,
+  // it awaited each child and continued as new only when none ran, which a steady stream of alerts
+  // could postpone forever).
+  const outcomesBySignal = patched("incident-outcomes-by-signal");
   let running = 0;
+  const stillRunning = () =>
+    outcomesBySignal ? state.mitigations.filter((m) => m.outcome === "running").length : running;
 
   setHandler(alertSignal, (alert) => {
     if (state.alerts.includes(alert.id) || pending.some((p) => p.id === alert.id)) return;
     pending.push(alert);
   });
   setHandler(stateQuery, () => state);
+  setHandler(mitigationOutcomeSignal, (report) => {
+    // A run of an earlier incident of this host, or one already settled, changes nothing.
+    const run = state.mitigations.find((m) => m.workflowId === report.workflowId);
+    if (!run || run.outcome !== "running") return;
+    run.outcome = report.outcome;
+    run.mitigation = report.mitigation;
+    trimMitigations(state);
+  });
 
   const startMitigation = async (alert: IncidentAlert, reached: Reached): Promise<void> => {
     // The id is derived from the alert and the node: a second attempt is refused by Temporal, so a
@@ -142,6 +168,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       });
+      if (outcomesBySignal) return;
       const outcome = await child.result();
       run.outcome = outcome.outcome;
       run.mitigation = outcome.mitigation;
@@ -173,12 +200,21 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
       ]);
     }
 
-    const { flows, holding } = await matchAlert({
-      incidentId: workflowInfo().workflowId,
-      alertId: alert.id,
-      techniques: alert.techniques,
-      instances: state.instances,
-    });
+    let matched: Awaited<ReturnType<typeof matchAlert>>;
+    try {
+      matched = await matchAlert({
+        incidentId: workflowInfo().workflowId,
+        alertId: alert.id,
+        techniques: alert.techniques,
+        instances: state.instances,
+      });
+    } catch (err) {
+      // Only a permanent failure gets here (outages are retried): this alert is passed over,
+      // the incident and its flow instances live on.
+      log.error("alert not matched", { alert: alert.id, error: (err as Error).message });
+      return;
+    }
+    const { flows, holding } = matched;
     if (holding.length === 0) return;
     const step = advance(flows, state.instances, holding, () => `i${++state.instanceCounter}`);
     state.instances = step.instances;
@@ -201,7 +237,13 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   };
   void watchIdle();
   for (;;) {
-    await condition(() => pending.length > 0 || (idle && running === 0));
+    if (outcomesBySignal) {
+      await condition(() => pending.length > 0 || idle);
+      // Idle: running mitigations get one more idle period to report before the incident closes
+      // (their outcomes are in the decision log either way).
+      if (pending.length === 0 && stillRunning() > 0)
+        await condition(() => pending.length > 0 || stillRunning() === 0, input.idleMs);
+    } else await condition(() => pending.length > 0 || (idle && running === 0));
     const alert = pending.shift();
     if (!alert) break; // idle, and no mitigation still running
     lastAlertAt = Date.now();
@@ -211,7 +253,10 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     }
     await handleAlert(alert);
     const info = workflowInfo();
-    if ((info.continueAsNewSuggested || info.historyLength > HISTORY_LIMIT) && running === 0) {
+    if (
+      (info.continueAsNewSuggested || info.historyLength > HISTORY_LIMIT) &&
+      (outcomesBySignal || running === 0)
+    ) {
       await continueAsNew<typeof incidentWorkflow>({
         host: state.host,
         idleMs: input.idleMs,
@@ -223,6 +268,15 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   state.status = "closed";
   upsertSearchAttributes([{ key: INCIDENT_STATUS, value: "closed" }]);
   return state;
+}
+
+/** Keeps every running mitigation and the latest ended ones, so carried state stays bounded. */
+function trimMitigations(state: IncidentState): void {
+  const ended = state.mitigations.filter((m) => m.outcome !== "running");
+  const drop = ended.length - MAX_ENDED_MITIGATIONS_KEPT;
+  if (drop <= 0) return;
+  const dropped = new Set(ended.slice(0, drop));
+  state.mitigations = state.mitigations.filter((m) => !dropped.has(m));
 }
 
 function isAlreadyStarted(err: unknown): boolean {

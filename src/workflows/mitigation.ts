@@ -1,12 +1,16 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  defineSignal,
+  getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   workflowInfo,
 } from "@temporalio/workflow";
-import type { AgentCommandActivities } from "../activities/agent-commands.ts";
-import type { EngineActivities } from "../activities/engine.ts";
+import type { EngineActivities, PlannedStep } from "../activities/engine.ts";
+import type { IsolationActivities } from "../activities/isolation.ts";
+import { COMPLETION_ALLOWANCE_MS, commandActivities } from "./agent-command.ts";
 import { mitigationAttemptId, mitigationCommandId } from "./ids.ts";
 
 export interface MitigationInput {
@@ -24,10 +28,16 @@ export interface MitigationOutcome {
   mitigation?: string;
 }
 
-// Local: planning and recording are short database work beside the workflow.
+/** A mitigation run's outcome, reported to its incident (which does not wait on its children). */
+export const mitigationOutcomeSignal =
+  defineSignal<[MitigationOutcome & { workflowId: string }]>("mitigationOutcome");
+
+// Local: planning and recording are short database work beside the workflow. Retried without a
+// cap: while PostgreSQL or Neo4j is down the run waits (pending in the Temporal UI) and decides
+// once they are back; a permanent problem is a non-retryable failure, recorded as a decision.
 const { planNextMitigation, recordDecision } = proxyLocalActivities<EngineActivities>({
   startToCloseTimeout: "30 seconds",
-  retry: { initialInterval: "1 second", maximumAttempts: 5 },
+  retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "30 seconds" },
 });
 
 // A SOAR webhook gets a few quick attempts before the next candidate is tried: acting in seconds
@@ -37,18 +47,37 @@ const { callWebhook } = proxyActivities<EngineActivities>({
   retry: { initialInterval: "500 milliseconds", backoffCoefficient: 2, maximumAttempts: 3 },
 });
 
-// The agent works while the activity waits; the gateway completes it. Expiry is the agent
-// command's own deadline, so Temporal does not retry on top of the gateway's delivery.
-const { runAgentCommand } = proxyActivities<AgentCommandActivities>({
-  startToCloseTimeout: "10 minutes",
-  retry: { maximumAttempts: 1 },
-});
+/** Since this patch the run reports its outcome to the incident by signal, whatever it was. */
+const OUTCOME_SIGNAL = "mitigation-outcome-signal";
+/** Since this patch an isolate-host step is the agent's isolation workflow (held, verified, released). */
+const ISOLATION_WORKFLOW = "engine-isolation-workflow";
 
 /**
  * Runs the cheapest mitigation that applies to a reached attack-flow node, falling back to the
  * next candidate when one fails. Every choice, skip and result is recorded with its reason.
  */
 export async function mitigationWorkflow(input: MitigationInput): Promise<MitigationOutcome> {
+  let outcome: MitigationOutcome = { outcome: "failed" };
+  try {
+    outcome = await mitigate(input);
+    return outcome;
+  } finally {
+    if (patched(OUTCOME_SIGNAL)) await reportOutcome(input.incidentId, outcome);
+  }
+}
+
+async function reportOutcome(incidentId: string, outcome: MitigationOutcome): Promise<void> {
+  try {
+    await getExternalWorkflowHandle(incidentId).signal(mitigationOutcomeSignal, {
+      ...outcome,
+      workflowId: workflowInfo().workflowId,
+    });
+  } catch {
+    // The incident closed meanwhile: the outcome stays in the decision log, where it always is.
+  }
+}
+
+async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
   const { workflowId } = workflowInfo();
   const base = {
     incidentId: input.incidentId,
@@ -58,14 +87,20 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
     nodeId: input.nodeId,
   };
   let failures = 0;
-  for (let from = 0; ; ) {
+  // Candidates are passed over by identity: a catalog edit during the run cannot make it skip
+  // or repeat one (a position would shift under an insertion or a deletion).
+  const tried: string[] = [];
+  for (;;) {
     const next = await planNextMitigation({
       ...base,
       techniques: input.techniques,
       preemptive: input.preemptive,
-      from,
+      tried,
     });
     if (!next.found) {
+      // Already run for this alert by another node's run: recorded by the planner, nothing to add.
+      if (next.duplicateOf)
+        return { outcome: "duplicate", mitigation: next.duplicateOf.mitigation };
       const reason =
         next.candidates === 0
           ? `no mitigation covers ${input.techniques.join(", ")}`
@@ -84,23 +119,8 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
     const { candidate, steps } = next;
     const attemptId = mitigationAttemptId(workflowId, candidate.key);
     try {
-      for (const [index, step] of steps.entries()) {
-        if (step.kind === "webhook") {
-          await callWebhook({
-            url: step.url,
-            body: step.body,
-            idempotencyKey: attemptId,
-          });
-        } else {
-          await runAgentCommand({
-            agentId: step.agentId,
-            command: step.command,
-            details: step.details,
-            priority: step.priority,
-            commandId: mitigationCommandId(attemptId, index),
-          });
-        }
-      }
+      for (const [index, step] of steps.entries())
+        await runStep(step, attemptId, mitigationCommandId(attemptId, index));
       await recordDecision({
         ...base,
         mitigation: candidate.key,
@@ -119,8 +139,41 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
         details: {},
       });
     }
-    from = next.index + 1;
+    // Plans recorded before passedOver existed name none.
+    tried.push(...(next.passedOver ?? []), candidate.key);
   }
+}
+
+async function runStep(step: PlannedStep, attemptId: string, commandId: string): Promise<void> {
+  if (step.kind === "webhook") {
+    await callWebhook({ url: step.url, body: step.body, idempotencyKey: attemptId });
+    return;
+  }
+  if (step.command === "isolate-host" && patched(ISOLATION_WORKFLOW)) {
+    const { isolateHost } = proxyActivities<IsolationActivities>({
+      // Signals the isolation workflow, then follows it until the agent verified the isolation.
+      startToCloseTimeout: (step.ttlMs ?? 0) + COMPLETION_ALLOWANCE_MS,
+      heartbeatTimeout: "30 seconds",
+      retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
+    });
+    await isolateHost({
+      agentId: step.agentId,
+      details: step.details,
+      ...(step.ttlMs !== undefined && { ttlMs: step.ttlMs }),
+      ...(step.releaseAfterMs !== undefined && { releaseAfterMs: step.releaseAfterMs }),
+    });
+    return;
+  }
+  // A plan recorded before steps carried their TTL: the configured TTL, and the 10 minutes the
+  // activity had then (0 + the completion allowance).
+  await commandActivities(step.ttlMs ?? 0).runAgentCommand({
+    agentId: step.agentId,
+    command: step.command,
+    details: step.details,
+    priority: step.priority,
+    commandId,
+    ...(step.ttlMs !== undefined && { ttlMs: step.ttlMs }),
+  });
 }
 
 function failureMessage(err: unknown): string {

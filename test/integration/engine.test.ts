@@ -89,7 +89,19 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
         },
       ],
     ]);
-    expect(commandsFor(host).find((c) => c.command === "isolate-host")?.priority).toBe("critical");
+    const isolate = commandsFor(host).find((c) => c.command === "isolate-host");
+    expect(isolate?.priority).toBe("critical");
+    // The engine's isolation is the agent's isolation workflow: held and verified like an operator's.
+    expect(isolate?.commandId).toMatch(new RegExp(`^isolation/agent-${host}/[^/]+/isolate$`));
+    const isolation = await eventually("the isolation held", async () => {
+      const res = await rest.get(`/api/agents/agent-${host}/isolation`);
+      return res.status === 200 && res.body.status === "isolated" && res.body;
+    });
+    expect(isolation).toMatchObject({
+      requestedBy: expect.stringMatching(/^workflow:mitigation\//),
+      verification: { isolation_level: "full" },
+      releaseAt: null,
+    });
     // Command ids are derived from the mitigation run, so a retry reaches the agent with the same id.
     expect(new Set(commandsFor(host).map((c) => c.commandId)).size).toBe(5);
 
@@ -171,7 +183,8 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
         .map((c) => c.command);
     expect(steps(a, "ncat_connection")).toEqual(["kill-process", "block-ip"]);
     expect(steps(a, "exec_permission")).toEqual(["delete-file"]);
-    expect(steps(a, "ransomware_file")).toEqual(["quarantine-file", "isolate-host"]);
+    expect(steps(a, "ransomware_file")).toEqual(["quarantine-file"]);
+    expect(commandsFor(a).filter((c) => c.command === "isolate-host")).toHaveLength(1);
     expect(commandsFor(b).map((c) => c.command)).toEqual([
       "kill-process",
       "block-ip",

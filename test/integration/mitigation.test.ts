@@ -346,3 +346,123 @@ describe("incident lifecycle", () => {
     expect((await rest.get("/api/incidents?status=maybe")).body.errors[0].field).toBe("status");
   });
 });
+
+describe("one alert, one run of each mitigation", () => {
+  beforeAll(async () => {
+    await create("/api/workflow", {
+      identifier: "d_hook",
+      name: "notify soar",
+      url: hooks.url("/ok/dedupe"),
+      effective_attacks: ["T1204"],
+      cost: 1,
+    });
+    for (const flow of ["user_execution_a", "user_execution_b"])
+      await create("/api/attack-flow", {
+        identifier: flow,
+        name: flow,
+        nodes: [{ id: "exec", techniques: ["T1204"] }],
+        start: ["exec"],
+      });
+  });
+
+  it("records the second node's run as a duplicate instead of calling the webhook twice", async () => {
+    const host = ctx.host("dedupe");
+    expect((await rest.post("/api/alert", alertWith(host, ["T1204"], `dup-${host}`))).status).toBe(
+      202,
+    );
+    const rows = await eventually("both runs decided", async () => {
+      const all = await decisions(host);
+      const ended = all.filter(
+        (d) => d.kind === "mitigation_succeeded" || d.kind === "mitigation_duplicate",
+      );
+      return ended.length === 2 && all;
+    });
+    const byKind = (kind: string) => rows.filter((d) => d.kind === kind);
+    expect(byKind("node_matched")).toHaveLength(2);
+    expect(byKind("mitigation_succeeded").map((d) => d.mitigation)).toEqual(["d_hook"]);
+    const [duplicate] = byKind("mitigation_duplicate");
+    expect(duplicate?.reason).toMatch(
+      new RegExp(`notify soar already runs for this alert in mitigation/${host}/`),
+    );
+    const calls = hooks.received.filter(
+      (r) => r.path === "/ok/dedupe" && r.idempotencyKey?.includes(host),
+    );
+    expect(calls).toHaveLength(1);
+    const state = await eventually("the incident to see both outcomes", async () => {
+      const s = (await rest.get(`/api/incidents/${host}`)).body;
+      return s.mitigations.every((m: { outcome: string }) => m.outcome !== "running") && s;
+    });
+    expect(state.mitigations.map((m: { outcome: string }) => m.outcome).sort()).toEqual([
+      "duplicate",
+      "succeeded",
+    ]);
+  });
+});
+
+describe("fallback by candidate identity", () => {
+  let release: () => void = () => {};
+  let held: Awaited<ReturnType<typeof webhookReceiver>>;
+  beforeAll(async () => {
+    // A SOAR that answers the first call only when the test says so, and refuses it (400).
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    held = await webhookReceiver(() => 400, { before: () => gate });
+    await create("/api/workflow", {
+      identifier: "f_first",
+      name: "first try",
+      url: held.url("/held"),
+      effective_attacks: ["T1059"],
+      cost: 10,
+    });
+    await create("/api/workflow", {
+      identifier: "f_second",
+      name: "second try",
+      url: hooks.url("/ok/second"),
+      effective_attacks: ["T1059"],
+      cost: 20,
+    });
+    await create("/api/attack-flow", {
+      identifier: "scripting",
+      name: "scripting",
+      nodes: [{ id: "script", techniques: ["T1059"] }],
+      start: ["script"],
+    });
+  });
+  afterAll(async () => held?.close());
+
+  it("neither repeats nor skips a candidate when the catalog changes during the run", async () => {
+    const host = ctx.host("identity");
+    await rest.post("/api/alert", alertWith(host, ["T1059"], `script-${host}`));
+    await eventually("the first candidate called", () => held.received.length === 1);
+    // Two cheaper mitigations appear while the first is in flight: by position, the run would
+    // now try f_first again (it moved to index 2); by identity it is done with it.
+    await create("/api/workflow", {
+      identifier: "f_new_a",
+      name: "new a",
+      url: hooks.url("/ok/new-a"),
+      effective_attacks: ["T1059"],
+      cost: 1,
+      conditions: ["never"],
+    });
+    await create("/api/workflow", {
+      identifier: "f_new_b",
+      name: "new b",
+      url: hooks.url("/fail400/new-b"),
+      effective_attacks: ["T1059"],
+      cost: 2,
+    });
+    release();
+    const rows = (await settled(host)).filter((d) => d.kind.startsWith("mitigation"));
+    expect(rows.map((d) => [d.kind, d.mitigation])).toEqual([
+      ["mitigation_chosen", "f_first"],
+      ["mitigation_failed", "f_first"],
+      ["mitigation_skipped", "f_new_a"],
+      ["mitigation_chosen", "f_new_b"],
+      ["mitigation_failed", "f_new_b"],
+      ["mitigation_chosen", "f_second"],
+      ["mitigation_succeeded", "f_second"],
+    ]);
+    expect(held.received).toHaveLength(1);
+  });
+});

@@ -1,3 +1,4 @@
+import { ApplicationFailure } from "@temporalio/activity";
 import type {
   AgentCommandInput,
   AgentCommandResult,
@@ -14,7 +15,15 @@ export function recordingAgents(
   opts: { capabilities?: string[]; answer?: (cmd: AgentCommandInput) => AgentCommandResult } = {},
 ) {
   const capabilities = opts.capabilities ?? [...AGENT_COMMANDS];
-  const answer = opts.answer ?? (() => ({ success: true, message: "done", details: {} }));
+  // isolate-host answers as an agent that verified its isolation (what the isolation workflow checks).
+  const answer =
+    opts.answer ??
+    ((cmd: AgentCommandInput) => ({
+      success: true,
+      message: "done",
+      details:
+        cmd.command === "isolate-host" ? { isolation_level: "full", firewall_rules_added: 4 } : {},
+    }));
   const commands: AgentCommandInput[] = [];
   const gateway: AgentGateway = {
     async resolveAgent(host: HostIdentity) {
@@ -23,7 +32,9 @@ export function recordingAgents(
     async runAgentCommand(input) {
       commands.push(input);
       const result = answer(input);
-      if (!result.success) throw new Error(result.message);
+      // As the real activity: an agent's failure is final, for the engine to fall back.
+      if (!result.success)
+        throw ApplicationFailure.nonRetryable(result.message, "AgentCommandFailed");
       return result;
     },
   };

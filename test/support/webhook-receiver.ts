@@ -7,9 +7,13 @@ export interface ReceivedWebhook {
   body: Record<string, unknown>;
 }
 
-/** A real HTTP server on loopback standing in for a SOAR/firewall: records calls, answers as told. */
+/**
+ * A real HTTP server on loopback standing in for a SOAR/firewall: records calls, answers as told
+ * (after `before` settles, when given: a SOAR that takes its time).
+ */
 export async function webhookReceiver(
   status: (req: ReceivedWebhook, attempt: number) => number = () => 200,
+  opts: { before?: (req: ReceivedWebhook) => Promise<void> } = {},
 ) {
   const received: ReceivedWebhook[] = [];
   const server = createServer((req, res) => {
@@ -22,8 +26,11 @@ export async function webhookReceiver(
         body: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}"),
       };
       received.push(call);
-      res.statusCode = status(call, received.filter((r) => r.path === call.path).length);
-      res.end();
+      const attempt = received.filter((r) => r.path === call.path).length;
+      void (opts.before?.(call) ?? Promise.resolve()).then(() => {
+        res.statusCode = status(call, attempt);
+        res.end();
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
