@@ -41,6 +41,9 @@ export function openNeo4j(config: Config["neo4j"]): Driver {
   if (!config.password) throw new ConfigError("NEO4J_PASSWORD is not set");
   return neo4j.driver(config.uri, neo4j.auth.basic(config.user, config.password), {
     connectionAcquisitionTimeout: 10_000,
+    // The driver's own retries of a read last no longer than the query's time limit; past it the
+    // engine's activity fails as retryable and Temporal retries it, visibly and without a cap.
+    maxTransactionRetryTime: config.queryTimeoutMs,
   });
 }
 
