@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  continueAsNew,
   defineQuery,
   defineSignal,
   patched,
@@ -50,6 +51,13 @@ export interface IsolationState {
 
 export interface IsolationInput {
   agentId: string;
+  /** Set when a long release continued as new: the release goes on from this attempt. */
+  releasing?: {
+    state: IsolationState;
+    isolate: IsolateRequest;
+    attempt: number;
+    backoffMs: number;
+  };
 }
 
 export const isolateSignal = defineSignal<[IsolateRequest]>("isolate");
@@ -70,6 +78,14 @@ const RELEASE_AUDITED = "isolation-release-audited";
 
 const RELEASE_RETRY_FIRST_MS = 30_000;
 const RELEASE_RETRY_MAX_MS = 10 * 60_000;
+/**
+ * Since this patch a release that keeps failing continues as new every RELEASE_ATTEMPTS_PER_RUN
+ * attempts and remembers only the latest command ids, so a host whose agent stays away for weeks
+ * neither grows one history without bound nor carries a growing state.
+ */
+const RELEASE_CONTINUES = "isolation-release-continues-as-new";
+const RELEASE_ATTEMPTS_PER_RUN = 50;
+const COMMANDS_KEPT = 20;
 
 /**
  * One per agent (`isolation/<agent>`): isolate the host, verify it from the agent's completion,
@@ -78,6 +94,7 @@ const RELEASE_RETRY_MAX_MS = 10 * 60_000;
  * is a no-op. Every step is durable: a restart of everything resumes where it was.
  */
 export async function isolationWorkflow(input: IsolationInput): Promise<IsolationState> {
+  if (input.releasing) return release(input.agentId, input.releasing);
   const requests: { isolate?: IsolateRequest; release?: ReleaseRequest } = {};
   const state: IsolationState = {
     agentId: input.agentId,
@@ -138,16 +155,20 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
   if (limit === undefined) await condition(() => requests.release !== undefined);
   else await condition(() => requests.release !== undefined, limit);
   state.status = "releasing";
-  const release = requests.release
+  const asked = requests.release
     ? releaseOf(requests.release)
     : { by: "time limit", reason: null };
-  state.releaseRequestedBy = release.by;
+  state.releaseRequestedBy = asked.by;
   if (patched(RELEASE_AUDITED))
     await recordIsolationRelease({
       agentId: input.agentId,
-      releasedBy: release.by,
-      reason: release.reason,
+      releasedBy: asked.by,
+      reason: asked.reason,
     });
+
+  const first = { attempt: 1, backoffMs: RELEASE_RETRY_FIRST_MS };
+  if (patched(RELEASE_CONTINUES))
+    return release(input.agentId, { state, isolate, ...first });
 
   // A host must not stay isolated because its agent was offline once: release until it succeeds.
   for (
@@ -173,6 +194,49 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
       await sleep(backoff);
     }
   }
+  return released(state);
+}
+
+/**
+ * Releases the host until the agent confirms it, with growing pauses between attempts; continues
+ * as new after RELEASE_ATTEMPTS_PER_RUN attempts, carrying only what the next run needs.
+ */
+async function release(
+  agentId: string,
+  from: NonNullable<IsolationInput["releasing"]>,
+): Promise<IsolationState> {
+  const { state, isolate } = from;
+  setHandler(isolationStateQuery, () => state);
+  const run = workflowInfo();
+  let { attempt, backoffMs } = from;
+  for (let tries = 0; tries < RELEASE_ATTEMPTS_PER_RUN; tries++) {
+    const releaseId = isolationCommandId(run, `release/${attempt}`);
+    state.commands = [...state.commands, releaseId].slice(-COMMANDS_KEPT);
+    try {
+      await commandActivities(isolate.ttlMs).runAgentCommand({
+        agentId,
+        command: "release-host",
+        details: {},
+        priority: "critical",
+        commandId: releaseId,
+        requestedBy: state.releaseRequestedBy ?? "time limit",
+        ttlMs: isolate.ttlMs,
+      });
+      return released(state);
+    } catch (err) {
+      state.error = `release attempt ${attempt} failed: ${failureMessage(err)}`;
+      await sleep(backoffMs);
+      attempt++;
+      backoffMs = Math.min(backoffMs * 2, RELEASE_RETRY_MAX_MS);
+    }
+  }
+  return continueAsNew<typeof isolationWorkflow>({
+    agentId,
+    releasing: { ...from, state, attempt, backoffMs },
+  });
+}
+
+function released(state: IsolationState): IsolationState {
   state.status = "released";
   state.releasedAt = new Date().toISOString();
   state.error = null;
