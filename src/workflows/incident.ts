@@ -3,6 +3,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
   patched,
@@ -17,11 +18,14 @@ import {
 import type { EngineActivities } from "../activities/engine.ts";
 import type { Severity } from "../domain/alert.ts";
 import { advance, type FlowInstance, type Reached } from "../domain/attack-flow.ts";
+import { objectsOverlap } from "../domain/mitigation.ts";
 import { mitigationWorkflowId } from "./ids.ts";
 import {
   type MitigationOutcome,
   mitigationOutcomeSignal,
   mitigationWorkflow,
+  objectsClaimSignal,
+  objectsGrantedSignal,
 } from "./mitigation.ts";
 import { HOST, INCIDENT_STATUS, SEVERITY, TECHNIQUES } from "./search-attributes.ts";
 
@@ -44,6 +48,10 @@ export interface MitigationRun {
   preemptive: boolean;
   outcome: MitigationOutcome["outcome"] | "running";
   mitigation?: string;
+  /** What the run's current candidate touches on the host, once it said (per-host ordering). */
+  objects?: string[];
+  /** Whether the run has its turn on those objects. */
+  granted?: boolean;
 }
 
 export interface IncidentState {
@@ -129,7 +137,45 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     run.outcome = report.outcome;
     run.mitigation = report.mitigation;
     trimMitigations(state);
+    grantTurns();
   });
+  setHandler(objectsClaimSignal, (claim) => {
+    const run = state.mitigations.find(
+      (m) => m.workflowId === claim.workflowId && m.outcome === "running",
+    );
+    // A run this incident does not know (an earlier incident's) has nothing to be ordered with.
+    if (!run) return grant(claim.workflowId);
+    run.objects = [...claim.objects];
+    run.granted = false;
+    grantTurns();
+  });
+  /**
+   * Per-host ordering: a run waiting for its objects gets its turn when no earlier running run
+   * touches them, and every earlier running run has said what it touches (one that has not yet
+   * planned might). Runs are in start order, which is alert order.
+   */
+  const grantTurns = () => {
+    const earlier: MitigationRun[] = [];
+    for (const run of state.mitigations) {
+      if (run.outcome !== "running") continue;
+      if (run.objects && run.granted === false) {
+        const blocked = earlier.some(
+          (e) => !e.objects || objectsOverlap(e.objects, run.objects ?? []),
+        );
+        if (!blocked) {
+          run.granted = true;
+          grant(run.workflowId);
+        }
+      }
+      earlier.push(run);
+    }
+  };
+  const grant = (workflowId: string) => {
+    // A run that is gone needs no turn.
+    getExternalWorkflowHandle(workflowId)
+      .signal(objectsGrantedSignal)
+      .catch(() => undefined);
+  };
 
   const startMitigation = async (alert: IncidentAlert, reached: Reached): Promise<void> => {
     // The id is derived from the alert and the node: a second attempt is refused by Temporal, so a

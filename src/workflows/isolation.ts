@@ -155,9 +155,7 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
   if (limit === undefined) await condition(() => requests.release !== undefined);
   else await condition(() => requests.release !== undefined, limit);
   state.status = "releasing";
-  const asked = requests.release
-    ? releaseOf(requests.release)
-    : { by: "time limit", reason: null };
+  const asked = requests.release ? releaseOf(requests.release) : { by: "time limit", reason: null };
   state.releaseRequestedBy = asked.by;
   if (patched(RELEASE_AUDITED))
     await recordIsolationRelease({
@@ -167,8 +165,7 @@ export async function isolationWorkflow(input: IsolationInput): Promise<Isolatio
     });
 
   const first = { attempt: 1, backoffMs: RELEASE_RETRY_FIRST_MS };
-  if (patched(RELEASE_CONTINUES))
-    return release(input.agentId, { state, isolate, ...first });
+  if (patched(RELEASE_CONTINUES)) return release(input.agentId, { state, isolate, ...first });
 
   // A host must not stay isolated because its agent was offline once: release until it succeeds.
   for (

@@ -1,15 +1,18 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   defineSignal,
   getExternalWorkflowHandle,
   patched,
   proxyActivities,
   proxyLocalActivities,
+  setHandler,
   workflowInfo,
 } from "@temporalio/workflow";
 import type { EngineActivities, PlannedStep } from "../activities/engine.ts";
 import type { IsolationActivities } from "../activities/isolation.ts";
+import { touchedObjects } from "../domain/mitigation.ts";
 import { COMPLETION_ALLOWANCE_MS, commandActivities } from "./agent-command.ts";
 import { mitigationAttemptId, mitigationCommandId } from "./ids.ts";
 
@@ -27,6 +30,14 @@ export interface MitigationOutcome {
   outcome: "succeeded" | "failed" | "none" | "duplicate";
   mitigation?: string;
 }
+
+/**
+ * A run about to act on objects of its host (touchedObjects) asks its incident for its turn: the
+ * incident grants it once every earlier run of the host touching the same objects has ended.
+ */
+export const objectsClaimSignal =
+  defineSignal<[{ workflowId: string; objects: string[] }]>("objectsClaim");
+export const objectsGrantedSignal = defineSignal("objectsGranted");
 
 /** A mitigation run's outcome, reported to its incident (which does not wait on its children). */
 export const mitigationOutcomeSignal =
@@ -50,6 +61,7 @@ const { callWebhook } = proxyActivities<EngineActivities>({
 /** Since this patch the run reports its outcome to the incident by signal, whatever it was. */
 const OUTCOME_SIGNAL = "mitigation-outcome-signal";
 /** Since this patch an isolate-host step is the agent's isolation workflow (held, verified, released). */
+const HOST_ORDERING = "mitigation-host-ordering";
 const ISOLATION_WORKFLOW = "engine-isolation-workflow";
 
 /**
@@ -79,6 +91,27 @@ async function reportOutcome(incidentId: string, outcome: MitigationOutcome): Pr
 
 async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
   const { workflowId } = workflowInfo();
+  let granted = false;
+  setHandler(objectsGrantedSignal, () => {
+    granted = true;
+  });
+  /** Waits for this run's turn on the objects its steps touch (bounded: an incident may be gone). */
+  const awaitTurn = async (steps: PlannedStep[]) => {
+    const agentSteps = steps.flatMap((s) => (s.kind === "agent" ? [s] : []));
+    const objects = touchedObjects(agentSteps);
+    if (objects.length === 0 || !patched(HOST_ORDERING)) return;
+    granted = false;
+    try {
+      await getExternalWorkflowHandle(input.incidentId).signal(objectsClaimSignal, {
+        workflowId,
+        objects,
+      });
+    } catch {
+      return; // no incident to order against
+    }
+    const ttl = Math.max(0, ...agentSteps.map((s) => s.ttlMs ?? 0));
+    await condition(() => granted, ttl + COMPLETION_ALLOWANCE_MS);
+  };
   const base = {
     incidentId: input.incidentId,
     alertId: input.alertId,
@@ -118,6 +151,7 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
     }
     const { candidate, steps } = next;
     const attemptId = mitigationAttemptId(workflowId, candidate.key);
+    await awaitTurn(steps);
     try {
       for (const [index, step] of steps.entries())
         await runStep(step, attemptId, mitigationCommandId(attemptId, index));

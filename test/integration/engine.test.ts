@@ -176,7 +176,7 @@ describe("the seed scenario: ncat → exec permission → ransomware", () => {
     await postAlert(wazuhAlert("100003-exec-permission-added", a));
     await postAlert(wazuhAlert("100004-executable-file-added", a));
     await eventually("a's flow complete", () => commandsFor(a).length === 5);
-    // a's last two alerts came back to back: their mitigations run concurrently, each in its order.
+    // a's last two alerts came back to back: their mitigations touch one file, so they run in alert order.
     const steps = (host: string, node: string) =>
       commandsFor(host)
         .filter((c) => c.commandId.includes(`.${node}/`))

@@ -12,7 +12,12 @@ import { AGENT_COMMANDS } from "../../src/domain/model.ts";
  * agent with the given capabilities (all by default), and every command is recorded and answered as told.
  */
 export function recordingAgents(
-  opts: { capabilities?: string[]; answer?: (cmd: AgentCommandInput) => AgentCommandResult } = {},
+  opts: {
+    capabilities?: string[];
+    answer?: (cmd: AgentCommandInput) => AgentCommandResult;
+    /** Resolves when the agent finishes the command (an agent that takes its time). */
+    working?: (cmd: AgentCommandInput) => Promise<void>;
+  } = {},
 ) {
   const capabilities = opts.capabilities ?? [...AGENT_COMMANDS];
   // isolate-host answers as an agent that verified its isolation (what the isolation workflow checks).
@@ -31,6 +36,7 @@ export function recordingAgents(
     },
     async runAgentCommand(input) {
       commands.push(input);
+      await opts.working?.(input);
       const result = answer(input);
       // As the real activity: an agent's failure is final, for the engine to fall back.
       if (!result.success)

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { defaultCatalog } from "../../src/domain/defaults.ts";
-import { rankMitigations, stepDetails } from "../../src/domain/mitigation.ts";
+import {
+  objectsOverlap,
+  rankMitigations,
+  stepDetails,
+  touchedObjects,
+} from "../../src/domain/mitigation.ts";
 import type { Mitigation } from "../../src/domain/model.ts";
 
 const m = (identifier: string | number, cost: number, effective_attacks: string[]): Mitigation => ({
@@ -108,5 +113,30 @@ describe("stepDetails", () => {
       allow_portal_communication: true,
       allow_dns: true,
     });
+  });
+});
+
+describe("per-host ordering keys", () => {
+  it("names the file, process or network each agent command touches", () => {
+    expect(
+      touchedObjects([
+        { command: "quarantine-file", details: { path: "/tmp/x" } },
+        { command: "isolate-host", details: {} },
+        { command: "delete-file", details: { path: "/tmp/x" } },
+        { command: "kill-process", details: { pid: 42 } },
+        { command: "block-ip", details: { ip: "10.0.0.1" } },
+      ]),
+    ).toEqual(["file:/tmp/x", "network", "process:42"]);
+    expect(touchedObjects([{ command: "kill-process", details: {} }])).toEqual(["process:*"]);
+    expect(touchedObjects([])).toEqual([]);
+  });
+
+  it("meets on the same object, or on a wildcard of its kind only", () => {
+    expect(objectsOverlap(["file:/a"], ["file:/a", "network"])).toBe(true);
+    expect(objectsOverlap(["file:/a"], ["file:/b"])).toBe(false);
+    expect(objectsOverlap(["process:*"], ["process:7"])).toBe(true);
+    expect(objectsOverlap(["process:*"], ["file:/a"])).toBe(false);
+    expect(objectsOverlap(["network"], ["network"])).toBe(true);
+    expect(objectsOverlap([], ["network"])).toBe(false);
   });
 });
