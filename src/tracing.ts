@@ -4,7 +4,7 @@
 // mitigation workflows and the runAgentCommand activity (Temporal's interceptors carry the
 // context in headers), to the gateway, which stores nothing of it but reads the activity's
 // context from the command row and hands the agent a `traceparent` in the command frame.
-import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import {
   type Context,
   context,
@@ -35,8 +35,8 @@ const TRACER = "mitigation-manager";
 const propagator = new W3CTraceContextPropagator();
 
 /** The workflow interceptors, bundled into the workflow code (src/worker.ts). */
-export const workflowInterceptorModule = createRequire(import.meta.url).resolve(
-  "@temporalio/interceptors-opentelemetry/lib/workflow-interceptors",
+export const workflowInterceptorModule = fileURLToPath(
+  new URL(`./workflow-tracing.${import.meta.url.endsWith(".js") ? "js" : "ts"}`, import.meta.url),
 );
 
 let installed: {

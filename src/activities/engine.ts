@@ -1,7 +1,13 @@
 import { ApplicationFailure } from "@temporalio/activity";
 import neo4j, { type Driver, isRetryableError } from "neo4j-driver";
 import { resolveArgs } from "../domain/args.ts";
-import { candidateNodes, type FlowInstance, type NodeCandidate } from "../domain/attack-flow.ts";
+import {
+  advance,
+  candidateNodes,
+  type FlowInstance,
+  instanceIdOf,
+  type NodeCandidate,
+} from "../domain/attack-flow.ts";
 import type { CheckRunner } from "../domain/check-budget.ts";
 import { type EgressPolicy, EgressRefused } from "../domain/egress.ts";
 import { rankMitigations, stepDetails } from "../domain/mitigation.ts";
@@ -249,36 +255,38 @@ export function engineActivities(deps: EngineDeps) {
     return steps;
   }
 
-  return {
-    /**
-     * The attack flows and, among the nodes the alert could reach, those whose conditions all
-     * hold. Every verdict is recorded.
-     */
-    async matchAlert(input: {
-      incidentId: string;
-      alertId: string;
-      techniques: string[];
-      instances: FlowInstance[];
-    }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[] }> {
-      const all = await catalog.list("attack_flow");
-      const candidates = candidateNodes(all, input.instances, input.techniques);
-      // Only the flows the incident's instances and this alert's candidates are on go back into
-      // the workflow's history (a flow missing here would finish its instances).
-      const needed = new Set([
-        ...input.instances.map((i) => i.flowId),
-        ...candidates.map((c) => c.flowId),
-      ]);
-      const flows = all.filter((f) => needed.has(identifierKey(f.identifier)));
-      if (candidates.length === 0) return { flows, holding: [] };
-      const alert = await loadAlert(input.alertId);
-      const cache = new Map<string, Promise<ConditionVerdict>>();
+  /**
+   * For each alert of a batch, in order, the nodes it could reach whose conditions all hold; every
+   * verdict is recorded. Between alerts the instances advance as the incident will advance them
+   * (same ids), so a later alert of the batch sees the flows where the earlier ones left them.
+   * Returns only the flows the instances and candidates are on.
+   */
+  async function matchAlerts(input: {
+    incidentId: string;
+    alerts: { id: string; techniques: string[] }[];
+    instances: FlowInstance[];
+    instanceCounter: number;
+  }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[][] }> {
+    const all = await catalog.list("attack_flow");
+    const needed = new Set(input.instances.map((i) => i.flowId));
+    const cache = new Map<string, Promise<ConditionVerdict>>();
+    let instances = input.instances;
+    let counter = input.instanceCounter;
+    const holdingPerAlert: NodeCandidate[][] = [];
+    for (const a of input.alerts) {
+      const candidates = candidateNodes(all, instances, a.techniques);
       const holding: NodeCandidate[] = [];
+      holdingPerAlert.push(holding);
+      if (candidates.length === 0) continue;
+      for (const c of candidates) needed.add(c.flowId);
+      const alert = await loadAlert(a.id);
+      cache.clear(); // verdicts are per alert: conditions read the alert
       for (const candidate of candidates) {
         const verdict = await evaluateAll(candidate.conditions, alert.raw, cache);
         if (verdict.holds) holding.push(candidate);
         await record({
           incidentId: input.incidentId,
-          alertId: input.alertId,
+          alertId: a.id,
           workflowId: null,
           flowId: candidate.flowId,
           nodeId: candidate.nodeId,
@@ -294,8 +302,35 @@ export function engineActivities(deps: EngineDeps) {
           details: { techniques: candidate.techniques, instance: candidate.instanceId },
         });
       }
-      return { flows, holding };
+      if (holding.length)
+        instances = advance(all, instances, holding, () => instanceIdOf(++counter)).instances;
+    }
+    // A flow missing here would finish its instances in the workflow: send every one in use.
+    for (const i of instances) needed.add(i.flowId);
+    return {
+      flows: all.filter((f) => needed.has(identifierKey(f.identifier))),
+      holding: holdingPerAlert,
+    };
+  }
+
+  return {
+    /** matchAlerts for one alert: the incident's first form, kept for the runs that used it. */
+    async matchAlert(input: {
+      incidentId: string;
+      alertId: string;
+      techniques: string[];
+      instances: FlowInstance[];
+    }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[] }> {
+      const matched = await matchAlerts({
+        incidentId: input.incidentId,
+        alerts: [{ id: input.alertId, techniques: input.techniques }],
+        instances: input.instances,
+        instanceCounter: 0,
+      });
+      return { flows: matched.flows, holding: matched.holding[0] ?? [] };
     },
+
+    matchAlerts,
 
     /**
      * The cheapest applicable mitigation after the first `from` candidates (ascending cost), with

@@ -121,6 +121,9 @@ export function candidateNodes(
   return out;
 }
 
+/** The id of the incident's n-th flow instance: the workflow and the batch matcher both name them so. */
+export const instanceIdOf = (n: number) => `i${n}`;
+
 interface Position {
   instance: FlowInstance;
   /** Reached by this alert, with the alert techniques that reached it. */

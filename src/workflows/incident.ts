@@ -17,8 +17,15 @@ import {
 } from "@temporalio/workflow";
 import type { EngineActivities } from "../activities/engine.ts";
 import type { Severity } from "../domain/alert.ts";
-import { advance, type FlowInstance, type Reached } from "../domain/attack-flow.ts";
+import {
+  advance,
+  type FlowInstance,
+  instanceIdOf,
+  type NodeCandidate,
+  type Reached,
+} from "../domain/attack-flow.ts";
 import { objectsOverlap } from "../domain/mitigation.ts";
+import type { AttackFlow } from "../domain/model.ts";
 import { mitigationWorkflowId } from "./ids.ts";
 import {
   type MitigationOutcome,
@@ -71,6 +78,8 @@ export interface IncidentState {
 export interface IncidentInput {
   host: string;
   idleMs: number;
+  /** Continue as new past this many history events (default HISTORY_LIMIT). */
+  historyLimit?: number;
   state?: IncidentState;
   pending?: IncidentAlert[];
 }
@@ -81,11 +90,13 @@ export const stateQuery = defineQuery<IncidentState>("state");
 // Local: a few PostgreSQL/Neo4j reads that take milliseconds need no task queue round trip.
 // Retried without a cap: an incident waits out a dependency's outage (pending in the Temporal UI)
 // instead of failing and losing its flow instances.
-const { matchAlert } = proxyLocalActivities<EngineActivities>({
-  startToCloseTimeout: "30 seconds",
+const { matchAlert, matchAlerts } = proxyLocalActivities<EngineActivities>({
+  startToCloseTimeout: "60 seconds",
   retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "30 seconds" },
 });
 
+/** Alerts matched by one activity: bounded so one batch's evaluations fit its time limit. */
+const MATCH_BATCH = 50;
 const SEVERITY_ORDER: Severity[] = ["low", "medium", "high", "critical"];
 // Alert ids remembered for de-duplication; older ones are also guarded by the alerts table.
 const REMEMBERED_ALERTS = 2_000;
@@ -116,17 +127,24 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     instanceCounter: 0,
   };
   const pending: IncidentAlert[] = [...(input.pending ?? [])];
+  // Ids of the remembered and the pending alerts, for de-duplication in constant time: a burst of
+  // thousands of signals in one activation must not cost thousands of scans.
+  const known = new Set([...state.alerts, ...pending.map((a) => a.id)]);
   // Since this patch mitigation runs report their outcome by signal and the incident holds none
   // of them: it continues as new whenever its history asks, however many mitigations run (before,
   // it awaited each child and continued as new only when none ran, which a steady stream of alerts
   // could postpone forever).
   const outcomesBySignal = patched("incident-outcomes-by-signal");
+  // Since this patch pending alerts are matched in batches (matchAlerts): a burst of alerts costs
+  // one activity and one event per batch, not per alert.
+  const batched = patched("incident-batched-matching");
   let running = 0;
   const stillRunning = () =>
     outcomesBySignal ? state.mitigations.filter((m) => m.outcome === "running").length : running;
 
   setHandler(alertSignal, (alert) => {
-    if (state.alerts.includes(alert.id) || pending.some((p) => p.id === alert.id)) return;
+    if (known.has(alert.id)) return;
+    known.add(alert.id);
     pending.push(alert);
   });
   setHandler(stateQuery, () => state);
@@ -225,10 +243,12 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     }
   };
 
-  const handleAlert = async (alert: IncidentAlert): Promise<void> => {
+  /** What the incident remembers of an alert before matching it: id, time, techniques, severity. */
+  const remember = (alert: IncidentAlert) => {
     state.alerts.push(alert.id);
     if (state.alerts.length > REMEMBERED_ALERTS)
-      state.alerts.splice(0, state.alerts.length - REMEMBERED_ALERTS);
+      for (const forgotten of state.alerts.splice(0, state.alerts.length - REMEMBERED_ALERTS))
+        known.delete(forgotten);
     state.lastAlertAt = alert.time;
     const techniques = [...new Set([...state.techniques, ...alert.techniques])].sort();
     const severity =
@@ -240,12 +260,58 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     if (severity !== state.severity || techniques.length !== state.techniques.length) {
       state.techniques = techniques;
       state.severity = severity;
-      upsertSearchAttributes([
-        { key: TECHNIQUES, value: techniques },
-        { key: SEVERITY, value: severity },
-      ]);
+      visibilityChanged = true;
     }
+  };
+  let visibilityChanged = false;
+  const publishVisibility = () => {
+    if (!visibilityChanged) return;
+    visibilityChanged = false;
+    upsertSearchAttributes([
+      { key: TECHNIQUES, value: state.techniques },
+      { key: SEVERITY, value: state.severity ?? "low" },
+    ]);
+  };
 
+  /** Advances the host's flow instances by one alert's holding nodes and starts their mitigations. */
+  const apply = (alert: IncidentAlert, flows: AttackFlow[], holding: NodeCandidate[]) => {
+    if (holding.length === 0) return;
+    const step = advance(flows, state.instances, holding, () =>
+      instanceIdOf(++state.instanceCounter),
+    );
+    state.instances = step.instances;
+    state.finished = [...state.finished, ...step.finished].slice(-MAX_FINISHED_KEPT);
+    for (const reached of step.reached) void startMitigation(alert, reached);
+  };
+
+  /**
+   * Matches a batch of alerts in one local activity (one history event for the lot), in order:
+   * the activity advances a copy of the instances between alerts exactly as apply() then does.
+   */
+  const handleBatch = async (batch: IncidentAlert[]): Promise<void> => {
+    for (const alert of batch) remember(alert);
+    publishVisibility();
+    let matched: Awaited<ReturnType<typeof matchAlerts>>;
+    try {
+      matched = await matchAlerts({
+        incidentId: workflowInfo().workflowId,
+        alerts: batch.map((a) => ({ id: a.id, techniques: a.techniques })),
+        instances: state.instances,
+        instanceCounter: state.instanceCounter,
+      });
+    } catch (err) {
+      // Only a permanent failure gets here (outages are retried): these alerts are passed
+      // over, the incident and its flow instances live on.
+      log.error("alerts not matched", { alerts: batch.length, error: (err as Error).message });
+      return;
+    }
+    for (const [i, alert] of batch.entries()) apply(alert, matched.flows, matched.holding[i] ?? []);
+  };
+
+  /** The incident's first form, one alert per activity: kept to replay the runs that used it. */
+  const handleAlert = async (alert: IncidentAlert): Promise<void> => {
+    remember(alert);
+    publishVisibility();
     let matched: Awaited<ReturnType<typeof matchAlert>>;
     try {
       matched = await matchAlert({
@@ -255,17 +321,10 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
         instances: state.instances,
       });
     } catch (err) {
-      // Only a permanent failure gets here (outages are retried): this alert is passed over,
-      // the incident and its flow instances live on.
       log.error("alert not matched", { alert: alert.id, error: (err as Error).message });
       return;
     }
-    const { flows, holding } = matched;
-    if (holding.length === 0) return;
-    const step = advance(flows, state.instances, holding, () => `i${++state.instanceCounter}`);
-    state.instances = step.instances;
-    state.finished = [...state.finished, ...step.finished].slice(-MAX_FINISHED_KEPT);
-    for (const reached of step.reached) void startMitigation(alert, reached);
+    apply(alert, matched.flows, matched.holding);
   };
 
   upsertSearchAttributes([
@@ -290,22 +349,23 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
       if (pending.length === 0 && stillRunning() > 0)
         await condition(() => pending.length > 0 || stillRunning() === 0, input.idleMs);
     } else await condition(() => pending.length > 0 || (idle && running === 0));
-    const alert = pending.shift();
-    if (!alert) break; // idle, and no mitigation still running
+    if (pending.length === 0) break; // idle, and no mitigation still running
     lastAlertAt = Date.now();
     if (idle) {
       idle = false;
       void watchIdle();
     }
-    await handleAlert(alert);
+    if (batched) await handleBatch(pending.splice(0, MATCH_BATCH));
+    else await handleAlert(pending.shift() as IncidentAlert);
     const info = workflowInfo();
     if (
-      (info.continueAsNewSuggested || info.historyLength > HISTORY_LIMIT) &&
+      (info.continueAsNewSuggested || info.historyLength > (input.historyLimit ?? HISTORY_LIMIT)) &&
       (outcomesBySignal || running === 0)
     ) {
       await continueAsNew<typeof incidentWorkflow>({
         host: state.host,
         idleMs: input.idleMs,
+        ...(input.historyLimit !== undefined && { historyLimit: input.historyLimit }),
         state,
         pending,
       });

@@ -50,10 +50,13 @@ describe("tracing", () => {
     await eventually("both commands completed", () =>
       spans().filter((s) => s.name === "gateway.completion").length === 2 ? true : undefined,
     );
-    // The incident ends after its idle time; then every span of the trace is exported.
+    // The incident ends after its idle time, the mitigation once it reported its outcome; then
+    // every span of the trace is exported.
     await eventually(
-      "the incident workflow's span",
-      () => spans().some((s) => s.name === "RunWorkflow:incidentWorkflow"),
+      "the incident and mitigation workflows' spans",
+      () =>
+        spans().some((s) => s.name === "RunWorkflow:incidentWorkflow") &&
+        spans().some((s) => s.name === "RunWorkflow:mitigationWorkflow"),
       20_000,
     );
 
