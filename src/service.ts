@@ -1,8 +1,12 @@
 import { Client, Connection } from "@temporalio/client";
 import type { WorkflowBundleOption } from "@temporalio/worker";
-import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
+import {
+  type AgentGateway,
+  agentCommandActivities,
+  noAgentGateway,
+} from "./activities/agent-commands.ts";
 import { auditActivities } from "./activities/audit.ts";
-import { engineActivities } from "./activities/engine.ts";
+import { type EngineDeps, engineActivities, engineDryRun } from "./activities/engine.ts";
 import { isolationActivities } from "./activities/isolation.ts";
 import { rolloutActivities } from "./activities/rollout.ts";
 import { createApi } from "./api/app.ts";
@@ -21,6 +25,7 @@ import { listen } from "./listen.ts";
 import { createLogger } from "./log.ts";
 import { siemSinks } from "./siem/config.ts";
 import { startSiemForwarder } from "./siem/forwarder.ts";
+import { resolveHost } from "./store/agents.ts";
 import { loadDefaultCatalog } from "./store/catalog.ts";
 import { createDb, migrate } from "./store/db.ts";
 import { clientInterceptors, flushTracing, installTracing } from "./tracing.ts";
@@ -110,27 +115,36 @@ export async function startService(
       closers.push(() => supervisor.stop());
     }
 
+    // The engine's evaluation: the worker decides with it, the API's dry-run rehearses with it.
+    let checks: ReturnType<typeof checkRunner> | undefined;
+    const engineDeps = (agents: AgentGateway): EngineDeps => {
+      if (!checks) {
+        const runner = checkRunner({ budgetMs: config.checkBudgetMs });
+        closers.push(() => runner.close());
+        checks = runner;
+      }
+      return {
+        db,
+        neo4j: neo4jDriver,
+        agents,
+        checks,
+        webhooks: egressPolicy({
+          allow: config.webhookAllow,
+          firewallWebhookUrl: config.firewallWebhookUrl,
+        }),
+        queryTimeoutMs: config.neo4j.queryTimeoutMs,
+        webhookTimeoutMs: config.webhookTimeoutMs,
+        protectedAddresses: config.protectedAddresses,
+        commandTtlMs: config.commands.ttlMs,
+      };
+    };
+
     if (roles.includes("worker")) {
       const agents =
         options.agents ??
         agentCommandActivities({ db, nc: await connectNats("worker"), commands: config.commands });
-      const checks = checkRunner({ budgetMs: config.checkBudgetMs });
-      closers.push(() => checks.close());
       const activities = {
-        ...engineActivities({
-          db,
-          neo4j: neo4jDriver,
-          agents,
-          checks,
-          webhooks: egressPolicy({
-            allow: config.webhookAllow,
-            firewallWebhookUrl: config.firewallWebhookUrl,
-          }),
-          queryTimeoutMs: config.neo4j.queryTimeoutMs,
-          webhookTimeoutMs: config.webhookTimeoutMs,
-          protectedAddresses: config.protectedAddresses,
-          commandTtlMs: config.commands.ttlMs,
-        }),
+        ...engineActivities(engineDeps(agents)),
         ...isolationActivities({ db, commandTtlMs: config.commands.ttlMs }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
         ...auditActivities({ db }),
@@ -190,6 +204,10 @@ export async function startService(
         db,
         temporal,
         intake,
+        // A rehearsal resolves the host's agent as the engine would, and can send nothing.
+        dryRun: engineDryRun(
+          engineDeps({ ...noAgentGateway, resolveAgent: (host) => resolveHost(db, host) }),
+        ),
         log,
         nats: nc,
         config,

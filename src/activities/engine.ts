@@ -101,9 +101,18 @@ const decisionBase = (i: PlanInput) => ({
   nodeId: i.nodeId,
 });
 
+/** What planning reads of an alert: its document and how it names its host. */
+interface AlertFacts {
+  raw: Record<string, unknown>;
+  host: string;
+  agent_id: string | null;
+  host_ip: string | null;
+}
+
 type ConditionVerdict = { holds: true } | { holds: false; reason: string; error?: boolean };
 
-export function engineActivities(deps: EngineDeps) {
+/** What the engine reads and decides, without recording: shared by the activities and dry-run. */
+function engineCore(deps: EngineDeps) {
   const catalog = catalogStore(deps.db);
 
   async function loadAlert(alertId: string) {
@@ -193,12 +202,11 @@ export function engineActivities(deps: EngineDeps) {
 
   /** Decides whether one candidate applies (args, conditions, agent and capability) and how to run it. */
   async function plan(
-    input: PlanInput,
+    alert: AlertFacts,
     candidate: RankedMitigation,
   ): Promise<PlannedStep[] | string> {
     const mitigation = await catalog.get("mitigation", candidate.key);
     if (!mitigation) return "it no longer exists";
-    const alert = await loadAlert(input.alertId);
     const args = resolveArgs(mitigation.args ?? {}, alert.raw);
     if (!args.ok) return `missing args ${args.missing.join(", ")}`;
     const verdict = await evaluateAll(mitigation.conditions ?? [], alert.raw);
@@ -250,10 +258,23 @@ export function engineActivities(deps: EngineDeps) {
         });
       }
     }
-    if (steps.some((s) => s.kind === "agent"))
-      metrics.alertToCommand((Date.now() - alert.received_at.getTime()) / 1_000);
     return steps;
   }
+
+  /** The catalog's mitigations for the techniques, cheapest first, as the engine names them. */
+  async function rankedFor(techniques: string[]): Promise<RankedMitigation[]> {
+    return rankMitigations(await catalog.list("mitigation"), techniques).map((m) => ({
+      key: identifierKey(m.identifier),
+      name: m.name,
+      cost: m.cost,
+    }));
+  }
+
+  return { catalog, loadAlert, evaluateCondition, evaluateAll, record, plan, rankedFor };
+}
+
+export function engineActivities(deps: EngineDeps) {
+  const { catalog, loadAlert, evaluateAll, record, plan, rankedFor } = engineCore(deps);
 
   /**
    * For each alert of a batch, in order, the nodes it could reach whose conditions all hold; every
@@ -337,18 +358,13 @@ export function engineActivities(deps: EngineDeps) {
      * its steps; every candidate passed over is recorded as skipped with its reason.
      */
     async planNextMitigation(input: PlanInput & { tried: string[] }): Promise<NextMitigation> {
-      const ranked = rankMitigations(await catalog.list("mitigation"), input.techniques).map(
-        (m) => ({
-          key: identifierKey(m.identifier),
-          name: m.name,
-          cost: m.cost,
-        }),
-      );
+      const ranked = await rankedFor(input.techniques);
+      const alert = await loadAlert(input.alertId);
       const passedOver: string[] = [];
       for (const candidate of ranked) {
         if (input.tried.includes(candidate.key)) continue;
         const base = { ...decisionBase(input), mitigation: candidate.key };
-        const steps = await plan(input, candidate);
+        const steps = await plan(alert, candidate);
         if (typeof steps === "string") {
           await record({
             ...base,
@@ -390,6 +406,8 @@ export function engineActivities(deps: EngineDeps) {
             ),
           },
         });
+        if (steps.some((s) => s.kind === "agent"))
+          metrics.alertToCommand((Date.now() - alert.received_at.getTime()) / 1_000);
         return { found: true, candidate, steps, passedOver };
       }
       return { found: false, candidates: ranked.length };
@@ -453,4 +471,62 @@ async function measureDecision(db: Db, d: Decision): Promise<void> {
   if (!outcome || !d.workflowId || !d.mitigation) return;
   const seconds = await secondsSinceChosen(db, d.workflowId, d.mitigation);
   if (seconds !== null) metrics.mitigationFinished(outcome, seconds);
+}
+
+export interface DryRunInput {
+  alert: AlertFacts & { techniques: string[] };
+  /** The host's open incident's flow instances (none when it has no open incident). */
+  instances: FlowInstance[];
+  instanceCounter: number;
+}
+
+/**
+ * What an alert would do now, decided as the engine decides it, with no effect and nothing
+ * recorded: the nodes it could reach with every condition's verdict, the nodes reached, and per
+ * reached node the candidates in cost order, each applying (with its resolved steps) or not (why).
+ * Not an activity: the API answers it (POST /api/alert/dry-run).
+ */
+export function engineDryRun(deps: EngineDeps) {
+  const { catalog, evaluateCondition, plan, rankedFor } = engineCore(deps);
+  return async (input: DryRunInput) => {
+    const flows = await catalog.list("attack_flow");
+    const candidates = candidateNodes(flows, input.instances, input.alert.techniques);
+    const nodes = [];
+    const holding: NodeCandidate[] = [];
+    for (const c of candidates) {
+      const conditions = [];
+      for (const id of c.conditions) {
+        const verdict = await evaluateCondition(id, input.alert.raw);
+        conditions.push(
+          verdict.holds ? { condition: id, holds: true } : { condition: id, ...verdict },
+        );
+      }
+      const holds = conditions.every((v) => v.holds);
+      if (holds) holding.push(c);
+      nodes.push({ flow: c.flowId, node: c.nodeId, instance: c.instanceId, holds, conditions });
+    }
+    let counter = input.instanceCounter;
+    const step = advance(flows, input.instances, holding, () => instanceIdOf(++counter));
+    const reached = [];
+    for (const r of step.reached) {
+      const options = [];
+      for (const candidate of await rankedFor(r.techniques)) {
+        const steps = await plan(input.alert, candidate);
+        options.push(
+          typeof steps === "string"
+            ? { ...candidate, applies: false, reason: steps }
+            : { ...candidate, applies: true, steps },
+        );
+      }
+      reached.push({
+        flow: r.flowId,
+        node: r.nodeId,
+        preemptive: r.preemptive,
+        techniques: r.techniques,
+        chosen: options.find((o) => o.applies)?.key ?? null,
+        candidates: options,
+      });
+    }
+    return { nodes, reached, instancesAfter: step.instances };
+  };
 }

@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import type { engineDryRun } from "../activities/engine.ts";
 import type { Config } from "../config.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
 import type { Logger } from "../log.ts";
@@ -16,6 +17,7 @@ import { type AuthEnv, operatorAuth } from "./auth.ts";
 import { catalogApi } from "./catalog.ts";
 import { commandsApi } from "./commands.ts";
 import { docsApi } from "./docs.ts";
+import { dryRunApi } from "./dry-run.ts";
 import { type HealthCheck, healthApi } from "./health.ts";
 import { invalid, storableText, validationHook } from "./http.ts";
 import { incidentsApi } from "./incidents.ts";
@@ -29,6 +31,8 @@ export interface ApiDeps {
   db: Db;
   temporal: Client;
   intake: AlertIntake;
+  /** The engine's rehearsal of an alert (POST /api/alert/dry-run). */
+  dryRun: ReturnType<typeof engineDryRun>;
   health: HealthCheck;
   log: Logger;
   /** Agent sessions are ended through NATS when their keys are revoked. */
@@ -69,6 +73,7 @@ export function createApi(deps: ApiDeps) {
   app.route("/", metricsApi());
   app.route("/api", catalogApi(catalogStore(db)));
   app.route("/api", alertsApi(deps));
+  app.route("/api", dryRunApi(deps));
   app.route("/api", incidentsApi({ ...deps, taskQueue: config.temporal.taskQueue }));
   app.route("/api", agentsApi({ db, temporal, onlineWindowMs }));
   app.route("/api", keysApi({ db, nc: deps.nats, onlineWindowMs }));

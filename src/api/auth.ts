@@ -45,6 +45,8 @@ const ACCESS: { method: string; path: RegExp; needs: Requirement }[] = [
   { method: "GET", path: /^\/metrics$/, needs: "viewer" },
   { method: "POST", path: /^\/api\/alert$/, needs: "ingest" },
   { method: "POST", path: /^\/api\/commands$/, needs: "responder" },
+  // A rehearsal has no effect, but it runs the catalog's queries and checks on the alert given.
+  { method: "POST", path: /^\/api\/alert\/dry-run$/, needs: "responder" },
   // Secrets and who holds them are admins' business even to read.
   {
     method: "GET",

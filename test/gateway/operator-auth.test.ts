@@ -170,6 +170,13 @@ const routes: {
     allowed: ["responder", "admin"],
   },
   {
+    group: "alert dry-run",
+    method: "POST",
+    path: () => "/api/alert/dry-run",
+    body: {},
+    allowed: ["responder", "admin"],
+  },
+  {
     group: "audit",
     method: "GET",
     path: () => "/api/audit",

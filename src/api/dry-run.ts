@@ -1,0 +1,100 @@
+// POST /alert/dry-run: what an alert would do now, with no effect and nothing stored. The alert is
+// normalised as the intake would, matched against the host's open incident (its flow instances),
+// and every condition and candidate is evaluated by the engine's own code (engineDryRun).
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Client } from "@temporalio/client";
+import { ApplicationFailure } from "@temporalio/common";
+import type { engineDryRun } from "../activities/engine.ts";
+import { normaliseAlert } from "../domain/alert.ts";
+import { incidentWorkflowId } from "../workflows/ids.ts";
+import { stateQuery } from "../workflows/incident.ts";
+import { errorResponse, invalid, json, Row } from "./http.ts";
+import { queryWorkflow } from "./workflow-query.ts";
+
+const rehearse = createRoute({
+  method: "post",
+  path: "/alert/dry-run",
+  tags: ["alerts"],
+  summary:
+    "What this alert would do now: flows and nodes reached given the host's open incident, every condition's verdict, candidates in cost order with their resolved steps (no effect, nothing stored) (responder)",
+  request: {
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: {
+            oneOf: [
+              { $ref: "#/components/schemas/WazuhAlert" },
+              { $ref: "#/components/schemas/AgentAlert" },
+            ],
+          },
+        },
+      },
+    },
+  },
+  responses: {
+    200: { description: "the rehearsal", content: json(Row) },
+    400: errorResponse("malformed alert; the field is named"),
+    503: errorResponse("a dependency (Neo4j, the incident's worker) did not answer"),
+  },
+});
+
+export function dryRunApi(deps: { temporal: Client; dryRun: ReturnType<typeof engineDryRun> }) {
+  const app = new OpenAPIHono();
+  app.openapi(rehearse, async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch (err) {
+      return invalid(c, [
+        { field: "(body)", message: `not valid JSON: ${(err as Error).message}` },
+      ]);
+    }
+    const normalised = normaliseAlert(body);
+    if (!normalised.ok) return invalid(c, normalised.errors);
+    const { alert } = normalised;
+    const incidentId = incidentWorkflowId(alert.host.name);
+    const incident = await queryWorkflow(
+      deps.temporal,
+      incidentId,
+      stateQuery,
+      `incident ${incidentId}`,
+    );
+    if (!incident.ok && incident.status === 503) return c.json(incident.body, 503);
+    // An alert for a host without an open incident would open a new one, with no instances.
+    const open = incident.ok && incident.state.status === "open" ? incident.state : null;
+    try {
+      const rehearsal = await deps.dryRun({
+        alert: {
+          raw: alert.raw,
+          host: alert.host.name,
+          agent_id: alert.host.agentId ?? null,
+          host_ip: alert.host.ip ?? null,
+          techniques: alert.techniques,
+        },
+        instances: open?.instances ?? [],
+        instanceCounter: open?.instanceCounter ?? 0,
+      });
+      return c.json(
+        {
+          dryRun: true,
+          alert: {
+            id: alert.id,
+            host: alert.host.name,
+            techniques: alert.techniques,
+            severity: alert.severity,
+          },
+          incident: { id: incidentId, open: open !== null, instances: open?.instances ?? [] },
+          ...rehearsal,
+        },
+        200,
+      );
+    } catch (err) {
+      // Neo4j unreachable: the engine would wait; a rehearsal says so instead of guessing.
+      if (err instanceof ApplicationFailure && !err.nonRetryable)
+        return c.json({ error: err.message }, 503);
+      throw err;
+    }
+  });
+  return app;
+}
