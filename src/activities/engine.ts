@@ -1,4 +1,4 @@
-import { ApplicationFailure } from "@temporalio/activity";
+import { ApplicationFailure, Context } from "@temporalio/activity";
 import neo4j, { type Driver, isRetryableError } from "neo4j-driver";
 import { resolveArgs } from "../domain/args.ts";
 import {
@@ -109,6 +109,24 @@ interface AlertFacts {
   host_ip: string | null;
 }
 
+/**
+ * A query or check over its budget may be the catalog's fault (a costly condition) or the moment's
+ * (a cold Neo4j after a restart, a loaded machine). The activity retries it; over budget on
+ * BUDGET_ATTEMPTS attempts in a row it is the condition's verdict. Outside an activity (dry-run)
+ * the first overrun is the verdict.
+ */
+const BUDGET_ATTEMPTS = 3;
+function overBudgetOnce(message: string): void {
+  let attempt = BUDGET_ATTEMPTS;
+  try {
+    attempt = Context.current().info.attempt;
+  } catch {
+    // not in an activity
+  }
+  if (attempt < BUDGET_ATTEMPTS)
+    throw ApplicationFailure.retryable(`${message} (attempt ${attempt})`, "OverBudget");
+}
+
 type ConditionVerdict = { holds: true } | { holds: false; reason: string; error?: boolean };
 
 /** What the engine reads and decides, without recording: shared by the activities and dry-run. */
@@ -151,6 +169,8 @@ function engineCore(deps: EngineDeps) {
             `condition ${id}: Neo4j unavailable: ${(err as Error).message}`,
             "GraphUnavailable",
           );
+        if (String((err as { code?: unknown }).code).includes("TransactionTimedOut"))
+          overBudgetOnce(`condition ${id}: query exceeded its time limit`);
         return {
           holds: false,
           error: true,
@@ -166,8 +186,10 @@ function engineCore(deps: EngineDeps) {
       alert,
       rows,
     });
-    if (!check.ok)
+    if (!check.ok) {
+      if (check.overBudget) overBudgetOnce(`condition ${id}: ${check.error}`);
       return { holds: false, error: true, reason: `condition ${id}: check failed: ${check.error}` };
+    }
     return check.value ? { holds: true } : { holds: false, reason: `condition ${id} is false` };
   }
 

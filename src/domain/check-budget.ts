@@ -8,7 +8,13 @@ import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { CheckVars } from "./cel.ts";
 
-export type CheckResult = { ok: true; value: boolean } | { ok: false; error: string };
+export type CheckResult =
+  | { ok: true; value: boolean }
+  | {
+      ok: false;
+      error: string /** cut off by the budget (not a failure of the check itself) */;
+      overBudget?: true;
+    };
 
 export interface CheckRunner {
   /** Evaluates a check within the budget; never throws. Calls queue and run one at a time. */
@@ -48,7 +54,14 @@ export function checkRunner(opts: { budgetMs: number }): CheckRunner {
       const exited = () => failed(new Error("the evaluating thread exited"));
       const timer = setTimeout(
         () =>
-          finish({ ok: false, error: `check exceeded its budget of ${opts.budgetMs} ms` }, true),
+          finish(
+            {
+              ok: false,
+              error: `check exceeded its budget of ${opts.budgetMs} ms`,
+              overBudget: true,
+            },
+            true,
+          ),
         opts.budgetMs,
       );
       w.on("message", answered).on("error", failed).on("exit", exited);

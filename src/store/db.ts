@@ -13,8 +13,10 @@ export function createDb(databaseUrl: string, maxConnections = 10): Db {
     max: maxConnections,
     connectionTimeoutMillis: 15_000,
   });
-  // An idle client losing its connection (server restart) must not crash the process.
+  // A client losing its connection (server restart) must not crash the process: idle ones report
+  // on the pool, checked-out ones on themselves (their query fails with its own error, retried).
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
