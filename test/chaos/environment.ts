@@ -63,7 +63,8 @@ export function chaosEnvironment(o: { dataDir: string; portOffset: number }): Ch
     Object.entries(DEFAULT_PORTS).map(([name, port]) => [name, port + o.portOffset]),
   ) as Ports;
   const clash = Object.values(ports).filter((p) => Object.values(DEFAULT_PORTS).includes(p));
-  if (clash.length) throw new Error(`port offset ${o.portOffset} lands on local-stack ports ${clash}`);
+  if (clash.length)
+    throw new Error(`port offset ${o.portOffset} lands on local-stack ports ${clash}`);
   const fromFile = dotEnv();
   const placed = PLACEMENT.filter((name) => fromFile[name] !== undefined);
   // scripts/env.sh sources .env over the environment: a placement there would win over ours.

@@ -9,15 +9,23 @@
 // execution, which the harness counts, and it survives a SIGKILL of this process.
 import { appendFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import type { Logger } from "../../src/log.ts";
 import { startAgent } from "../../src/agent/index.ts";
 import { enroll } from "../../src/agent/session.ts";
 import { StateStore } from "../../src/agent/state.ts";
+import type { Logger } from "../../src/log.ts";
 
 function eventLog(file: string): Logger {
   const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    appendFileSync(file, `${JSON.stringify({ time: new Date().toISOString(), level, message, ...fields })}\n`);
-  return { debug: () => undefined, info: write("info"), warn: write("warn"), error: write("error") };
+    appendFileSync(
+      file,
+      `${JSON.stringify({ time: new Date().toISOString(), level, message, ...fields })}\n`,
+    );
+  return {
+    debug: () => undefined,
+    info: write("info"),
+    warn: write("warn"),
+    error: write("error"),
+  };
 }
 
 async function main() {

@@ -53,6 +53,8 @@ export interface ChaosOptions {
   portOffset: number;
   /** Leave the chaos stack's servers running afterwards (faster reruns). */
   keepStack: boolean;
+  /** Build dist/ first when stale, so restarts take seconds (otherwise bin/mm may run src/ via tsx). */
+  build: boolean;
   log: (line: string) => void;
 }
 
@@ -76,8 +78,13 @@ export interface PhaseResult {
   conditionErrors: number;
   /** Processes that exited by themselves during the phase (restarted by the harness). */
   crashes: number;
-  /** Fault end (restart done, link back) → first alert of the phase fully mitigated after it. */
+  /**
+   * Fault end (restart done, link back) → the first alert published after the fault began fully
+   * mitigated; 0 when one was mitigated while the fault lasted; null when none was.
+   */
   recoverySeconds: number | null;
+  /** A few undecided alerts with their latest decision, as evidence. */
+  undecidedExamples: string[];
   /** Seconds the phase took to settle, or null when it did not within settleSeconds. */
   settledSeconds: number | null;
   downSeconds: number;
@@ -86,12 +93,17 @@ export interface PhaseResult {
 export interface ChaosReport {
   run: string;
   phases: PhaseResult[];
+  /** Commands the agents executed in all (command_completed in their event logs). */
+  executions: number;
   /** Executions whose command the commands table does not know. */
   unattributedExecutions: number;
   ok: boolean;
 }
 
-type PhaseCounts = Omit<PhaseResult, "fault" | "published" | "crashes" | "settledSeconds" | "downSeconds">;
+type PhaseCounts = Omit<
+  PhaseResult,
+  "fault" | "published" | "crashes" | "settledSeconds" | "downSeconds"
+>;
 
 interface Published {
   alert: PlannedAlert;
@@ -131,6 +143,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const report: ChaosReport = {
       run,
       phases: phases.map((p, i) => ({ ...p, ...final.perPhase[i] })),
+      executions: final.executions,
       unattributedExecutions: final.unattributed,
       ok: false,
     };
@@ -168,7 +181,7 @@ class Harness {
   async setUp() {
     this.o.log("starting the chaos stack (scripts/stack.sh up)…");
     await this.stack("up");
-    buildIfStale(this.o.log);
+    if (this.o.build) buildIfStale(this.o.log);
     this.db = createDb(
       `postgres://mm:${this.secrets.pgPassword}@127.0.0.1:${this.env.ports.postgres}/mm`,
       2,
@@ -211,7 +224,14 @@ class Harness {
       const fleet = new Supervised({
         name: `fleet-${i}`,
         command: process.execPath,
-        args: ["--import", "tsx", path.join(ROOT, "test/chaos/fleet.ts"), this.agentsDir, this.env.urls.gateway, ...hosts],
+        args: [
+          "--import",
+          "tsx",
+          path.join(ROOT, "test/chaos/fleet.ts"),
+          this.agentsDir,
+          this.env.urls.gateway,
+          ...hosts,
+        ],
         env: { ...this.env.serviceEnv, CHAOS_ENROLL_TOKEN: token.token as string },
         log: path.join(this.logDir, `fleet-${i}.log`),
         ready: "fleet ready",
@@ -220,7 +240,12 @@ class Harness {
       this.fleets.push(fleet);
     }
     await Promise.all(this.fleets.map((f) => f.start()));
-    await until("every agent connected", async () => (await this.connectedAgents()) === this.hosts.length, 60_000, 500);
+    await until(
+      "every agent connected",
+      async () => (await this.connectedAgents()) === this.hosts.length,
+      60_000,
+      500,
+    );
     this.o.log(`${this.hosts.length} agents connected (simulation mode)`);
 
     this.nc = await connect({
@@ -241,7 +266,8 @@ class Harness {
     killAllChildren();
     await this.proxy.close();
     await this.db?.destroy().catch(() => undefined);
-    if (!this.o.keepStack) await this.stack("down").catch((e) => this.o.log(`stack down: ${e.message}`));
+    if (!this.o.keepStack)
+      await this.stack("down").catch((e) => this.o.log(`stack down: ${e.message}`));
   }
 
   /** scripts/stack.sh with this stack's placement only. */
@@ -256,7 +282,12 @@ class Harness {
       child.once("exit", (code) => {
         clearTimeout(timer);
         if (code === 0) resolve();
-        else reject(new Error(`stack.sh ${command} ${services.join(" ")} exited ${code} (log ${this.logDir}/stack.log)`));
+        else
+          reject(
+            new Error(
+              `stack.sh ${command} ${services.join(" ")} exited ${code} (log ${this.logDir}/stack.log)`,
+            ),
+          );
       });
     });
   }
@@ -287,7 +318,7 @@ class Harness {
         await this.rest("POST", route, doc);
       } catch (error) {
         if ((error as { status?: number }).status !== 409) throw error;
-        await this.rest("PUT", route, doc);
+        await this.rest("PUT", `${route}?id=${encodeURIComponent(doc.identifier)}`, doc);
       }
     };
     for (const c of CATALOG.conditions) await put("/api/condition", c);
@@ -309,8 +340,7 @@ class Harness {
 
   async phase(index: number, fault: Fault): Promise<PhaseResult> {
     const phases = this.o.faults.length;
-    const count =
-      Math.floor(this.o.alerts / phases) + (index < this.o.alerts % phases ? 1 : 0);
+    const count = Math.floor(this.o.alerts / phases) + (index < this.o.alerts % phases ? 1 : 0);
     const outage = fault.endsWith("-outage");
     // An outage phase spreads its alerts over the outage, so flows are under way throughout.
     const windowMs = outage
@@ -318,7 +348,9 @@ class Harness {
       : Math.max((count / this.o.rate) * 1000, 3000);
     const crashesBefore = this.crashes();
     const began = Date.now();
-    this.o.log(`phase ${index + 1}/${phases}: ${fault} (${count} alerts over ${Math.round(windowMs / 1000)} s)`);
+    this.o.log(
+      `phase ${index + 1}/${phases}: ${fault} (${count} alerts over ${Math.round(windowMs / 1000)} s)`,
+    );
     const publishing = this.publish(index, count, windowMs);
     await sleep(windowMs / 3);
     const faultAt = Date.now();
@@ -326,7 +358,7 @@ class Harness {
     const restoredAt = Date.now();
     this.phaseTimes[index] = { faultAt, restoredAt };
     await publishing;
-    const settledSeconds = await this.settle();
+    const settledSeconds = await this.settle(index, new Date(began));
     this.o.log(
       `  settled ${settledSeconds === null ? "NOT within the deadline" : `in ${settledSeconds} s`}` +
         ` (phase ${Math.round((Date.now() - began) / 1000)} s)`,
@@ -344,8 +376,18 @@ class Harness {
 
   private async inject(fault: Fault) {
     const o = this.o;
-    const server = { temporal: "temporal", nats: "nats", postgres: "postgres", neo4j: "neo4j" } as const;
-    const ports = { temporal: this.env.ports.temporal, nats: this.env.ports.nats, postgres: this.env.ports.postgres, neo4j: this.env.ports.neo4j };
+    const server = {
+      temporal: "temporal",
+      nats: "nats",
+      postgres: "postgres",
+      neo4j: "neo4j",
+    } as const;
+    const ports = {
+      temporal: this.env.ports.temporal,
+      nats: this.env.ports.nats,
+      postgres: this.env.ports.postgres,
+      neo4j: this.env.ports.neo4j,
+    };
     const bounce = async (name: keyof typeof server, downMs: number) => {
       const pid = await killServer(name, ports[name]);
       o.log(`  SIGKILL ${name} (pid ${pid})${downMs ? `, down ${downMs / 1000} s` : ""}`);
@@ -419,17 +461,22 @@ class Harness {
     }
   }
 
-  /** Seconds until every published alert is stored and decided and no command is open; null past the deadline. */
-  private async settle(): Promise<number | null> {
+  /**
+   * Seconds until every alert of the phase is stored and decided and no command issued since the
+   * phase began is open; null past the deadline. An earlier phase's loss does not hold this one up:
+   * what it left is counted again at the end.
+   */
+  private async settle(phase: number, began: Date): Promise<number | null> {
     const start = Date.now();
     const deadline = start + this.o.settleSeconds * 1000;
     while (Date.now() < deadline) {
       try {
         const s = await snapshot(this.db, this.run, this.since);
         const done = this.published
-          .filter((p) => p.acked)
+          .filter((p) => p.phase === phase && p.acked)
           .every((p) => s.stored.has(p.alert.id) && s.finals.has(`${p.alert.id} ${p.alert.node}`));
-        if (done && s.openCommands === 0) return Math.round((Date.now() - start) / 1000);
+        const open = s.openCommands.filter((at) => at >= began).length;
+        if (done && open === 0) return Math.round((Date.now() - start) / 1000);
       } catch {
         // PostgreSQL just restarted: ask again
       }
@@ -450,13 +497,14 @@ class Harness {
     }
     const byAction = new Map<string, number>();
     let unattributed = 0;
-    for (const e of executions(this.agentsDir)) {
+    const executed = executions(this.agentsDir);
+    for (const e of executed) {
       const action = s.actions.get(e.commandId);
       if (!action) unattributed++;
       else byAction.set(`${e.host} ${action}`, (byAction.get(`${e.host} ${action}`) ?? 0) + 1);
     }
     const perPhase = this.o.faults.map((_, i) => this.phaseCounts(i, s, byAction));
-    return { perPhase, unattributed };
+    return { perPhase, unattributed, executions: executed.length };
   }
 
   private phaseCounts(index: number, s: Snapshot, byAction: Map<string, number>): PhaseCounts {
@@ -471,6 +519,7 @@ class Harness {
     let contradictions = 0;
     let conditionErrors = 0;
     let firstDone: number | null = null;
+    const examples: string[] = [];
     for (const p of mine) {
       const stored = s.stored.get(p.alert.id) ?? 0;
       if (stored === 0) alertsLost++;
@@ -480,11 +529,18 @@ class Harness {
       decisionsDuplicated += Math.max(0, finals.length - 1);
       const success = finals.find((f) => f.kind === "mitigation_succeeded");
       if (finals.length && !success) notMitigated++;
-      commandsExecutedTwice += Math.max(0, (byAction.get(`${p.alert.host} ${p.alert.action}`) ?? 0) - 1);
+      commandsExecutedTwice += Math.max(
+        0,
+        (byAction.get(`${p.alert.host} ${p.alert.action}`) ?? 0) - 1,
+      );
       contradictions += s.contradictions.get(p.alert.id) ?? 0;
       conditionErrors += s.conditionErrors.get(p.alert.id) ?? 0;
+      if (finals.length === 0 && examples.length < 5)
+        examples.push(
+          `${p.alert.id} (${p.alert.host}, ${p.alert.node}): ${s.latest.get(p.alert.id) ?? "no decision at all"}`,
+        );
       const doneAt = success?.at.getTime();
-      if (times && p.at >= times.faultAt && doneAt !== undefined && doneAt >= times.restoredAt)
+      if (times && p.at >= times.faultAt && doneAt !== undefined)
         firstDone = firstDone === null ? doneAt : Math.min(firstDone, doneAt);
     }
     return {
@@ -496,8 +552,12 @@ class Harness {
       notMitigated,
       contradictions,
       conditionErrors,
+      // 0: an alert that came after the fault was mitigated while it lasted (never interrupted).
       recoverySeconds:
-        times && firstDone !== null ? Math.round((firstDone - times.restoredAt) / 100) / 10 : null,
+        times && firstDone !== null
+          ? Math.max(0, Math.round((firstDone - times.restoredAt) / 100) / 10)
+          : null,
+      undecidedExamples: examples,
     };
   }
 }
@@ -556,7 +616,14 @@ export function formatTable(report: ChaosReport): string {
       .filter(Boolean)
       .join(", "),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
-  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+  const widths = head.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => (r[i] as string).length)),
+  );
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
+  return [
+    line(head),
+    `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
+    ...rows.map(line),
+  ].join("\n");
 }

@@ -21,8 +21,10 @@ export interface Snapshot {
   contradictions: Map<string, number>;
   /** Alert id → its condition_error decisions (a node judged while its dependency was down). */
   conditionErrors: Map<string, number>;
-  /** The run's commands not yet completed, failed or expired. */
-  openCommands: number;
+  /** When each of the run's commands not yet completed, failed or expired was issued. */
+  openCommands: Date[];
+  /** Alert id → its latest decision, "kind: reason" (evidence for what is undecided). */
+  latest: Map<string, string>;
   /** Command id → the action it takes. */
   actions: Map<string, string>;
 }
@@ -37,23 +39,32 @@ export async function snapshot(db: Db, run: string, since: Date): Promise<Snapsh
     flow_id: string | null;
     node_id: string | null;
     kind: string;
+    reason: string;
     mitigation: string | null;
     workflow_id: string | null;
     at: Date;
   }>`
-    SELECT al.id AS alert, d.flow_id, d.node_id, d.kind, d.mitigation, d.workflow_id, d.at
+    SELECT al.id AS alert, d.flow_id, d.node_id, d.kind, d.reason, d.mitigation, d.workflow_id, d.at
     FROM decisions d JOIN alerts al ON al.key = d.alert_id
-    WHERE al.id LIKE ${prefix}
-      AND d.kind IN ('mitigation_succeeded', 'no_mitigation', 'mitigation_skipped',
-                     'mitigation_chosen', 'condition_error')`.execute(db);
-  const commands = await sql<{ id: string; command: string; details: unknown; status: string }>`
-    SELECT id, command, details, status FROM commands WHERE created_at >= ${since}`.execute(db);
+    WHERE al.id LIKE ${prefix} ORDER BY d.id`.execute(db);
+  const commands = await sql<{
+    id: string;
+    command: string;
+    details: unknown;
+    status: string;
+    created_at: Date;
+  }>`
+    SELECT id, command, details, status, created_at FROM commands WHERE created_at >= ${since}`.execute(
+    db,
+  );
 
   const finals: Snapshot["finals"] = new Map();
   const chosen = new Set<string>();
   const skipped = new Set<string>();
   const conditionErrors = new Map<string, number>();
+  const latest = new Map<string, string>();
   for (const d of decisions.rows) {
+    latest.set(d.alert, `${d.kind}: ${d.reason}`.slice(0, 200));
     if (d.kind === "condition_error")
       conditionErrors.set(d.alert, (conditionErrors.get(d.alert) ?? 0) + 1);
     const candidate = `${d.alert}\n${d.workflow_id} ${d.mitigation}`;
@@ -66,14 +77,15 @@ export async function snapshot(db: Db, run: string, since: Date): Promise<Snapsh
     finals.set(key, list);
   }
   const actions = new Map<string, string>();
-  let openCommands = 0;
+  const openCommands: Date[] = [];
   for (const c of commands.rows) {
     const details = (typeof c.details === "string" ? JSON.parse(c.details) : c.details) as Record<
       string,
       unknown
     >;
     actions.set(c.id, actionOf(c.command, details));
-    if (["pending", "delivered", "acknowledged"].includes(c.status)) openCommands++;
+    if (["pending", "delivered", "acknowledged"].includes(c.status))
+      openCommands.push(new Date(c.created_at));
   }
   return {
     stored: new Map(alerts.rows.map((r) => [r.id, r.n])),
@@ -85,6 +97,7 @@ export async function snapshot(db: Db, run: string, since: Date): Promise<Snapsh
       .reduce((m, alert) => m.set(alert, (m.get(alert) ?? 0) + 1), new Map<string, number>()),
     conditionErrors,
     openCommands,
+    latest,
     actions,
   };
 }

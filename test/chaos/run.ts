@@ -57,13 +57,15 @@ function options(argv: string[]): ChaosOptions & { json?: string } {
   const number = (name: string, value: string | undefined, fallback: number) => {
     if (value === undefined) return fallback;
     const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${value}`);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new Error(`--${name} must be a positive number, got ${value}`);
     return n;
   };
   let faults: Fault[] = ["none", ...KILLS, "gateway-nats-cut"];
   if (values.faults) {
     faults = values.faults.split(",").map((f) => {
-      if (!(FAULTS as readonly string[]).includes(f)) throw new Error(`--faults: unknown fault ${f}`);
+      if (!(FAULTS as readonly string[]).includes(f))
+        throw new Error(`--faults: unknown fault ${f}`);
       return f as Fault;
     });
   }
@@ -82,6 +84,7 @@ function options(argv: string[]): ChaosOptions & { json?: string } {
     ),
     portOffset: number("port-offset", values["port-offset"], 10_000),
     keepStack: values["keep-stack"] ?? false,
+    build: true,
     log: (line) => console.log(`${new Date().toISOString().slice(11, 19)} ${line}`),
     ...(values.json && { json: values.json }),
   };
@@ -106,7 +109,8 @@ async function main() {
   const report = await runChaos(o);
   console.log(`\n${formatTable(report)}\n`);
   console.log(JSON.stringify(report));
-  if (o.json) (await import("node:fs")).writeFileSync(o.json, `${JSON.stringify(report, null, 2)}\n`);
+  if (o.json)
+    (await import("node:fs")).writeFileSync(o.json, `${JSON.stringify(report, null, 2)}\n`);
   process.exitCode = report.ok ? 0 : 1;
 }
 

@@ -59,6 +59,8 @@ export class CuttableProxy {
 
   async close(): Promise<void> {
     this.sever();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
   }
 }
