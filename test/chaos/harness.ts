@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { sql } from "kysely";
+import neo4j, { type Driver } from "neo4j-driver";
 import { natsInboxPrefix } from "../../src/connections.ts";
 import { createDb, type Db } from "../../src/store/db.ts";
 import { type ChaosEnvironment, chaosEnvironment, ROOT, secrets } from "./environment.ts";
@@ -158,6 +159,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 class Harness {
   private readonly secrets = secrets();
   private db!: Db;
+  private graph!: Driver;
   private nc: NatsConnection | null = null;
   private readonly proxy: CuttableProxy;
   private readonly roles = new Map<string, Supervised>();
@@ -212,7 +214,11 @@ class Harness {
 
     await this.loadCatalog();
     this.hosts = Array.from({ length: this.o.hosts }, (_, i) => hostName(this.run, i));
-    await seedGraph(this.env.urls.neo4j, this.secrets.neo4jPassword, this.hosts);
+    this.graph = neo4j.driver(
+      this.env.urls.neo4j,
+      neo4j.auth.basic("neo4j", this.secrets.neo4jPassword),
+    );
+    await seedGraph(this.graph, this.hosts);
     const token = await this.rest("POST", "/api/enrollment-tokens", {
       description: `chaos ${this.run}`,
       max_uses: this.o.hosts,
@@ -266,6 +272,7 @@ class Harness {
     killAllChildren();
     await this.proxy.close();
     await this.db?.destroy().catch(() => undefined);
+    await this.graph?.close().catch(() => undefined);
     if (!this.o.keepStack)
       await this.stack("down").catch((e) => this.o.log(`stack down: ${e.message}`));
   }
@@ -346,6 +353,7 @@ class Harness {
     const windowMs = outage
       ? (this.o.outageSeconds + 30) * 1000
       : Math.max((count / this.o.rate) * 1000, 3000);
+    await this.healthy();
     const crashesBefore = this.crashes();
     const began = Date.now();
     this.o.log(
@@ -372,6 +380,42 @@ class Harness {
     };
     const { perPhase } = await this.count(this.since);
     return { ...base, ...(perPhase[index] as PhaseCounts) };
+  }
+
+  /**
+   * Waits (bounded) until every dependency answers the service's own health check, the graph
+   * answers the condition's read and every agent is connected, so that what a fault leaves behind
+   * (Neo4j terminates transactions for a while after it restarts) is not charged to the next phase.
+   */
+  private async healthy() {
+    const ok = async () => {
+      try {
+        const health = await this.rest("GET", "/health");
+        if (health?.status !== "up") return false;
+        const { records } = await this.graph.executeQuery(
+          "MATCH (h:ChaosHost) WHERE h.name IN $hosts RETURN count(h) AS n",
+          { hosts: this.hosts },
+        );
+        return (
+          Number(records[0]?.get("n")) === this.hosts.length &&
+          (await this.connectedAgents()) === this.hosts.length
+        );
+      } catch {
+        return false;
+      }
+    };
+    try {
+      // Three answers in a row: one right after a restart can still be followed by failures.
+      let streak = 0;
+      await until(
+        "the service healthy",
+        async () => ((await ok()) ? ++streak : (streak = 0)) >= 3,
+        180_000,
+        1000,
+      );
+    } catch (error) {
+      this.o.log(`  ! ${(error as Error).message}; the phase starts anyway`);
+    }
   }
 
   private async inject(fault: Fault) {

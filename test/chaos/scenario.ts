@@ -3,7 +3,7 @@
 // fault matters on both paths), the graph those conditions read, and the alerts. Each alert reaches
 // exactly one node and targets a pid, path or IP of its own, so every executed command names the
 // alert it belongs to and a second execution of the same action is visible as such.
-import neo4j from "neo4j-driver";
+import type { Driver } from "neo4j-driver";
 import type { AttackFlow, Condition, Mitigation } from "../../src/domain/model.ts";
 
 export const GRAPH_CONDITION = "chaos_host_in_graph";
@@ -129,13 +129,8 @@ export function planAlert(run: string, n: number, hosts: string[]): PlannedAlert
 }
 
 /** Puts the hosts into the graph the Cypher condition reads. */
-export async function seedGraph(uri: string, password: string, hosts: string[]): Promise<void> {
-  const driver = neo4j.driver(uri, neo4j.auth.basic("neo4j", password));
-  try {
-    await driver.executeQuery("UNWIND $hosts AS name MERGE (:ChaosHost {name: name})", { hosts });
-  } finally {
-    await driver.close();
-  }
+export async function seedGraph(graph: Driver, hosts: string[]): Promise<void> {
+  await graph.executeQuery("UNWIND $hosts AS name MERGE (:ChaosHost {name: name})", { hosts });
 }
 
 /** The action an agent command takes, in the form of PlannedAlert.action. */
