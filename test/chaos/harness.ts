@@ -12,11 +12,11 @@ import { sql } from "kysely";
 import neo4j, { type Driver } from "neo4j-driver";
 import { natsInboxPrefix } from "../../src/connections.ts";
 import { createDb, type Db } from "../../src/store/db.ts";
+import { tcpProxy } from "../support/tcp-proxy.ts";
 import { type ChaosEnvironment, chaosEnvironment, ROOT, secrets } from "./environment.ts";
 import { executions, type Snapshot, snapshot } from "./observe.ts";
 import { killAllChildren, killServer, Supervised, until } from "./processes.ts";
 import { CATALOG, hostName, type PlannedAlert, planAlert, seedGraph } from "./scenario.ts";
-import { CuttableProxy } from "./tcp-proxy.ts";
 
 export const KILLS = [
   "worker",
@@ -161,7 +161,7 @@ class Harness {
   private db!: Db;
   private graph!: Driver;
   private nc: NatsConnection | null = null;
-  private readonly proxy: CuttableProxy;
+  private proxy: Awaited<ReturnType<typeof tcpProxy>> | undefined;
   private readonly roles = new Map<string, Supervised>();
   private readonly fleets: Supervised[] = [];
   private readonly published: Published[] = [];
@@ -176,9 +176,7 @@ class Harness {
     private readonly run: string,
     private readonly logDir: string,
     private readonly agentsDir: string,
-  ) {
-    this.proxy = new CuttableProxy(env.ports.natsProxy, env.ports.nats);
-  }
+  ) {}
 
   async setUp() {
     this.o.log("starting the chaos stack (scripts/stack.sh up)…");
@@ -188,7 +186,10 @@ class Harness {
       `postgres://mm:${this.secrets.pgPassword}@127.0.0.1:${this.env.ports.postgres}/mm`,
       2,
     );
-    await this.proxy.start();
+    this.proxy = await tcpProxy(
+      { host: "127.0.0.1", port: this.env.ports.nats },
+      this.env.ports.natsProxy,
+    );
     const role = (name: string, ready: string, extra: NodeJS.ProcessEnv = {}) =>
       new Supervised({
         name,
@@ -270,7 +271,7 @@ class Harness {
     for (const f of this.fleets) await f.stop();
     for (const r of this.roles.values()) await r.stop();
     killAllChildren();
-    await this.proxy.close();
+    await this.proxy?.close();
     await this.db?.destroy().catch(() => undefined);
     await this.graph?.close().catch(() => undefined);
     if (!this.o.keepStack)
@@ -472,10 +473,10 @@ class Harness {
         return;
       }
       case "gateway-nats-cut":
-        this.proxy.sever();
+        this.proxy?.cut();
         o.log(`  gateway cut from NATS for ${o.cutSeconds} s`);
         await sleep(o.cutSeconds * 1000);
-        this.proxy.restore();
+        this.proxy?.restore();
         o.log("  link restored");
         return;
     }

@@ -6,7 +6,7 @@ import { connect, createServer, type Socket } from "node:net";
  * bring it back without touching the server other tests share. While cut, every connection is
  * closed at once and counted, so a test can wait for the service to have tried N times.
  */
-export async function tcpProxy(target: { host: string; port: number }) {
+export async function tcpProxy(target: { host: string; port: number }, listenPort = 0) {
   let cut = false;
   let refused = 0;
   const open = new Set<Socket>();
@@ -27,7 +27,14 @@ export async function tcpProxy(target: { host: string; port: number }) {
     client.on("error", end).on("close", end).pipe(upstream);
     upstream.on("error", end).on("close", end).pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // A refused or reset peer is the proxy's ordinary business, never a crash of the test.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listenPort, "127.0.0.1", () => {
+      server.off("error", reject).on("error", () => {});
+      resolve();
+    });
+  });
   const { port } = server.address() as AddressInfo;
   return {
     port,

@@ -1,11 +1,12 @@
-// The proxy that cuts the gateway from NATS in the chaos run: it must pass bytes both ways, drop
-// every connection when cut, refuse new ones while cut, and pass again once restored.
+// The proxy that cuts the service from a dependency (the gateway from NATS in the chaos run, the
+// engine from Neo4j in the outage test): it must pass bytes both ways, drop every connection when
+// cut, refuse new ones while cut, and pass again once restored.
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { CuttableProxy } from "./tcp-proxy.ts";
+import { tcpProxy } from "./tcp-proxy.ts";
 
 let echo: Server;
-let proxy: CuttableProxy;
+let proxy: Awaited<ReturnType<typeof tcpProxy>>;
 let proxyPort: number;
 
 const listening = (server: Server) =>
@@ -16,12 +17,8 @@ const listening = (server: Server) =>
 beforeAll(async () => {
   echo = createServer((socket) => socket.pipe(socket));
   const echoPort = await listening(echo);
-  // A free port for the proxy: taken by a throwaway server, then released.
-  const probe = createServer();
-  proxyPort = await listening(probe);
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  proxy = new CuttableProxy(proxyPort, echoPort);
-  await proxy.start();
+  proxy = await tcpProxy({ host: "127.0.0.1", port: echoPort });
+  proxyPort = proxy.port;
 });
 
 afterAll(async () => {
@@ -50,10 +47,11 @@ it("passes bytes, drops and refuses connections while cut, and passes again once
   const open = createConnection({ host: "127.0.0.1", port: proxyPort });
   await new Promise((resolve) => open.once("connect", resolve));
   const closed = new Promise((resolve) => open.once("close", resolve));
-  proxy.sever();
+  proxy.cut();
   await closed;
   expect(open.destroyed).toBe(true);
   expect(await roundTrip("during")).toBe("closed");
+  expect(proxy.refused()).toBe(1);
 
   proxy.restore();
   expect(await roundTrip("after")).toBe("after");
