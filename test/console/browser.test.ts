@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningAgent, startAgent } from "../../src/agent/index.ts";
 import { createLogger } from "../../src/log.ts";
 import type { Service } from "../../src/service.ts";
+import { enrolled, succeed, TestAgent } from "../gateway/support/agent.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
@@ -24,6 +25,7 @@ const SEEN = 30_000;
 let ctx: TestContext;
 let service: Service;
 let agent: RunningAgent;
+let hostAgent: TestAgent | undefined;
 let browser: Browser;
 let work: string;
 const admin = restClient(() => service.apiUrl);
@@ -73,6 +75,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await agent?.stop();
+  await hostAgent?.close();
   await ctx?.cleanup();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -102,6 +105,12 @@ describe("the console in a browser", () => {
   it("a viewer sees an alert's incident appear, its timeline and a decision's reason, and no action buttons", async () => {
     const page = await signedIn(tokens.viewer, "viewer");
     const host = ctx.host("console");
+    // The alert's host runs a simulated agent that answers every command at once, as the seed's does.
+    const token = (await admin.post("/api/enrollment-tokens", {})).body.token;
+    const enrollment = await enrolled(service.gatewayUrl as string, token, host);
+    hostAgent = await TestAgent.connect(service.gatewayUrl as string, enrollment.apiKey, host, {
+      autoAnswer: succeed,
+    });
     expect(
       (await admin.post("/api/alert", wazuhAlert("100002-ncat-connection", host))).status,
     ).toBe(202);
@@ -140,6 +149,9 @@ describe("the console in a browser", () => {
     expect(await page.getByTestId("temporal-link").getAttribute("href")).toContain(
       `/workflows/${encodeURIComponent(`incident/${host}`)}`,
     );
+    // The engine's command on the host, through to the agent's result.
+    const life = page.getByTestId("command-life").first();
+    await expect.poll(() => life.getAttribute("data-status"), { timeout: SEEN }).toBe("completed");
     await shot(page, "incident");
 
     // No action anywhere: the fleet (with an agent open) and the catalog.
