@@ -7,6 +7,9 @@ export default defineConfig({
   root: import.meta.dirname,
   base: "/console/",
   plugins: [react()],
+  // `npx vite console`: hot reload, with the API of a running `npm start` behind the same origin
+  // (so the session cookie works as in production).
+  server: { proxy: { "/api": process.env.MM_API_URL ?? "http://127.0.0.1:8333" } },
   build: {
     outDir: "dist",
     emptyOutDir: true,

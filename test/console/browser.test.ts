@@ -253,7 +253,7 @@ describe("the console in a browser", () => {
     expect(
       await page.locator("[data-testid=timeline] img, [data-testid=timeline] script").count(),
     ).toBe(0);
-    expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await page.title()).toBe("Mitigation Manager console");
     await shot(page, "incident-hostile-alert");
     expect(pageErrors).toEqual([]);

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
-import { restClient } from "../support/http.ts";
+import { type Json, restClient } from "../support/http.ts";
 import { eventually } from "../support/wait.ts";
 
 let ctx: TestContext;
@@ -44,7 +44,7 @@ async function signIn(token: string, base = service.apiUrl): Promise<Signed> {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ token }),
   });
-  const body = await res.json();
+  const body: Json = await res.json();
   expect(res.status, JSON.stringify(body)).toBe(200);
   const setCookie = res.headers.get("set-cookie") ?? "";
   return { cookie: setCookie.split(";")[0] as string, csrf: body.csrf_token, setCookie, body };
@@ -65,7 +65,8 @@ async function withCookie(
     headers,
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
   });
-  return { status: res.status, body: await res.json().catch(() => null) };
+  const body: Json = await res.json().catch(() => null);
+  return { status: res.status, body };
 }
 
 describe("console sign-in", () => {
