@@ -102,3 +102,51 @@ export function Cut(props: { value: unknown; max?: number }) {
     </span>
   );
 }
+
+/** A labelled one-line text input: the filters and forms of every view. */
+export function TextField(props: {
+  label: string;
+  name: string;
+  value: string;
+  onChange: (value: string) => void;
+  placeholder?: string;
+}) {
+  return (
+    <label>
+      {props.label}{" "}
+      <input
+        name={props.name}
+        value={props.value}
+        placeholder={props.placeholder}
+        onChange={(e) => props.onChange(e.target.value)}
+      />
+    </label>
+  );
+}
+
+/** A labelled filter among `options`; the empty value is "any". */
+export function Choice(props: {
+  label: string;
+  name: string;
+  value: string;
+  options: readonly string[];
+  onChange: (value: string) => void;
+}) {
+  return (
+    <label>
+      {props.label}{" "}
+      <select
+        name={props.name}
+        value={props.value}
+        onChange={(e) => props.onChange(e.target.value)}
+      >
+        <option value="">any</option>
+        {props.options.map((o) => (
+          <option key={o} value={o}>
+            {o}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}

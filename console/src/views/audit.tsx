@@ -1,7 +1,7 @@
 // Audit: the append-only log, filtered by action (or family, e.g. "command."), actor and agent.
 import { useState } from "react";
 import { query, usePoll } from "../api.ts";
-import { Cut, Problem, Table, when } from "../common.tsx";
+import { Cut, Problem, Table, TextField, when } from "../common.tsx";
 
 interface AuditRow {
   id: string;
@@ -25,35 +25,29 @@ export function AuditView() {
     5_000,
   );
   const total = data?.total ?? 0;
-  const filter = (set: (v: string) => void) => (e: { target: { value: string } }) => {
-    set(e.target.value);
+  const filter = (set: (v: string) => void) => (value: string) => {
+    set(value);
     setOffset(0);
   };
   return (
     <section>
       <h1>Audit log</h1>
       <div className="filters">
-        <label>
-          Action{" "}
-          <input
-            name="action"
-            value={action}
-            onChange={filter(setAction)}
-            placeholder="e.g. command."
-          />
-        </label>
-        <label>
-          Actor{" "}
-          <input
-            name="actor"
-            value={actor}
-            onChange={filter(setActor)}
-            placeholder="operator:alice"
-          />
-        </label>
-        <label>
-          Agent <input name="agent" value={agent} onChange={filter(setAgent)} />
-        </label>
+        <TextField
+          label="Action"
+          name="action"
+          value={action}
+          onChange={filter(setAction)}
+          placeholder="e.g. command."
+        />
+        <TextField
+          label="Actor"
+          name="actor"
+          value={actor}
+          onChange={filter(setActor)}
+          placeholder="operator:alice"
+        />
+        <TextField label="Agent" name="agent" value={agent} onChange={filter(setAgent)} />
       </div>
       <Problem error={error} />
       <p className="muted">

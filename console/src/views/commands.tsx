@@ -2,7 +2,7 @@
 // result), and the form that issues one with a reason (responders and admins only).
 import { useState } from "react";
 import { ApiError, api, type FieldError, type Session } from "../api.ts";
-import { Cut, FieldErrors, Problem, Table, when } from "../common.tsx";
+import { Cut, FieldErrors, Problem, Table, TextField, when } from "../common.tsx";
 import { workflowLink } from "./incidents.tsx";
 
 export interface CommandRow {
@@ -20,16 +20,6 @@ export interface CommandRow {
   completed_at: string | null;
   result: unknown;
 }
-
-export const COMMANDS = [
-  "isolate-host",
-  "release-host",
-  "kill-process",
-  "delete-file",
-  "quarantine-file",
-  "block-ip",
-  "unblock-ip",
-] as const;
 
 export function canAct(session: Session): boolean {
   return session.role === "responder" || session.role === "admin";
@@ -94,14 +84,21 @@ export function CommandLife(props: { rows: CommandRow[] | undefined; session: Se
 }
 
 /** Issues a command to one agent; the reason travels in the details (the agent and audit log keep it). */
-export function CommandForm(props: { agentId: string; hostname: string; onIssued: () => void }) {
-  const [command, setCommand] = useState<(typeof COMMANDS)[number]>("isolate-host");
+export function CommandForm(props: {
+  agentId: string;
+  hostname: string;
+  /** What the agent said it can do (hello); rule updates are the rollouts' business, not a form's. */
+  capabilities: string[];
+  onIssued: () => void;
+}) {
+  const commands = props.capabilities.filter((c) => c !== "update_rules");
+  const [command, setCommand] = useState<string>(commands[0] ?? "");
   const [reason, setReason] = useState("");
   const [details, setDetails] = useState("{}");
   const [errors, setErrors] = useState<FieldError[]>([]);
   const [problem, setProblem] = useState<string>();
   const [done, setDone] = useState<string>();
-  const issue = async (which: (typeof COMMANDS)[number]) => {
+  const issue = async (which: string) => {
     setErrors([]);
     setProblem(undefined);
     setDone(undefined);
@@ -135,15 +132,13 @@ export function CommandForm(props: { agentId: string; hostname: string; onIssued
   };
   return (
     <form className="command-form" data-testid="command-form" onSubmit={(e) => e.preventDefault()}>
-      <label>
-        Reason{" "}
-        <input
-          name="reason"
-          value={reason}
-          onChange={(e) => setReason(e.target.value)}
-          placeholder={`why act on ${props.hostname}`}
-        />
-      </label>
+      <TextField
+        label="Reason"
+        name="reason"
+        value={reason}
+        onChange={setReason}
+        placeholder={`why act on ${props.hostname}`}
+      />
       <button type="button" data-testid="isolate" onClick={() => issue("isolate-host")}>
         Isolate
       </button>
@@ -155,17 +150,14 @@ export function CommandForm(props: { agentId: string; hostname: string; onIssued
         <select
           name="command"
           value={command}
-          onChange={(e) => setCommand(e.target.value as (typeof COMMANDS)[number])}
+          onChange={(e) => setCommand(e.target.value as string)}
         >
-          {COMMANDS.map((c) => (
+          {commands.map((c) => (
             <option key={c}>{c}</option>
           ))}
         </select>
       </label>
-      <label>
-        Details (JSON){" "}
-        <input name="details" value={details} onChange={(e) => setDetails(e.target.value)} />
-      </label>
+      <TextField label="Details (JSON)" name="details" value={details} onChange={setDetails} />
       <button type="button" data-testid="issue" onClick={() => issue(command)}>
         Issue
       </button>

@@ -2,7 +2,7 @@
 // identity it reports beside the one it enrolled with; commands for responders and admins.
 import { useState } from "react";
 import { query, type Session, usePoll } from "../api.ts";
-import { Problem, Table, text, when } from "../common.tsx";
+import { Choice, Problem, Table, TextField, text, when } from "../common.tsx";
 import { CommandForm, CommandLife, type CommandRow, canAct } from "./commands.tsx";
 
 interface AgentRow {
@@ -16,6 +16,7 @@ interface AgentRow {
   last_seen_at: string | null;
   isolation: { isolated: boolean; reason?: string; since?: string };
   groups: string[];
+  capabilities: string[];
   labels: Record<string, string>;
   agent_version: string | null;
   fibratus_version: string | null;
@@ -34,22 +35,15 @@ export function FleetView(props: { session: Session }) {
     <section>
       <h1>Fleet</h1>
       <div className="filters">
-        <label>
-          Host name{" "}
-          <input name="hostname" value={hostname} onChange={(e) => setHostname(e.target.value)} />
-        </label>
-        <label>
-          Status{" "}
-          <select name="status" value={status} onChange={(e) => setStatus(e.target.value)}>
-            <option value="">any</option>
-            <option>online</option>
-            <option>offline</option>
-            <option>revoked</option>
-          </select>
-        </label>
-        <label>
-          Group <input name="group" value={group} onChange={(e) => setGroup(e.target.value)} />
-        </label>
+        <TextField label="Host name" name="hostname" value={hostname} onChange={setHostname} />
+        <Choice
+          label="Status"
+          name="status"
+          value={status}
+          options={["online", "offline", "revoked"]}
+          onChange={setStatus}
+        />
+        <TextField label="Group" name="group" value={group} onChange={setGroup} />
       </div>
       <Problem error={error} />
       <Table
@@ -132,6 +126,7 @@ function AgentPanel(props: { agent: AgentRow; session: Session; onChange: () => 
         <CommandForm
           agentId={agent.id}
           hostname={agent.hostname}
+          capabilities={agent.capabilities ?? []}
           onIssued={() => {
             commands.reload();
             props.onChange();

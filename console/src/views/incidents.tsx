@@ -2,7 +2,7 @@
 // their reasons, the commands on its host, a link to the workflow in the Temporal UI).
 import { useState } from "react";
 import { query, type Session, usePoll } from "../api.ts";
-import { Cut, Problem, Table, text, when } from "../common.tsx";
+import { Choice, Cut, Problem, Table, TextField, text, when } from "../common.tsx";
 import { type Flow, FlowGraph } from "../flow-graph.tsx";
 import { Link } from "../router.tsx";
 import { CommandLife, type CommandRow } from "./commands.tsx";
@@ -41,36 +41,22 @@ export function IncidentsView() {
     <section>
       <h1>Incidents</h1>
       <div className="filters">
-        <label>
-          Host <input value={host} onChange={(e) => setHost(e.target.value)} name="host" />
-        </label>
-        <label>
-          Status{" "}
-          <select value={status} onChange={(e) => setStatus(e.target.value)} name="status">
-            <option value="">any</option>
-            <option value="open">open</option>
-            <option value="closed">closed</option>
-          </select>
-        </label>
-        <label>
-          Severity{" "}
-          <select value={severity} onChange={(e) => setSeverity(e.target.value)} name="severity">
-            <option value="">any</option>
-            {["low", "medium", "high", "critical"].map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Technique{" "}
-          <input
-            value={technique}
-            onChange={(e) => setTechnique(e.target.value)}
-            name="technique"
-          />
-        </label>
+        <TextField label="Host" name="host" value={host} onChange={setHost} />
+        <Choice
+          label="Status"
+          name="status"
+          value={status}
+          options={["open", "closed"]}
+          onChange={setStatus}
+        />
+        <Choice
+          label="Severity"
+          name="severity"
+          value={severity}
+          options={["low", "medium", "high", "critical"]}
+          onChange={setSeverity}
+        />
+        <TextField label="Technique" name="technique" value={technique} onChange={setTechnique} />
       </div>
       <Problem error={error} />
       <Table

@@ -2,7 +2,7 @@
 // drift (agents not running every rule of their assignment).
 import { useState } from "react";
 import { query, usePoll } from "../api.ts";
-import { Problem, RowsTable } from "../common.tsx";
+import { Problem, RowsTable, TextField } from "../common.tsx";
 
 type Rows = Record<string, unknown>[];
 
@@ -36,18 +36,8 @@ export function RulesView() {
       <RowsTable rows={rowsOf(assignments.data)} empty="no group has a rule set" />
       <h2>Rollout</h2>
       <div className="filters">
-        <label>
-          Rule set{" "}
-          <input name="rollout-name" value={name} onChange={(e) => setName(e.target.value)} />
-        </label>
-        <label>
-          Version{" "}
-          <input
-            name="rollout-version"
-            value={version}
-            onChange={(e) => setVersion(e.target.value)}
-          />
-        </label>
+        <TextField label="Rule set" name="rollout-name" value={name} onChange={setName} />
+        <TextField label="Version" name="rollout-version" value={version} onChange={setVersion} />
       </div>
       <Problem error={rollout.error} />
       {rollout.data && (
