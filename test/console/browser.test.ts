@@ -4,7 +4,7 @@
 // a host and watches the command complete, an admin meets the API's validation at the field, and
 // alert text carrying markup stays text. Screenshots go to $MM_DATA_DIR/artifacts/console.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -171,7 +171,12 @@ describe("the console in a browser", () => {
   it("a responder isolates the simulated agent's host and watches the command complete", async () => {
     const page = await signedIn(tokens.responder, "responder");
     await page.getByRole("link", { name: "Fleet" }).click();
-    await page.getByTestId("agent-open").first().click();
+    // The reference agent names its host as the machine does.
+    const row = page
+      .getByTestId("agents")
+      .getByRole("row")
+      .filter({ has: page.getByRole("button", { name: hostname(), exact: true }) });
+    await row.getByTestId("agent-open").click();
     const panel = page.getByTestId("agent-panel");
     await panel.waitFor();
     // A command needs a reason: the form says so at the field, and nothing is sent.
@@ -185,7 +190,7 @@ describe("the console in a browser", () => {
       "console test: suspicious ncat",
     );
     await expect
-      .poll(() => page.getByTestId("isolation").first().textContent(), { timeout: SEEN })
+      .poll(() => row.getByTestId("isolation").textContent(), { timeout: SEEN })
       .toMatch(/^isolated/);
     await shot(page, "fleet-responder-isolated");
 
