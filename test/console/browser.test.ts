@@ -192,6 +192,11 @@ describe("the console in a browser", () => {
     await expect
       .poll(() => row.getByTestId("isolation").textContent(), { timeout: SEEN })
       .toMatch(/^isolated/);
+    await expect
+      .poll(() => panel.getByTestId("isolation-state").textContent(), { timeout: SEEN })
+      .toBe(
+        "isolation isolated, requested by operator:console-responder: console test: suspicious ncat",
+      );
     await shot(page, "fleet-responder-isolated");
 
     const commands = await admin.get(`/api/commands?agent=${agent.agentId}`);
@@ -261,6 +266,18 @@ describe("the console in a browser", () => {
     expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await page.title()).toBe("Mitigation Manager console");
     await shot(page, "incident-hostile-alert");
+
+    // The audit log, filtered to sign-ins, names this viewer's; the rules view loads empty.
+    await page.getByRole("link", { name: "Audit" }).click();
+    await page.fill("input[name=action]", "operator_session.");
+    const column = (n: number) =>
+      page.getByTestId("audit").locator(`tbody td:nth-child(${n})`).allTextContents();
+    await expect
+      .poll(async () => [...new Set(await column(3))], { timeout: SEEN })
+      .toEqual(["operator_session.opened"]);
+    expect(await column(2)).toContain("operator:console-viewer");
+    await page.getByRole("link", { name: "Rules" }).click();
+    await page.getByText("no rule sets").waitFor({ timeout: SEEN });
     expect(pageErrors).toEqual([]);
   });
 });

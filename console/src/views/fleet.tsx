@@ -116,12 +116,24 @@ function AgentPanel(props: { agent: AgentRow; session: Session; onChange: () => 
   const commands = usePoll<{ items: CommandRow[] }>(
     `/api/commands${query({ agent: agent.id, limit: 50 })}`,
   );
+  // The isolation workflow's own view: who asked, why, until when (404 while never isolated).
+  const isolation = usePoll<Record<string, unknown>>(
+    `/api/agents/${encodeURIComponent(agent.id)}/isolation`,
+    5_000,
+  );
   return (
     <div className="panel" data-testid="agent-panel">
       <h2>{agent.hostname}</h2>
       <p className="muted">
         {agent.id} · {agent.isolation?.isolated ? "isolated" : "not isolated"}
       </p>
+      {isolation.data && (
+        <p data-testid="isolation-state">
+          isolation {text(isolation.data.status)}, requested by {text(isolation.data.requestedBy)}
+          {isolation.data.reason ? `: ${text(isolation.data.reason)}` : ""}
+          {isolation.data.releaseAt ? `, release at ${when(isolation.data.releaseAt)}` : ""}
+        </p>
+      )}
       {canAct(session) && (
         <CommandForm
           agentId={agent.id}
