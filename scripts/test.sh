@@ -16,6 +16,7 @@ cd "$ROOT"
 export MM_LOG_LEVEL=${MM_LOG_LEVEL:-warn}
 echo "▸ type-checking"
 npx tsc --noEmit -p .
+npx tsc -p console
 echo "▸ linting"
 npx biome check --diagnostic-level=error .
 echo "▸ running tests"

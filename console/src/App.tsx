@@ -79,9 +79,7 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
   const incident = /^\/incidents\/(.+)$/.exec(path);
   let view: ReactElement;
   if (incident?.[1])
-    view = (
-      <IncidentView key={incident[1]} host={decodeURIComponent(incident[1])} session={session} />
-    );
+    view = <IncidentView key={incident[1]} host={decoded(incident[1])} session={session} />;
   else if (path.startsWith("/fleet")) view = <FleetView session={session} />;
   else if (path.startsWith("/catalog")) view = <CatalogView session={session} />;
   else if (path.startsWith("/rules")) view = <RulesView />;
@@ -120,4 +118,13 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
       <main>{view}</main>
     </>
   );
+}
+
+/** A path segment as text; a malformed escape (a hand-typed link) is shown as it is. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }

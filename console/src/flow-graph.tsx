@@ -21,20 +21,54 @@ const H = 46;
 const GAP_X = 60;
 const GAP_Y = 18;
 
-/** Column of each node: the longest path from a start node (cycles cut at the first revisit). */
+/**
+ * Column of each node: the longest path from a start node, once the edges that close a cycle are
+ * set aside. Linear in nodes and edges, whatever the document (an edited flow may be anything).
+ */
 export function layout(flow: Flow): Map<string, { x: number; y: number }> {
   const nodes = new Map(flow.nodes.filter((n) => typeof n?.id === "string").map((n) => [n.id, n]));
-  const depth = new Map<string, number>();
+  const nextOf = (id: string): string[] => {
+    const next: unknown = nodes.get(id)?.next;
+    return Array.isArray(next)
+      ? next.filter((m): m is string => typeof m === "string" && nodes.has(m))
+      : [];
+  };
   const starts = (flow.start ?? []).filter((s) => nodes.has(s));
   const roots = starts.length > 0 ? starts : [...nodes.keys()].slice(0, 1);
-  const visit = (id: string, d: number, seen: Set<string>) => {
-    if (seen.has(id) || seen.size > nodes.size || (depth.get(id) ?? -1) >= d) return;
-    depth.set(id, d);
-    seen.add(id);
-    for (const next of nodes.get(id)?.next ?? []) if (nodes.has(next)) visit(next, d + 1, seen);
-    seen.delete(id);
-  };
-  for (const root of roots) visit(root, 0, new Set());
+  // Depth-first from the roots (iteratively): the post-order reversed is a topological order of
+  // the edges that do not lead back to a node still on the path.
+  const state = new Map<string, "open" | "done">();
+  const order: string[] = [];
+  const forward = new Map<string, string[]>();
+  for (const root of roots) {
+    if (state.has(root)) continue;
+    const stack: [string, number][] = [[root, 0]];
+    state.set(root, "open");
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as [string, number];
+      const [id, i] = top;
+      const next = nextOf(id);
+      if (i < next.length) {
+        top[1] = i + 1;
+        const m = next[i] as string;
+        if (state.get(m) === "open") continue; // closes a cycle: not a forward edge
+        forward.set(id, [...(forward.get(id) ?? []), m]);
+        if (!state.has(m)) {
+          state.set(m, "open");
+          stack.push([m, 0]);
+        }
+      } else {
+        state.set(id, "done");
+        order.push(id);
+        stack.pop();
+      }
+    }
+  }
+  const depth = new Map<string, number>(roots.map((r) => [r, 0]));
+  for (const id of order.reverse()) {
+    const d = depth.get(id) ?? 0;
+    for (const m of forward.get(id) ?? []) depth.set(m, Math.max(depth.get(m) ?? 0, d + 1));
+  }
   // Nodes no start reaches still get drawn, in a column after the others.
   const last = Math.max(-1, ...depth.values());
   for (const id of nodes.keys()) if (!depth.has(id)) depth.set(id, last + 1);
@@ -48,12 +82,21 @@ export function layout(flow: Flow): Map<string, { x: number; y: number }> {
   return at;
 }
 
+/** Past this many nodes a drawing is unreadable, and laying it out costs the page. */
+const MAX_DRAWN_NODES = 200;
+
 export function FlowGraph(props: { flow: Flow; reached?: Set<string>; current?: Set<string> }) {
+  if (props.flow.nodes.length > MAX_DRAWN_NODES) {
+    return <p className="muted">{props.flow.nodes.length} nodes: too many to draw</p>;
+  }
   const at = layout(props.flow);
   const width = Math.max(...[...at.values()].map((p) => p.x + W), 200) + 10;
   const height = Math.max(...[...at.values()].map((p) => p.y + H), 60) + 10;
+  // Only what layout placed is drawn: a document being edited may hold anything.
   const edges = props.flow.nodes.flatMap((n) =>
-    (n.next ?? []).filter((m) => at.has(m) && at.has(n.id)).map((m) => [n.id, m] as const),
+    (at.has(n?.id) && Array.isArray(n.next) ? n.next : [])
+      .filter((m) => typeof m === "string" && at.has(m))
+      .map((m) => [n.id, m] as const),
   );
   return (
     <svg
@@ -94,7 +137,7 @@ export function FlowGraph(props: { flow: Flow; reached?: Set<string>; current?: 
         );
       })}
       {props.flow.nodes.map((n) => {
-        const p = at.get(n.id);
+        const p = at.get(n?.id);
         if (!p) return null;
         const reached = props.reached?.has(n.id) ?? false;
         const current = props.current?.has(n.id) ?? false;
@@ -110,7 +153,9 @@ export function FlowGraph(props: { flow: Flow; reached?: Set<string>; current?: 
               {n.id.length > 20 ? `${n.id.slice(0, 19)}…` : n.id}
             </text>
             <text x={p.x + 8} y={p.y + 36} className="techniques">
-              {(n.techniques ?? []).join(", ").slice(0, 24)}
+              {(Array.isArray(n.techniques) ? n.techniques.map(String) : [])
+                .join(", ")
+                .slice(0, 24)}
             </text>
           </g>
         );

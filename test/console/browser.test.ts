@@ -226,11 +226,13 @@ describe("the console in a browser", () => {
       nodes: [
         { id: "a", techniques: ["T1059"], next: ["b", "c"] },
         { id: "b", techniques: ["T1041"] },
-        { id: "c", techniques: ["not-a-technique"] },
+        // A cycle back to the start: drawn all the same (the layout sets the closing edge aside).
+        { id: "c", techniques: ["not-a-technique"], next: ["a"] },
       ],
     };
     await editor.locator("textarea").fill(JSON.stringify(doc, null, 2));
     await expect.poll(() => editor.locator("[data-node]").count()).toBe(3);
+    expect(await editor.locator("line.edge").count()).toBe(3);
     await editor.getByTestId("catalog-save").click();
     const errors = editor.getByTestId("field-errors");
     await errors.waitFor({ timeout: SEEN });
