@@ -124,14 +124,20 @@ export function FlowGraph(props: { flow: Flow; reached?: Set<string>; current?: 
       {edges.map(([from, to]) => {
         const a = at.get(from) as { x: number; y: number };
         const b = at.get(to) as { x: number; y: number };
+        const x1 = a.x + W;
+        const y1 = a.y + H / 2;
+        const x2 = b.x;
+        const y2 = b.y + H / 2;
+        // An edge back to an earlier column (a cycle) loops below the nodes instead of crossing them.
+        const d =
+          x2 > x1
+            ? `M${x1},${y1} L${x2},${y2}`
+            : `M${x1},${y1} C${x1 + 40},${y1 + H} ${x2 - 40},${y2 + H} ${x2},${y2}`;
         return (
-          <line
+          <path
             key={`${from}->${to}`}
-            className="edge"
-            x1={a.x + W}
-            y1={a.y + H / 2}
-            x2={b.x}
-            y2={b.y + H / 2}
+            className={x2 > x1 ? "edge" : "edge back"}
+            d={d}
             markerEnd="url(#arrow)"
           />
         );

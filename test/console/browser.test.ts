@@ -232,7 +232,8 @@ describe("the console in a browser", () => {
     };
     await editor.locator("textarea").fill(JSON.stringify(doc, null, 2));
     await expect.poll(() => editor.locator("[data-node]").count()).toBe(3);
-    expect(await editor.locator("line.edge").count()).toBe(3);
+    expect(await editor.locator("path.edge").count()).toBe(3);
+    expect(await editor.locator("path.edge.back").count()).toBe(1);
     await editor.getByTestId("catalog-save").click();
     const errors = editor.getByTestId("field-errors");
     await errors.waitFor({ timeout: SEEN });
