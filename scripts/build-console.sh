@@ -18,7 +18,9 @@ npx tsc -p console
 # Built beside the target and moved in place, so a server never reads a half-written console.
 tmp="$OUT.tmp.$$"
 trap 'rm -rf "$tmp"' EXIT
-npx vite build console --logLevel warn --outDir "$tmp" --emptyOutDir
+# Always the production build: a NODE_ENV inherited from a test runner would bundle React's
+# development build (twice the size, and not what operators get).
+NODE_ENV=production npx vite build console --logLevel warn --outDir "$tmp" --emptyOutDir
 rm -rf "$OUT.old.$$"
 [ ! -e "$OUT" ] || mv "$OUT" "$OUT.old.$$"
 mv "$tmp" "$OUT"
