@@ -6,7 +6,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
-COPY scripts/build.sh scripts/bundle-workflows.ts ./scripts/
+COPY scripts/build.sh scripts/build-console.sh scripts/bundle-workflows.ts ./scripts/
+COPY console ./console
 COPY src ./src
 COPY migrations ./migrations
 RUN npm run build

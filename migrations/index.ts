@@ -6,6 +6,7 @@ import * as auditChain from "./0004_audit_chain.ts";
 import * as identityAndAlertScope from "./0005_identity_and_alert_scope.ts";
 import * as rules from "./0006_rules.ts";
 import * as siemOutboxAndTracing from "./0007_siem_outbox_and_tracing.ts";
+import * as consoleSessions from "./0009_console_sessions.ts";
 import * as mitigationClaims from "./0011_mitigation_claims.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
@@ -18,5 +19,6 @@ export const migrations: Record<string, Migration> = {
   "0005_identity_and_alert_scope": identityAndAlertScope,
   "0006_rules": rules,
   "0007_siem_outbox_and_tracing": siemOutboxAndTracing,
+  "0009_console_sessions": consoleSessions,
   "0011_mitigation_claims": mitigationClaims,
 };

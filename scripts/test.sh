@@ -7,7 +7,8 @@ source "$ROOT/scripts/env.sh"
 ensure_node_modules
 # The reference agent's tests enforce for real in network namespaces.
 missing=()
-for tool in nft:nftables ncat:ncat openssl:openssl ip:iproute2; do
+# The console's browser tests drive Debian's chromium (playwright-core downloads no browser).
+for tool in nft:nftables ncat:ncat openssl:openssl ip:iproute2 chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
 done
 [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
@@ -15,6 +16,7 @@ cd "$ROOT"
 export MM_LOG_LEVEL=${MM_LOG_LEVEL:-warn}
 echo "▸ type-checking"
 npx tsc --noEmit -p .
+npx tsc -p console
 echo "▸ linting"
 npx biome check --diagnostic-level=error .
 echo "▸ running tests"

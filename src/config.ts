@@ -147,6 +147,11 @@ const schema = z
       .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a NATS subject without wildcards")
       .optional(),
     MM_SIEM_QUEUE_MAX: z.coerce.number().int().min(1).default(100_000),
+    // --- Operator console (console/, src/api/console.ts, src/api/session.ts) ---
+    MM_CONSOLE_DIR: z.string().min(1).optional(),
+    MM_CONSOLE_SESSION_TTL_SECONDS: z.coerce.number().int().min(1).max(604_800).default(28_800),
+    MM_CONSOLE_SIGNINS_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+    MM_TEMPORAL_UI_URL: httpUrl.default("http://127.0.0.1:8233"),
   })
   .refine(
     (env) => (env.MM_GATEWAY_TLS_CERT === undefined) === (env.MM_GATEWAY_TLS_KEY === undefined),
@@ -184,6 +189,15 @@ function toConfig(env: z.infer<typeof schema>) {
       /** Per operator token, and per client address for requests without a valid token. */
       rateLimit: { perSecond: env.MM_API_REQUESTS_PER_SECOND, burst: env.MM_API_REQUEST_BURST },
       headersTimeoutMs: env.MM_API_HEADERS_TIMEOUT_MS,
+    },
+    console: {
+      /** The built console (npm run build): console/dist beside src/, or dist/console/dist. */
+      dir: env.MM_CONSOLE_DIR ?? path.resolve(import.meta.dirname, "../console/dist"),
+      sessionTtlSeconds: env.MM_CONSOLE_SESSION_TTL_SECONDS,
+      /** Sign-in attempts per client address (the burst is as many). */
+      signInsPerMinute: env.MM_CONSOLE_SIGNINS_PER_MINUTE,
+      /** The Temporal Web UI, where the console links each workflow. */
+      temporalUiUrl: env.MM_TEMPORAL_UI_URL.replace(/\/+$/, ""),
     },
     gatewayPort: env.MM_GATEWAY_PORT,
     /** A listener serving only GET /metrics: for worker- or ingest-only processes. */

@@ -18,6 +18,10 @@ export default async function setup(project: TestProject): Promise<void> {
   // The stack's passwords, generated into .env on a fresh clone; what is already set wins. The
   // test files' processes inherit them.
   if (existsSync(path.join(root, ".env"))) process.loadEnvFile(path.join(root, ".env"));
+  // The console's browser tests load what the API serves: the build of this tree.
+  execFileSync("bash", [path.join(root, "scripts/build-console.sh"), "--if-stale"], {
+    stdio: "inherit",
+  });
   const file = path.join(mkdtempSync(path.join(tmpdir(), "mm-workflows-")), "bundle.js");
   writeFileSync(file, await bundleWorkflows());
   project.provide("workflowBundlePath", file);

@@ -16,6 +16,7 @@ import { auditApi } from "./audit.ts";
 import { type AuthEnv, operatorAuth } from "./auth.ts";
 import { catalogApi } from "./catalog.ts";
 import { commandsApi } from "./commands.ts";
+import { consoleApi } from "./console.ts";
 import { docsApi } from "./docs.ts";
 import { dryRunApi } from "./dry-run.ts";
 import { type HealthCheck, healthApi } from "./health.ts";
@@ -25,6 +26,7 @@ import { keysApi } from "./keys.ts";
 import { metricsApi } from "./metrics.ts";
 import { rulesApi } from "./rules.ts";
 import { rulesRolloutApi } from "./rules-rollout.ts";
+import { sessionApi } from "./session.ts";
 import { tokensApi } from "./tokens.ts";
 
 export interface ApiDeps {
@@ -82,7 +84,20 @@ export function createApi(deps: ApiDeps) {
   app.route("/api", tokensApi(db));
   app.route("/api", rulesApi(rulesStore(db)));
   app.route("/api", rulesRolloutApi({ db, temporal, taskQueue: config.temporal.taskQueue }));
+  app.route(
+    "/api",
+    sessionApi({
+      db,
+      adminToken: config.adminToken,
+      ttlSeconds: config.console.sessionTtlSeconds,
+      signInsPerMinute: config.console.signInsPerMinute,
+      secure: config.api.tls !== undefined,
+      temporalUiUrl: config.console.temporalUiUrl,
+      namespace: config.temporal.namespace,
+    }),
+  );
   app.route("/", docsApi(app));
+  app.route("/", consoleApi(config.console.dir));
 
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {

@@ -6,12 +6,19 @@
 //   responder  a viewer who also issues agent commands and submits alerts
 //   admin      everything: the catalog, agents' groups and labels, keys, enrollment and operator tokens
 //   ingest     submits alerts (POST /api/alert) and nothing else: for Wazuh's integration
+//
+// The console signs in with a token (src/api/session.ts) and then sends a session cookie instead:
+// the same roles apply, and a cookie-authenticated request that changes something must also carry
+// the session's CSRF token in X-CSRF-Token (a cross-site page can make the browser send the
+// cookie, but cannot read the token). Bearer callers never need it.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import { KeyedRateLimiter, type RateLimit } from "../domain/rate-limit.ts";
 import { bearerToken } from "../secrets.ts";
 import type { Db } from "../store/db.ts";
+import { sessionPrincipal } from "../store/operator-sessions.ts";
 import { authenticateOperator } from "../store/operator-tokens.ts";
 import type { OperatorRole } from "../store/schema.ts";
 
@@ -26,6 +33,27 @@ export interface Principal {
   /** How the audit log names this operator: `operator:<token name>`. */
   actor: string;
   role: OperatorRole;
+  /** Set when the request was authenticated by a console session cookie rather than a token. */
+  session?: { id: string; expiresAt: Date };
+}
+
+export const SESSION_COOKIE = "mm_session";
+export const CSRF_HEADER = "X-CSRF-Token";
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * The CSRF token of a session: derived from its secret id, so it needs no storage and the console
+ * can ask for it again after a reload (GET /api/session), yet no one without the cookie can know it.
+ */
+export function csrfTokenOf(sessionId: string): string {
+  return createHash("sha256").update("mm-console-csrf\0").update(sessionId).digest("base64url");
+}
+
+/** Constant-time: the comparison takes as long whatever prefix of the token was right. */
+function csrfMatches(sent: string | undefined, sessionId: string): boolean {
+  if (!sent) return false;
+  const digest = (v: string) => createHash("sha256").update(v).digest();
+  return timingSafeEqual(digest(sent), digest(csrfTokenOf(sessionId)));
 }
 
 export type AuthEnv = { Variables: { principal: Principal } };
@@ -39,6 +67,9 @@ type Requirement = "public" | OperatorRole;
  */
 const ACCESS: { method: string; path: RegExp; needs: Requirement }[] = [
   { method: "GET", path: /^\/api\/version$/, needs: "public" },
+  // Console sign-in takes the token in its body (src/api/session.ts); signing out needs a session.
+  { method: "POST", path: /^\/api\/session$/, needs: "public" },
+  { method: "DELETE", path: /^\/api\/session$/, needs: "viewer" },
   // Liveness for anyone; the dependencies' details only for a viewer's token (health.ts).
   { method: "GET", path: /^\/health$/, needs: "public" },
   // Counts of alerts and commands: as much an operator's business as the alerts themselves.
@@ -91,27 +122,32 @@ export function operatorAuth(deps: {
   adminToken?: string;
   rateLimit: RateLimit;
 }): MiddlewareHandler<AuthEnv> {
-  const adminDigest = deps.adminToken
-    ? createHash("sha256").update(deps.adminToken).digest()
-    : null;
+  const adminDigest = adminTokenDigest(deps.adminToken);
+  const adminHash = adminDigest?.toString("hex") ?? null;
   const limiter = new KeyedRateLimiter(deps.rateLimit);
   return async (c, next) => {
     const needs = requirementOf(c.req.method, c.req.path);
     const token = bearerToken(c.req.header("authorization"));
+    // A bearer token wins over a cookie: API clients are unaffected by a console in the same browser.
+    const sessionId = token ? undefined : getCookie(c, SESSION_COOKIE);
     const address = `address:${clientAddress(c)}`;
     const anonymous = () => {
       const wait = limiter.take(address, performance.now());
       if (wait !== null) return tooMany(c, wait);
       if (needs === "public") return next();
+      if (sessionId)
+        return unauthorized(c, "the session is unknown or expired, or its token was revoked");
       return token
         ? unauthorized(c, "the token is unknown, revoked or expired")
         : unauthorized(c, "authentication required: send Authorization: Bearer <token>");
     };
-    if (!token) return anonymous();
+    if (!token && !sessionId) return anonymous();
     // An address that spent its requests on bad tokens costs no more token look-ups.
     const wait = limiter.waitMs(address, performance.now());
     if (wait !== null) return tooMany(c, wait);
-    const principal = await authenticate(deps.db, adminDigest, token);
+    const principal = token
+      ? await authenticate(deps.db, adminDigest, token)
+      : await authenticateSession(deps.db, adminHash, sessionId ?? "");
     if (!principal) return anonymous();
     const tokenWait = limiter.take(`token:${principal.actor}`, performance.now());
     if (tokenWait !== null) return tooMany(c, tokenWait);
@@ -123,12 +159,40 @@ export function operatorAuth(deps: {
         403,
       );
     }
+    if (
+      principal.session &&
+      needs !== "public" &&
+      !SAFE_METHODS.has(c.req.method) &&
+      !csrfMatches(c.req.header(CSRF_HEADER), principal.session.id)
+    ) {
+      return c.json(
+        {
+          error: `forbidden: a request authenticated by the session cookie must send the ${CSRF_HEADER} header given at sign-in`,
+        },
+        403,
+      );
+    }
     c.set("principal", principal);
     return next();
   };
 }
 
-function clientAddress(c: Context): string {
+async function authenticateSession(
+  db: Db,
+  adminHash: string | null,
+  id: string,
+): Promise<Principal | null> {
+  // Ids are 43 base64url characters: anything else is no session, without a query.
+  if (!/^[A-Za-z0-9_-]{20,100}$/.test(id)) return null;
+  const row = await sessionPrincipal(db, id, adminHash);
+  return row && { actor: row.actor, role: row.role, session: { id, expiresAt: row.expiresAt } };
+}
+
+export function adminTokenDigest(adminToken: string | undefined): Buffer | null {
+  return adminToken ? createHash("sha256").update(adminToken).digest() : null;
+}
+
+export function clientAddress(c: Context): string {
   try {
     return getConnInfo(c).remote.address ?? "unknown";
   } catch {
@@ -150,7 +214,8 @@ function unauthorized(c: Context, error: string) {
   return c.json({ error }, 401);
 }
 
-async function authenticate(
+/** The operator a bearer token (or MM_ADMIN_TOKEN) names, or null. */
+export async function authenticate(
   db: Db,
   adminDigest: Buffer | null,
   token: string,

@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { type Env, Hono } from "hono";
+import { CONSOLE_PATHS } from "./console.ts";
 import { versionInfo } from "./health.ts";
 
 const SWAGGER_UI = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
@@ -23,7 +24,7 @@ const PAGE = `<!doctype html>
 </body></html>`;
 
 /** The paths this module serves itself, which the OpenAPI document does not describe. */
-export const UNDOCUMENTED_PATHS = ["/openapi.json", "/docs", "/docs/:asset"];
+export const UNDOCUMENTED_PATHS = ["/openapi.json", "/docs", "/docs/:asset", ...CONSOLE_PATHS];
 
 export function docsApi<E extends Env>(api: OpenAPIHono<E>) {
   let document: unknown;

@@ -26,6 +26,8 @@ export type AuditAction =
   | "enrollment_token.revoked"
   | "operator_token.created"
   | "operator_token.revoked"
+  | "operator_session.opened"
+  | "operator_session.closed"
   | "command.issued"
   | "command.duplicate"
   | "command.delivered"

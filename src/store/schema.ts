@@ -162,6 +162,17 @@ export interface OperatorTokensTable {
   last_used_at: NullableTimestamp;
 }
 
+/** Console sessions (migrations/0009_console_sessions.ts); the id itself is only in the cookie. */
+export interface OperatorSessionsTable {
+  id_hash: string;
+  /** The SHA-256 of the operator token (or MM_ADMIN_TOKEN) the session was opened with. */
+  token_hash: string;
+  actor: string;
+  role: OperatorRole;
+  created_at: Generated<Date>;
+  expires_at: Date;
+}
+
 export type CommandStatus =
   | "pending"
   | "delivered"
@@ -273,6 +284,7 @@ export interface Database {
   agents: AgentsTable;
   agent_keys: AgentKeysTable;
   operator_tokens: OperatorTokensTable;
+  operator_sessions: OperatorSessionsTable;
   commands: CommandsTable;
   audit_log: AuditLogTable;
   siem_sinks: SiemSinksTable;

@@ -130,6 +130,10 @@ describe("the production image", () => {
       const res = await fetch(`${api}/api/version`);
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ version: `v${pkg.version}` });
+      // The console built into dist/ is what the image serves (npm run build, no vite at run time).
+      const page = await fetch(`${api}/console/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("/console/assets/");
       service.kill("SIGTERM");
       expect(await exited).toBe(0);
     } finally {

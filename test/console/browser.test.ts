@@ -1,0 +1,286 @@
+// The console in a real browser (Debian's chromium driven by playwright-core; no browser is
+// downloaded) against the whole service and the reference agent in simulation mode: viewers and
+// responders sign in, follow an alert to its incident, timeline and decisions, a responder isolates
+// a host and watches the command complete, an admin meets the API's validation at the field, and
+// alert text carrying markup stays text. Screenshots go to $MM_DATA_DIR/artifacts/console.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import path from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningAgent, startAgent } from "../../src/agent/index.ts";
+import { createLogger } from "../../src/log.ts";
+import type { Service } from "../../src/service.ts";
+import { enrolled, succeed, TestAgent } from "../gateway/support/agent.ts";
+import { createTestContext, type TestContext } from "../support/context.ts";
+import { wazuhAlert } from "../support/fixtures.ts";
+import { restClient } from "../support/http.ts";
+import { eventually } from "../support/wait.ts";
+
+const CHROMIUM = process.env.MM_CHROMIUM ?? "/usr/bin/chromium";
+const ARTIFACTS = path.resolve(process.env.MM_DATA_DIR ?? ".data", "artifacts/console");
+/** What the page may take to show what the API already has (lists poll every 2 s). */
+const SEEN = 30_000;
+
+let ctx: TestContext;
+let service: Service;
+let agent: RunningAgent;
+let hostAgent: TestAgent | undefined;
+let browser: Browser;
+let work: string;
+const admin = restClient(() => service.apiUrl);
+const tokens: Record<"viewer" | "responder", string> = { viewer: "", responder: "" };
+const pages: Page[] = [];
+/** Script errors of every page: a console that throws is a failing console. */
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  work = mkdtempSync(path.join(tmpdir(), "mm-console-"));
+  ctx = await createTestContext("console_browser");
+  service = await ctx.start({});
+  for (const role of ["viewer", "responder"] as const) {
+    const res = await admin.post("/api/tokens", { name: `console-${role}`, role });
+    expect(res.status).toBe(201);
+    tokens[role] = res.body.token;
+  }
+  const enrollment = await admin.post("/api/enrollment-tokens", {});
+  expect(enrollment.status).toBe(201);
+  agent = await startAgent({
+    gateway: service.gatewayUrl,
+    enrollToken: enrollment.body.token,
+    stateDir: path.join(work, "agent"),
+    rulesDir: path.join(work, "agent/rules"),
+    simulate: true,
+    insecure: true,
+    backoff: { initialMs: 50, maxMs: 500 },
+    log: createLogger("warn", "agent"),
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // playwright-core gives every launch a fresh --user-data-dir of its own.
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await agent?.stop();
+  await hostAgent?.close();
+  await ctx?.cleanup();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** A browser of its own (cookies and all) signed in with `token` through the sign-in page. */
+async function signedIn(token: string, role: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  pages.push(page);
+  await page.goto(`${service.apiUrl}/console/`);
+  await page.fill("input[name=token]", token);
+  await page.click("button[type=submit]");
+  await expect
+    .poll(() => page.getByTestId("who").textContent(), { timeout: SEEN })
+    .toContain(`(${role})`);
+  return page;
+}
+
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+/** The test ids of action buttons: none of them may be shown to a viewer. */
+const ACTIONS = ["isolate", "release", "issue", "command-form", "catalog-new", "catalog-edit"];
+
+describe("the console in a browser", () => {
+  it("a viewer sees an alert's incident appear, its timeline and a decision's reason, and no action buttons", async () => {
+    const page = await signedIn(tokens.viewer, "viewer");
+    const host = ctx.host("console");
+    // The alert's host runs a simulated agent that answers every command at once, as the seed's does.
+    const token = (await admin.post("/api/enrollment-tokens", {})).body.token;
+    const enrollment = await enrolled(service.gatewayUrl as string, token, host);
+    hostAgent = await TestAgent.connect(service.gatewayUrl as string, enrollment.apiKey, host, {
+      autoAnswer: succeed,
+    });
+    expect(
+      (await admin.post("/api/alert", wazuhAlert("100002-ncat-connection", host))).status,
+    ).toBe(202);
+
+    const link = page.getByTestId("incidents").getByRole("link", { name: host });
+    await link.waitFor({ timeout: SEEN });
+    await link.click();
+    await expect.poll(() => page.url()).toContain(`/console/incidents/${host}`);
+
+    const alert = page.getByTestId("timeline-alert").first();
+    await alert.waitFor({ timeout: SEEN });
+    expect(await alert.textContent()).toContain("rule 100002");
+    expect(await alert.textContent()).toContain("Connection via ncat");
+
+    // The engine's decisions, each with its reason one click away.
+    const decisions = await eventually("decisions", async () => {
+      const res = await admin.get(
+        `/api/decisions?incident=${encodeURIComponent(`incident/${host}`)}`,
+      );
+      return res.body.items.length > 0 ? res.body.items : undefined;
+    });
+    const toggle = page.getByTestId("decision-reason-toggle").first();
+    await toggle.waitFor({ timeout: SEEN });
+    await toggle.click();
+    const reason = page.getByTestId("decision-reason");
+    await reason.waitFor();
+    const shown = await reason.textContent();
+    expect(decisions.map((d: { reason: string }) => d.reason)).toContain(
+      decisions.find((d: { reason: string }) => shown?.includes(d.reason))?.reason,
+    );
+    // The attack flow the alert reached, drawn with the node marked.
+    await page
+      .locator("[data-testid=flow-graph] [data-reached=true]")
+      .first()
+      .waitFor({ timeout: SEEN });
+    expect(await page.getByTestId("temporal-link").getAttribute("href")).toContain(
+      `/workflows/${encodeURIComponent(`incident/${host}`)}`,
+    );
+    // The engine's command on the host, through to the agent's result.
+    const life = page.getByTestId("command-life").first();
+    await expect.poll(() => life.getAttribute("data-status"), { timeout: SEEN }).toBe("completed");
+    await shot(page, "incident");
+
+    // No action anywhere: the fleet (with an agent open) and the catalog.
+    await page.getByRole("link", { name: "Fleet" }).click();
+    await page.getByTestId("agent-open").first().click();
+    await page.getByTestId("agent-panel").waitFor();
+    await page.getByRole("link", { name: "Catalog" }).click();
+    await page.getByTestId("catalog").waitFor({ timeout: SEEN });
+    for (const id of ACTIONS) expect(await page.getByTestId(id).count(), id).toBe(0);
+    await page.getByRole("link", { name: "Fleet" }).click();
+    await page.getByTestId("agent-open").first().click();
+    await page.getByTestId("agent-panel").waitFor();
+    for (const id of ACTIONS) expect(await page.getByTestId(id).count(), id).toBe(0);
+    await shot(page, "fleet-viewer");
+  });
+
+  it("a responder isolates the simulated agent's host and watches the command complete", async () => {
+    const page = await signedIn(tokens.responder, "responder");
+    await page.getByRole("link", { name: "Fleet" }).click();
+    // The reference agent names its host as the machine does.
+    const row = page
+      .getByTestId("agents")
+      .getByRole("row")
+      .filter({ has: page.getByRole("button", { name: hostname(), exact: true }) });
+    await row.getByTestId("agent-open").click();
+    const panel = page.getByTestId("agent-panel");
+    await panel.waitFor();
+    // A command needs a reason: the form says so at the field, and nothing is sent.
+    await panel.getByTestId("isolate").click();
+    await expect.poll(() => panel.getByTestId("field-errors").textContent()).toContain("reason");
+    await panel.locator("input[name=reason]").fill("console test: suspicious ncat");
+    await panel.getByTestId("isolate").click();
+    const life = panel.getByTestId("command-life").first();
+    await expect.poll(() => life.getAttribute("data-status"), { timeout: SEEN }).toBe("completed");
+    expect(await panel.getByTestId("commands").textContent()).toContain(
+      "console test: suspicious ncat",
+    );
+    await expect
+      .poll(() => row.getByTestId("isolation").textContent(), { timeout: SEEN })
+      .toMatch(/^isolated/);
+    await expect
+      .poll(() => panel.getByTestId("isolation-state").textContent(), { timeout: SEEN })
+      .toBe(
+        "isolation isolated, requested by operator:console-responder: console test: suspicious ncat",
+      );
+    await shot(page, "fleet-responder-isolated");
+
+    const commands = await admin.get(`/api/commands?agent=${agent.agentId}`);
+    expect(commands.body.items[0]).toMatchObject({
+      command: "isolate-host",
+      status: "completed",
+      requested_by: "operator:console-responder",
+      details: { reason: "console test: suspicious ncat" },
+      result: { success: true, details: { simulated: true } },
+    });
+  });
+
+  it("an admin edits an attack flow, drawn as typed, and sees the API's validation at the field", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    pages.push(page);
+    page.on("pageerror", (err) => pageErrors.push(err.message));
+    await page.goto(`${service.apiUrl}/console/catalog`);
+    await page.fill("input[name=token]", ctx.config.adminToken as string);
+    await page.click("button[type=submit]");
+    await page.getByTestId("catalog-new").click();
+    const editor = page.getByTestId("catalog-editor");
+    const doc = {
+      identifier: "console-flow",
+      name: "Console flow",
+      start: ["a"],
+      nodes: [
+        { id: "a", techniques: ["T1059"], next: ["b", "c"] },
+        { id: "b", techniques: ["T1041"] },
+        // A cycle back to the start: drawn all the same (the layout sets the closing edge aside).
+        { id: "c", techniques: ["not-a-technique"], next: ["a"] },
+      ],
+    };
+    await editor.locator("textarea").fill(JSON.stringify(doc, null, 2));
+    await expect.poll(() => editor.locator("[data-node]").count()).toBe(3);
+    expect(await editor.locator("path.edge").count()).toBe(3);
+    expect(await editor.locator("path.edge.back").count()).toBe(1);
+    await editor.getByTestId("catalog-save").click();
+    const errors = editor.getByTestId("field-errors");
+    await errors.waitFor({ timeout: SEEN });
+    expect(await errors.textContent()).toContain("nodes[2].techniques[0]");
+    await shot(page, "catalog-validation");
+    // Fixed, it is saved and listed.
+    doc.nodes[2] = { id: "c", techniques: ["T1486"] };
+    await editor.locator("textarea").fill(JSON.stringify(doc));
+    await editor.getByTestId("catalog-save").click();
+    await page
+      .getByTestId("catalog")
+      .getByRole("cell", { name: "Console flow", exact: true })
+      .waitFor({ timeout: SEEN });
+    expect((await admin.get("/api/attack-flow?id=console-flow")).status).toBe(200);
+  });
+
+  it("renders an alert's markup as text and runs none of it", async () => {
+    const page = await signedIn(tokens.viewer, "viewer");
+    const host = ctx.host("xss");
+    const payload = `<img src=x onerror="document.title='pwned';window.__pwned=1">`;
+    const alert = wazuhAlert("100002-ncat-connection", host);
+    alert.rule = { ...(alert.rule as object), description: payload };
+    alert.full_log = `<script>window.__pwned=2</script>${payload}`;
+    expect((await admin.post("/api/alert", alert)).status).toBe(202);
+    await page.goto(`${service.apiUrl}/console/incidents/${host}`);
+    const shown = page.getByTestId("timeline-alert").first();
+    await shown.waitFor({ timeout: SEEN });
+    expect(await shown.textContent()).toContain(payload);
+    expect(await shown.textContent()).toContain("<script>window.__pwned=2</script>");
+    expect(
+      await page.locator("[data-testid=timeline] img, [data-testid=timeline] script").count(),
+    ).toBe(0);
+    expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.title()).toBe("Mitigation Manager console");
+    await shot(page, "incident-hostile-alert");
+
+    // The audit log, filtered to sign-ins, names this viewer's; the rules view loads empty.
+    await page.getByRole("link", { name: "Audit" }).click();
+    await page.fill("input[name=action]", "operator_session.");
+    const column = (n: number) =>
+      page.getByTestId("audit").locator(`tbody td:nth-child(${n})`).allTextContents();
+    await expect
+      .poll(async () => [...new Set(await column(3))], { timeout: SEEN })
+      .toEqual(["operator_session.opened"]);
+    expect(await column(2)).toContain("operator:console-viewer");
+    await page.getByRole("link", { name: "Rules" }).click();
+    await page.getByText("no rule sets").waitFor({ timeout: SEEN });
+    expect(pageErrors).toEqual([]);
+  });
+});
