@@ -1,0 +1,117 @@
+import { randomBytes } from "node:crypto";
+import { ApplicationFailure } from "@temporalio/common";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AgentCommandResult } from "../../src/activities/agent-commands.ts";
+import type { IsolationRelease } from "../../src/activities/audit.ts";
+import type { AgentCommandRequest } from "../../src/workflows/agent-command.ts";
+import { isolationWorkflowId } from "../../src/workflows/ids.ts";
+import {
+  type IsolateRequest,
+  type IsolationState,
+  isolateSignal,
+  isolationStateQuery,
+  isolationWorkflow,
+} from "../../src/workflows/isolation.ts";
+import { type TimeSkipping, timeSkipping } from "./support.ts";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+let ts: TimeSkipping;
+beforeAll(async () => {
+  ts = await timeSkipping();
+});
+afterAll(async () => {
+  await ts?.teardown();
+});
+
+/** What the agent (stubbed) was asked, with the test server's time at which it was asked. */
+interface Issued {
+  command: string;
+  commandId: string;
+  at: number;
+}
+
+/**
+ * A stub agent: isolate-host succeeds with a full isolation; release-host fails `releaseFailures`
+ * times, then succeeds. `onRelease` runs before each release attempt answers.
+ */
+function stubAgent(releaseFailures = 0, onRelease?: (attempt: number) => Promise<void>) {
+  const issued: Issued[] = [];
+  const audited: IsolationRelease[] = [];
+  let releases = 0;
+  const activities = {
+    async runAgentCommand(input: AgentCommandRequest): Promise<AgentCommandResult> {
+      issued.push({
+        command: input.command,
+        commandId: input.commandId,
+        at: await ts.env.currentTimeMs(),
+      });
+      if (input.command === "isolate-host")
+        return {
+          success: true,
+          message: "isolated",
+          details: { isolation_level: "full", firewall_rules_added: 4 },
+        };
+      const attempt = ++releases;
+      await onRelease?.(attempt);
+      if (attempt <= releaseFailures)
+        throw ApplicationFailure.nonRetryable(`agent offline (attempt ${attempt})`, "Expired");
+      return { success: true, message: "released", details: {} };
+    },
+    async recordIsolationRelease(release: IsolationRelease): Promise<void> {
+      audited.push(release);
+    },
+  };
+  return { activities, issued, audited };
+}
+
+async function isolate(taskQueue: string, request: Partial<IsolateRequest> = {}) {
+  const agentId = `agent-${randomBytes(4).toString("hex")}`;
+  return ts.env.client.workflow.signalWithStart(isolationWorkflow, {
+    workflowId: isolationWorkflowId(agentId),
+    taskQueue,
+    args: [{ agentId }],
+    signal: isolateSignal,
+    signalArgs: [
+      {
+        details: { reason: "time-skipping test", allow_dns: true },
+        requestedBy: "operator:test",
+        ttlMs: 5 * MINUTE,
+        ...request,
+      },
+    ],
+  });
+}
+
+describe("isolation workflow in skipped time", () => {
+  it("holds the host until releaseAfterMs, then issues the release and reports it released", async () => {
+    const agent = stubAgent();
+    await ts.withWorker(agent.activities, async (taskQueue) => {
+      const handle = await isolate(taskQueue, { releaseAfterMs: 2 * HOUR });
+      const started = await ts.env.currentTimeMs();
+
+      // An hour and a half of skipped time: still held, nothing but the isolation was issued.
+      await ts.env.sleep(90 * MINUTE);
+      const held = await handle.query(isolationStateQuery);
+      expect(held.status).toBe("isolated");
+      expect(agent.issued.map((c) => c.command)).toEqual(["isolate-host"]);
+      expect(Date.parse(held.releaseAt ?? "")).toBe(Date.parse(held.isolatedAt ?? "") + 2 * HOUR);
+
+      const final: IsolationState = await handle.result();
+      expect(final.status).toBe("released");
+      expect(final.releaseRequestedBy).toBe("time limit");
+      expect(agent.issued.map((c) => c.command)).toEqual(["isolate-host", "release-host"]);
+      const release = agent.issued[1] as Issued;
+      // Issued at the limit (after the skipped time), not before it and not long after.
+      expect(release.at - started).toBeGreaterThanOrEqual(2 * HOUR);
+      expect(release.at - started).toBeLessThan(2 * HOUR + MINUTE);
+      expect(Date.parse(final.releasedAt ?? "")).toBeGreaterThanOrEqual(
+        Date.parse(final.releaseAt ?? ""),
+      );
+      expect(agent.audited).toEqual([
+        { agentId: final.agentId, releasedBy: "time limit", reason: null },
+      ]);
+    });
+  });
+});
