@@ -114,4 +114,45 @@ describe("isolation workflow in skipped time", () => {
       ]);
     });
   });
+
+  it("retries a failing release with growing backoff, capped at 10 minutes, until it succeeds", async () => {
+    const failures = 7;
+    const snapshots: IsolationState[] = [];
+    let handle: Awaited<ReturnType<typeof isolate>> | undefined;
+    // Before the 5th attempt answers, the state says how the 4th went.
+    const agent = stubAgent(failures, async (attempt) => {
+      if (attempt === 5 && handle) snapshots.push(await handle.query(isolationStateQuery));
+    });
+    await ts.withWorker(agent.activities, async (taskQueue) => {
+      handle = await isolate(taskQueue, { releaseAfterMs: HOUR });
+      const final = await handle.result();
+
+      const releases = agent.issued.filter((c) => c.command === "release-host");
+      expect(releases).toHaveLength(failures + 1);
+      const gaps = releases.slice(1).map((r, i) => (r.at - (releases[i] as Issued).at) / 1000);
+      // 30 s, doubled after every failure, never more than 10 minutes (the test server's clock
+      // jumps to each timer; a second of slack for the activities' own round trips).
+      const expected = [30, 60, 120, 240, 480, 600, 600];
+      expect(gaps).toHaveLength(expected.length);
+      gaps.forEach((gap, i) => {
+        expect(gap).toBeGreaterThanOrEqual(expected[i] as number);
+        expect(gap).toBeLessThan((expected[i] as number) + 1);
+      });
+      // Every attempt has a command id of its own, so the agent runs each once.
+      expect(new Set(releases.map((r) => r.commandId)).size).toBe(releases.length);
+      expect(final.commands).toEqual([
+        agent.issued[0]?.commandId,
+        ...releases.map((r) => r.commandId),
+      ]);
+      expect(final.commands.slice(1).map((id) => id.split("/").slice(-2).join("/"))).toEqual(
+        releases.map((_, i) => `release/${i + 1}`),
+      );
+
+      expect(snapshots).toHaveLength(1);
+      expect(snapshots[0]?.status).toBe("releasing");
+      expect(snapshots[0]?.error).toMatch(/^release attempt 4 failed: agent offline \(attempt 4\)/);
+      expect(final.status).toBe("released");
+      expect(final.error).toBeNull();
+    });
+  });
 });
