@@ -15,10 +15,10 @@ set -euo pipefail
 
 die() { echo "temporal-test-server install: $*" >&2; exit 1; }
 
-[[ $# -eq 1 && -n $1 ]] || die "usage: bash stack/temporal-test-server/install.sh <install-dir>"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-mkdir -p "$(dirname "$1")" || die "cannot create the parent directory of $1"
-install_dir="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+# shellcheck source=stack/install-lib.sh
+source "$here/../install-lib.sh"
+resolve_install_dir stack/temporal-test-server/install.sh "$@"
 exe="$install_dir/bin/temporal-test-server"
 marker="$install_dir/READY"
 # A pom or script edit must not be hidden by a stale shared cache, hence the checksum.
@@ -54,15 +54,7 @@ if ! mvn -q -B -f "$stage/build/pom.xml" dependency:copy-dependencies \
 fi
 
 rm -rf "$stage/build" "$stage/mvn.log"
-# Swap in one step; an older install (other sources) is moved aside and removed afterwards.
-if [[ -e $install_dir ]]; then
-  old="$stage.old"
-  mv "$install_dir" "$old"
-  mv "$stage" "$install_dir"
-  rm -rf "$old"
-else
-  mv "$stage" "$install_dir"
-fi
+swap_into_place "$stage"
 trap '[[ -z $server ]] || kill "$server" 2>/dev/null' EXIT
 
 # The SDK gives a test server 5 s to answer; a cold JVM loading these jars takes 2 s on an idle

@@ -161,6 +161,20 @@ async function feedUntilContinuedAsNew(
   return { firstRunId, sent };
 }
 
+/** Awaits the incident's end (skipping ahead to its idle timer): closed an idle hour after `lastAlertAt`. */
+async function expectClosedAnIdleTimeAfter(
+  handle: WorkflowHandle<typeof incidentWorkflow>,
+  lastAlertAt: number,
+  alerts: number,
+) {
+  const final: IncidentState = await handle.result();
+  const closedAt = (await handle.describe()).closeTime?.getTime() ?? 0;
+  expect(final.status).toBe("closed");
+  expect(final.alerts).toHaveLength(alerts);
+  expect(closedAt - lastAlertAt).toBeGreaterThanOrEqual(HOUR);
+  expect(closedAt - lastAlertAt).toBeLessThan(HOUR + MINUTE);
+}
+
 /** The input a run handed to its successor when it continued as new. */
 async function continuedAsNewInput(workflowId: string, runId: string): Promise<IncidentInput> {
   const history = await ts.env.client.workflow.getHandle(workflowId, runId).fetchHistory();
@@ -182,12 +196,7 @@ describe("incident workflow in skipped time", () => {
       const host = newHost();
       const handle = await signalAlert(taskQueue, host, alert(["T1046"]));
       const sentAt = await ts.env.currentTimeMs();
-      const final: IncidentState = await handle.result(); // skips ahead to the idle timer
-      const closedAt = (await handle.describe()).closeTime?.getTime() ?? 0;
-      expect(final.status).toBe("closed");
-      expect(final.alerts).toHaveLength(1);
-      expect(closedAt - sentAt).toBeGreaterThanOrEqual(HOUR);
-      expect(closedAt - sentAt).toBeLessThan(HOUR + MINUTE);
+      await expectClosedAnIdleTimeAfter(handle, sentAt, 1);
     });
   });
 
@@ -205,13 +214,7 @@ describe("incident workflow in skipped time", () => {
       const lastAt = await ts.env.currentTimeMs();
       await ts.env.sleep(50 * MINUTE);
       expect((await handle.query(stateQuery)).status).toBe("open");
-
-      const final: IncidentState = await handle.result();
-      const closedAt = (await handle.describe()).closeTime?.getTime() ?? 0;
-      expect(final.status).toBe("closed");
-      expect(final.alerts).toHaveLength(5);
-      expect(closedAt - lastAt).toBeGreaterThanOrEqual(HOUR);
-      expect(closedAt - lastAt).toBeLessThan(HOUR + MINUTE);
+      await expectClosedAnIdleTimeAfter(handle, lastAt, 5);
     });
   });
 
