@@ -20,9 +20,10 @@ export interface TimeSkipping {
 
 /** Starts a test server (one per test file: time is global to it) from the project's tool cache. */
 export async function timeSkipping(): Promise<TimeSkipping> {
-  // The SDK logs every worker state change at INFO; a failing test's own output matters more.
-  // A runtime is installed once per process: a second file in the same process keeps the first's.
-  if (!Runtime._instance) Runtime.install({ logger: new DefaultLogger("WARN") });
+  // The SDK logs every worker state change at INFO and every failed activity (the stubs fail on
+  // purpose) at WARN; the tests assert on outcomes. A runtime is installed once per process: a
+  // second file in the same process keeps the first's.
+  if (!Runtime._instance) Runtime.install({ logger: new DefaultLogger("ERROR") });
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: "existing-path", path: inject("temporalTestServer") } },
   });
