@@ -16,6 +16,8 @@ import { type TimeSkipping, timeSkipping } from "./support.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
+// Temporal warns about a workflow's history from 10,240 events on, and ends it at 51,200.
+const HISTORY_WARNING = 10_240;
 
 let ts: TimeSkipping;
 beforeAll(async () => {
@@ -155,4 +157,27 @@ describe("isolation workflow in skipped time", () => {
       expect(final.error).toBeNull();
     });
   });
+
+  // DEFECT (issue 10: "The isolation release loop retries forever with no continue-as-new and
+  // growing state"): a week of an offline agent, ~1,000 attempts at the 10-minute cap, is one run of
+  // some 11,000 events, past Temporal's 10,240-event warning.
+  it.fails("keeps its history bounded through a week of failing releases, without reusing a command id", async () => {
+    const failures = 7 * 24 * 6;
+    const agent = stubAgent(failures);
+    await ts.withWorker(agent.activities, async (taskQueue) => {
+      const handle = await isolate(taskQueue, { releaseAfterMs: MINUTE });
+      const { runId: firstRunId } = await handle.describe();
+      const final = await handle.result();
+      expect(final.status).toBe("released");
+      const releases = agent.issued.filter((c) => c.command === "release-host");
+      expect(releases).toHaveLength(failures + 1);
+      // A command id issued again would get the earlier attempt's (failed) outcome from the gateway.
+      expect(new Set(releases.map((r) => r.commandId)).size).toBe(releases.length);
+      const first = await ts.env.client.workflow
+        .getHandle(handle.workflowId, firstRunId)
+        .fetchHistory();
+      expect(first.events?.length).toBeLessThan(HISTORY_WARNING);
+      expect(final.commands.length).toBeLessThan(failures);
+    });
+  }, 300_000);
 });
