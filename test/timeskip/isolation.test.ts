@@ -132,13 +132,14 @@ describe("isolation workflow in skipped time", () => {
       const releases = agent.issued.filter((c) => c.command === "release-host");
       expect(releases).toHaveLength(failures + 1);
       const gaps = releases.slice(1).map((r, i) => (r.at - (releases[i] as Issued).at) / 1000);
-      // 30 s, doubled after every failure, never more than 10 minutes (the test server's clock
-      // jumps to each timer; a second of slack for the activities' own round trips).
+      // 30 s, doubled after every failure, never more than 10 minutes. The test server's clock
+      // jumps to each timer but runs in real time in between, so a busy machine adds seconds to a
+      // gap: below half a step more still tells 30 s from 60 s, and the cap from a doubling.
       const expected = [30, 60, 120, 240, 480, 600, 600];
       expect(gaps).toHaveLength(expected.length);
       gaps.forEach((gap, i) => {
         expect(gap).toBeGreaterThanOrEqual(expected[i] as number);
-        expect(gap).toBeLessThan((expected[i] as number) + 1);
+        expect(gap).toBeLessThan((expected[i] as number) * 1.5);
       });
       // Every attempt has a command id of its own, so the agent runs each once.
       expect(new Set(releases.map((r) => r.commandId)).size).toBe(releases.length);
