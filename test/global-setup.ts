@@ -8,6 +8,8 @@ import { bundleWorkflows } from "../src/worker.ts";
 declare module "vitest" {
   export interface ProvidedContext {
     workflowBundlePath: string;
+    /** The time-skipping test server's executable (scripts/test-server.sh), for test/timeskip. */
+    temporalTestServer: string;
   }
 }
 
@@ -25,4 +27,10 @@ export default async function setup(project: TestProject): Promise<void> {
   const file = path.join(mkdtempSync(path.join(tmpdir(), "mm-workflows-")), "bundle.js");
   writeFileSync(file, await bundleWorkflows());
   project.provide("workflowBundlePath", file);
+  // Installed here rather than downloaded by the SDK: a clean clone needs only Maven Central.
+  const testServer = execFileSync("bash", [path.join(root, "scripts/test-server.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  project.provide("temporalTestServer", testServer.trim().split("\n").at(-1) ?? "");
 }

@@ -14,10 +14,10 @@ set -euo pipefail
 
 die() { echo "neo4j install: $*" >&2; exit 1; }
 
-[[ $# -eq 1 && -n $1 ]] || die "usage: bash stack/neo4j/install.sh <install-dir>"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-mkdir -p "$(dirname "$1")" || die "cannot create the parent directory of $1"
-install_dir="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+# shellcheck source=stack/install-lib.sh
+source "$here/../install-lib.sh"
+resolve_install_dir stack/neo4j/install.sh "$@"
 
 version=$(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$here/pom.xml")
 [[ -n $version ]] || die "no <neo4j.version> in $here/pom.xml"
@@ -58,13 +58,5 @@ javac --release 17 -nowarn -cp "$stage/lib/*" -d "$stage/classes" "$here"/src/ma
 
 rm -rf "$stage/build" "$stage/mvn.log"
 echo "$stamp" >"$stage/READY-$version"
-# Swap in one step; an older install (other sources) is moved aside and removed afterwards.
-if [[ -e $install_dir ]]; then
-  old="$stage.old"
-  mv "$install_dir" "$old"
-  mv "$stage" "$install_dir"
-  rm -rf "$old"
-else
-  mv "$stage" "$install_dir"
-fi
+swap_into_place "$stage"
 echo "neo4j: installed Neo4j $version in $install_dir ($(du -sh "$install_dir" | cut -f1))"

@@ -1,10 +1,9 @@
-// Records the workflow histories the replay test guards. Run it when workflow code changes on
-// purpose (behind patched() for running workflows), with the stack up:
-//   npx tsx test/replay/record.ts
+// Records the incident and mitigation histories the replay test guards, into histories/<release>/
+// (histories.ts; an existing file is never overwritten). Run it with the stack up when workflow
+// code changes on purpose (behind patched() for running workflows) and at every release; a label
+// tells a second recording of one release apart:
+//   npx tsx test/replay/record.ts [label]
 
-import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { startService } from "../../src/service.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
@@ -12,6 +11,15 @@ import { restClient } from "../support/http.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
 import { createScratch } from "../support/scratch.ts";
 import { webhookReceiver } from "../support/webhook-receiver.ts";
+import { newHistoryFiles, saveHistory } from "./histories.ts";
+
+const label = process.argv[2] ? `-${process.argv[2]}` : "";
+const names = {
+  incident: `incident-seed-scenario${label}`,
+  agentSteps: `mitigation-agent-steps${label}`,
+  fallback: `mitigation-fallback-after-webhook-failure${label}`,
+};
+const files = newHistoryFiles(Object.values(names));
 
 const hooks = await webhookReceiver((req) => (req.path === "/soar-down" ? 500 : 200));
 const scratch = await createScratch("record", { logLevel: "warn", incidentIdleMs: 4_000 });
@@ -46,21 +54,12 @@ const incident = client.workflow.getHandle(`incident/${host}`);
 await incident.result(); // closes after the idle time
 
 const histories: Record<string, string> = {
-  "incident-seed-scenario": `incident/${host}`,
-  "mitigation-agent-steps": `mitigation/${host}/1729589475.25117-${host}/ncat_to_ransomware.ncat_connection`,
-  "mitigation-fallback-after-webhook-failure": `mitigation/${host}/1729589139.24598-${host}/ncat_to_ransomware.ransomware_file`,
+  [names.incident]: `incident/${host}`,
+  [names.agentSteps]: `mitigation/${host}/1729589475.25117-${host}/ncat_to_ransomware.ncat_connection`,
+  [names.fallback]: `mitigation/${host}/1729589139.24598-${host}/ncat_to_ransomware.ransomware_file`,
 };
-// The temporal CLI writes the JSON history format every Temporal tool reads.
-const temporal = path.join(process.env.MM_CACHE_DIR ?? "", "bin/temporal-1.5.1");
-for (const [name, workflowId] of Object.entries(histories)) {
-  const json = execFileSync(
-    temporal,
-    ["workflow", "show", "--address", config.temporal.address, "-w", workflowId, "-o", "json"],
-    { encoding: "utf8" },
-  );
-  writeFileSync(path.join(import.meta.dirname, "histories", `${name}.json`), json);
-  console.log(`recorded ${name} (${JSON.parse(json).events.length} events)`);
-}
+for (const [name, workflowId] of Object.entries(histories))
+  saveHistory(config.temporal.address, workflowId, files[name] as string);
 await service.close();
 await hooks.close();
 await scratch.drop();
