@@ -6,6 +6,7 @@ import * as auditChain from "./0004_audit_chain.ts";
 import * as identityAndAlertScope from "./0005_identity_and_alert_scope.ts";
 import * as rules from "./0006_rules.ts";
 import * as siemOutboxAndTracing from "./0007_siem_outbox_and_tracing.ts";
+import * as catalogVersion from "./0010_catalog_version.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
 // under tsx, vitest and bundlers; a test checks that no file of this folder is missing here.
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   "0005_identity_and_alert_scope": identityAndAlertScope,
   "0006_rules": rules,
   "0007_siem_outbox_and_tracing": siemOutboxAndTracing,
+  "0010_catalog_version": catalogVersion,
 };

@@ -62,6 +62,8 @@ export interface IncidentInput {
 }
 
 export const alertSignal = defineSignal<[IncidentAlert]>("alert");
+/** A host's alerts of one intake batch in one signal: one history event instead of one each. */
+export const alertsSignal = defineSignal<[IncidentAlert[]]>("alerts");
 export const stateQuery = defineQuery<IncidentState>("state");
 
 // Local: a few PostgreSQL/Neo4j reads that take milliseconds need no task queue round trip.
@@ -99,9 +101,13 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   const pending: IncidentAlert[] = [...(input.pending ?? [])];
   let running = 0;
 
-  setHandler(alertSignal, (alert) => {
+  const receive = (alert: IncidentAlert) => {
     if (state.alerts.includes(alert.id) || pending.some((p) => p.id === alert.id)) return;
     pending.push(alert);
+  };
+  setHandler(alertSignal, receive);
+  setHandler(alertsSignal, (alerts) => {
+    for (const alert of alerts) receive(alert);
   });
   setHandler(stateQuery, () => state);
 
