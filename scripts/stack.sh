@@ -204,7 +204,9 @@ temporal_ready() {
   "$TEMPORAL_BIN" operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null | grep -q SERVING
 }
 # The mode a spawned Temporal runs in: its pid file is temporal.pid (dev) or temporal-server.pid.
+# Only one on TEMPORAL_ADDRESS counts: the other mode may run beside it on its own port.
 temporal_spawned_mode() {
+  [ "$(cat "$RUN_DIR/temporal.address" 2>/dev/null)" = "$TEMPORAL_ADDRESS" ] || return 0
   if ours_running temporal; then echo dev; elif ours_running temporal-server; then echo server; fi
 }
 temporal_up() {
@@ -236,6 +238,7 @@ temporal_up() {
       --ui-port "$TEMPORAL_UI_PORT" --db-filename "$MM_DATA_DIR/temporal/temporal.db" \
       --log-level warn "${attrs[@]}" \
       --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
+    echo "$TEMPORAL_ADDRESS" >"$RUN_DIR/temporal.address"
     wait_ready temporal temporal_ready
   fi
   temporal_namespace
@@ -348,6 +351,7 @@ temporal_server_start() {
   # --allow-no-auth: loopback only (checked above), like the dev server; compose adds mTLS.
   spawn temporal-server "$TEMPORAL_SERVER_HOME/bin/temporal-server" --root "$dir" --config config \
     --env development --allow-no-auth start
+  echo "$TEMPORAL_ADDRESS" >"$RUN_DIR/temporal.address"
   wait_ready temporal-server temporal_ready
 }
 
