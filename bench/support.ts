@@ -1,6 +1,7 @@
 // What the benchmarks share: the Temporal mode flag, percentiles, CPU accounting of the processes
 // involved, and the JSON + table report.
 import { readdirSync, readFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
 import { Client, Connection } from "@temporalio/client";
 import type { Config } from "../src/config.ts";
 import { temporalConnection } from "../src/connections.ts";
@@ -128,7 +129,16 @@ export function cpuMeter(processes: Record<string, number[]>) {
 
 /** Prints the figures as one JSON line (for machines) and a table (for people). */
 export function report(title: string, rows: Record<string, unknown>[], extra: object = {}) {
-  console.log(JSON.stringify({ benchmark: title, ...extra, rows }));
+  // The machine, and how busy it was: figures on a shared machine mean little without it.
+  const machine = {
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`,
+    memoryGiB: round(totalmem() / 2 ** 30),
+    loadAverage1m: round(loadavg()[0] ?? 0, 2),
+  };
+  console.log(JSON.stringify({ benchmark: title, machine, ...extra, rows }));
+  console.log(
+    `machine: ${machine.cpus}, ${machine.memoryGiB} GiB, load average ${machine.loadAverage1m}`,
+  );
   console.log(`\n${title}`);
   if (!rows.length) return;
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];

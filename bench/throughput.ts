@@ -106,7 +106,7 @@ async function sustained(
         continue;
       }
     }
-    const burst = Array.from({ length: 100 }, () => make(published++));
+    const burst = Array.from({ length: Math.min(1_000, backlog) }, () => make(published++));
     await Promise.all(burst.map((a) => js.publish(config.nats.alertSubject, JSON.stringify(a))));
   }
   const windowMs = performance.now() - started;
@@ -132,10 +132,27 @@ console.error("phase 1: alerts reaching no flow");
 const noFlow = await sustained(noFlowAlert, BACKLOG, () => storedCount("q"));
 const unsignalled = await pendingInConsumer();
 
-const mitigated = () =>
-  Promise.resolve(new Set(firewall.received.map((r) => r.idempotencyKey)).size);
+// An alert is done when the engine finished with it: a mitigation's outcome recorded, or no node
+// of any flow matched (its conditions did not hold). Counted from the decision log, so an alert
+// whose conditions fail (e.g. a CEL check over its budget on a loaded machine) is done, not lost.
+const engineDone = async () =>
+  Number(
+    (
+      await sql<{ n: string }>`SELECT count(*) AS n FROM (
+        SELECT alert_id FROM decisions WHERE alert_id LIKE ${`m-${tag}-%`} GROUP BY alert_id
+        HAVING bool_or(kind IN ('mitigation_succeeded', 'mitigation_failed', 'no_mitigation'))
+          OR NOT bool_or(kind = 'node_matched')) done`.execute(db)
+    ).rows[0]?.n,
+  );
 console.error("phase 2: mitigating alerts");
-const mitigating = await sustained(mitigatingAlert, BACKLOG_MITIGATING, mitigated);
+const mitigating = await sustained(mitigatingAlert, BACKLOG_MITIGATING, engineDone);
+const webhookCalls = new Set(firewall.received.map((r) => r.idempotencyKey)).size;
+const succeeded = Number(
+  (
+    await sql<{ n: string }>`SELECT count(*) AS n FROM decisions
+      WHERE alert_id LIKE ${`m-${tag}-%`} AND kind = 'mitigation_succeeded'`.execute(db)
+  ).rows[0]?.n,
+);
 const mitigatingStored = await storedCount("m");
 
 // Raw JetStream: the same number of the same messages as phase 1, consumed and acknowledged.
