@@ -106,25 +106,25 @@ export function pidsOf(needle: string): number[] {
     });
 }
 
-/** CPU used by a set of processes between two calls: start() then stop() → seconds per process. */
+/**
+ * CPU used by a set of processes between two calls: start() then stop() → seconds per name. Only
+ * processes alive at both reads count (PostgreSQL's backends come and go).
+ */
 export function cpuMeter(processes: Record<string, number[]>) {
-  const read = () =>
+  const before = new Map<number, number>();
+  for (const pids of Object.values(processes))
+    for (const pid of pids) before.set(pid, cpuSeconds(pid) ?? Number.NaN);
+  return () =>
     Object.fromEntries(
-      Object.entries(processes).map(([name, pids]) => [
-        name,
-        pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0),
-      ]),
+      Object.entries(processes).map(([name, pids]) => {
+        let used = 0;
+        for (const pid of pids) {
+          const delta = (cpuSeconds(pid) ?? Number.NaN) - (before.get(pid) ?? Number.NaN);
+          if (Number.isFinite(delta)) used += delta;
+        }
+        return [name, round(used, 2)];
+      }),
     );
-  const before = read();
-  return () => {
-    const after = read();
-    return Object.fromEntries(
-      Object.keys(processes).map((name) => [
-        name,
-        round((after[name] ?? 0) - (before[name] ?? 0), 2),
-      ]),
-    );
-  };
 }
 
 /** Prints the figures as one JSON line (for machines) and a table (for people). */
