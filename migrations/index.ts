@@ -7,6 +7,7 @@ import * as identityAndAlertScope from "./0005_identity_and_alert_scope.ts";
 import * as rules from "./0006_rules.ts";
 import * as siemOutboxAndTracing from "./0007_siem_outbox_and_tracing.ts";
 import * as consoleSessions from "./0009_console_sessions.ts";
+import * as catalogVersion from "./0010_catalog_version.ts";
 import * as mitigationClaims from "./0011_mitigation_claims.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
@@ -20,5 +21,6 @@ export const migrations: Record<string, Migration> = {
   "0006_rules": rules,
   "0007_siem_outbox_and_tracing": siemOutboxAndTracing,
   "0009_console_sessions": consoleSessions,
+  "0010_catalog_version": catalogVersion,
   "0011_mitigation_claims": mitigationClaims,
 };

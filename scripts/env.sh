@@ -9,7 +9,8 @@ export MM_DATA_DIR=${MM_DATA_DIR:-$ROOT/.data}
 # Every internal server needs credentials, and no installation shares them with another: the ones
 # missing are generated into .env, readable by its owner only. They are never printed.
 SECRETS=(MM_PG_PASSWORD NEO4J_PASSWORD MM_NATS_API_PASSWORD MM_NATS_WORKER_PASSWORD
-  MM_NATS_INGEST_PASSWORD MM_NATS_GATEWAY_PASSWORD MM_NATS_PUBLISHER_PASSWORD MM_ADMIN_TOKEN)
+  MM_NATS_INGEST_PASSWORD MM_NATS_GATEWAY_PASSWORD MM_NATS_PUBLISHER_PASSWORD MM_ADMIN_TOKEN
+  MM_TEMPORAL_PG_PASSWORD)
 ensure_secrets() {
   local missing=() name
   for name in "${SECRETS[@]}"; do [ -n "${!name:-}" ] || missing+=("$name"); done

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The local stack: Temporal (dev server + Web UI), PostgreSQL 15, NATS JetStream and Neo4j 5.26,
-# installed when missing and run as local processes on loopback.
+# The local stack: Temporal (dev server + Web UI, or the full server), PostgreSQL 15, NATS
+# JetStream and Neo4j 5.26, installed when missing and run as local processes on loopback.
 #
-#   scripts/stack.sh up [service…]     install what is missing, start (or reuse) and wait until ready
+#   scripts/stack.sh up [--temporal dev|server] [service…]
+#                                      install what is missing, start (or reuse) and wait until ready
 #   scripts/stack.sh down [service…]   stop what this stack started
 #   scripts/stack.sh status            one line per service
 #   scripts/stack.sh logs <service>    follow a service's log
 #
+# Temporal runs as the dev server (one process, SQLite, one history shard, its Web UI) or, with
+# `--temporal server` or MM_TEMPORAL_MODE=server, as the full server docker-compose deploys:
+# persistence and visibility in this stack's PostgreSQL, MM_TEMPORAL_SHARDS history shards.
 # Services: postgres nats temporal neo4j. Built tools live in a per-user cache shared by every
 # clone on the machine (MM_CACHE_DIR); data, logs and pid files under MM_DATA_DIR.
 set -euo pipefail
@@ -19,6 +23,10 @@ SERVICES=(postgres nats temporal neo4j)
 TIMEOUT=${MM_STACK_TIMEOUT:-180}
 TEMPORAL_VERSION=1.5.1
 TEMPORAL_BIN="$MM_CACHE_DIR/bin/temporal-$TEMPORAL_VERSION"
+TEMPORAL_SERVER_VERSION=1.29.1
+TEMPORAL_SERVER_HOME="$MM_CACHE_DIR/temporal-server-$TEMPORAL_SERVER_VERSION"
+MM_TEMPORAL_MODE=${MM_TEMPORAL_MODE:-dev}
+MM_TEMPORAL_SHARDS=${MM_TEMPORAL_SHARDS:-4}
 NEO4J_VERSION=$(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$ROOT/stack/neo4j/pom.xml" 2>/dev/null)
 NEO4J_HOME="$MM_CACHE_DIR/neo4j-$NEO4J_VERSION"
 RUN_DIR="$MM_DATA_DIR/run"
@@ -195,16 +203,29 @@ temporal_install() {
 temporal_ready() {
   "$TEMPORAL_BIN" operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null | grep -q SERVING
 }
+# The mode a spawned Temporal runs in: its pid file is temporal.pid (dev) or temporal-server.pid.
+# Only one on TEMPORAL_ADDRESS counts: the other mode may run beside it on its own port.
+temporal_spawned_mode() {
+  [ "$(cat "$RUN_DIR/temporal.address" 2>/dev/null)" = "$TEMPORAL_ADDRESS" ] || return 0
+  if ours_running temporal; then echo dev; elif ours_running temporal-server; then echo server; fi
+}
 temporal_up() {
   temporal_install
   local host=${TEMPORAL_ADDRESS%:*} port=${TEMPORAL_ADDRESS##*:}
-  # The dev server authenticates nobody: whoever reaches it can signal or cancel any workflow.
+  # Neither mode authenticates anybody here: whoever reaches it can signal or cancel any workflow.
   [[ $host == 127.* || $host == localhost || $host == "[::1]" ]] ||
-    die "temporal: the dev server only runs on loopback (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS); a" \
+    die "temporal: the local Temporal only runs on loopback (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS); a" \
       "frontend reachable from the network needs mTLS (docker-compose.yaml)"
+  local running; running=$(temporal_spawned_mode)
+  if [ -n "$running" ] && [ "$running" != "$MM_TEMPORAL_MODE" ]; then
+    say "▸" "temporal: switching this stack's Temporal from $running to $MM_TEMPORAL_MODE"
+    temporal_down
+  fi
   if port_open "$host" "$port"; then
     wait_ready temporal temporal_ready
     say "✓" "temporal: reusing the server on $TEMPORAL_ADDRESS"
+  elif [ "$MM_TEMPORAL_MODE" = server ]; then
+    temporal_server_start "$host" "$port"
   else
     mkdir -p "$MM_DATA_DIR/temporal"
     say "▸" "temporal: starting the dev server on $TEMPORAL_ADDRESS, Web UI on :$TEMPORAL_UI_PORT"
@@ -217,8 +238,10 @@ temporal_up() {
       --ui-port "$TEMPORAL_UI_PORT" --db-filename "$MM_DATA_DIR/temporal/temporal.db" \
       --log-level warn "${attrs[@]}" \
       --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
+    echo "$TEMPORAL_ADDRESS" >"$RUN_DIR/temporal.address"
     wait_ready temporal temporal_ready
   fi
+  temporal_namespace
   # A reused server (or a namespace created later) may lack the project's search attributes.
   local existing; existing=$("$TEMPORAL_BIN" operator search-attribute list --address "$TEMPORAL_ADDRESS" \
     --namespace "$TEMPORAL_NAMESPACE" 2>/dev/null || true)
@@ -228,7 +251,108 @@ temporal_up() {
       --namespace "$TEMPORAL_NAMESPACE" --name "${a%=*}" --type "${a#*=}" >/dev/null ||
       die "temporal: could not register search attribute ${a%=*}"
   done
-  say "✓" "temporal ready on $TEMPORAL_ADDRESS (Web UI http://$host:$TEMPORAL_UI_PORT)"
+  if [ "$(temporal_spawned_mode)" = server ]; then
+    say "✓" "temporal server ready on $TEMPORAL_ADDRESS ($MM_TEMPORAL_SHARDS history shards; no Web UI:" \
+      "the dev server's or docker-compose's)"
+  else
+    say "✓" "temporal ready on $TEMPORAL_ADDRESS (Web UI http://$host:$TEMPORAL_UI_PORT)"
+  fi
+}
+
+# The namespace, registered when missing (the dev server registers its own; the full server none).
+temporal_namespace_exists() {
+  "$TEMPORAL_BIN" operator namespace describe --address "$TEMPORAL_ADDRESS" \
+    --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1
+}
+temporal_namespace_registered() {
+  temporal_namespace_exists || "$TEMPORAL_BIN" operator namespace create --address "$TEMPORAL_ADDRESS" \
+    --namespace "$TEMPORAL_NAMESPACE" --retention 72h >/dev/null 2>&1
+}
+temporal_namespace() {
+  temporal_namespace_exists && return
+  say "▸" "temporal: registering namespace $TEMPORAL_NAMESPACE"
+  # Right after start-up the frontend may answer before history does: retried until it takes.
+  wait_ready temporal-server temporal_namespace_registered
+}
+
+# The full server and its SQL tool, built once per machine into the tool cache with the schema
+# files of the same module version.
+temporal_server_install() {
+  [ -x "$TEMPORAL_SERVER_HOME/bin/temporal-server" ] && [ -x "$TEMPORAL_SERVER_HOME/bin/temporal-sql-tool" ] &&
+    [ -d "$TEMPORAL_SERVER_HOME/schema" ] && return
+  command -v go >/dev/null || die "temporal: Go is needed to build the Temporal server (go install)"
+  say "▸" "temporal: building the Temporal server v$TEMPORAL_SERVER_VERSION and its SQL tool with go install" \
+    "(several minutes, once per machine; log $LOG_DIR/temporal-server-install.log)"
+  local gobin log="$LOG_DIR/temporal-server-install.log"; gobin=$(mktemp -d)
+  # -v names each package as it is built: a count every 100 shows progress.
+  CGO_ENABLED=0 GOBIN="$gobin" go install -v "go.temporal.io/server/cmd/server@v$TEMPORAL_SERVER_VERSION" \
+    "go.temporal.io/server/cmd/tools/sql@v$TEMPORAL_SERVER_VERSION" 2>&1 | tee -a "$log" |
+    awk '{ if (++n % 100 == 0) { printf "  … %d packages\n", n; fflush() } }' ||
+    die "temporal: go install failed (log: $log)"
+  local dir; dir=$(cd "$gobin" && go mod download -json "go.temporal.io/server@v$TEMPORAL_SERVER_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir/schema/postgresql/v12" ] || die "temporal: no PostgreSQL schema in the module ($dir)"
+  mkdir -p "$TEMPORAL_SERVER_HOME/bin" "$TEMPORAL_SERVER_HOME/schema"
+  cp -R "$dir/schema/postgresql/v12/." "$TEMPORAL_SERVER_HOME/schema/"
+  chmod -R u+w "$TEMPORAL_SERVER_HOME/schema"
+  mv "$gobin/server" "$TEMPORAL_SERVER_HOME/bin/temporal-server"
+  mv "$gobin/sql" "$TEMPORAL_SERVER_HOME/bin/temporal-sql-tool"
+  rmdir "$gobin"
+  say "✓" "temporal: server v$TEMPORAL_SERVER_VERSION installed in $TEMPORAL_SERVER_HOME"
+}
+
+# Role, databases and schemas on this stack's PostgreSQL: created when missing, brought to the
+# schema version of the installed server otherwise (update-schema applies only what is new).
+temporal_server_schemas() {
+  [ "${MM_PG_EXTERNAL:-0}" = 1 ] &&
+    die "temporal: the full server sets itself up on this stack's PostgreSQL (DATABASE_URL names another)"
+  postgres_ready || postgres_up
+  as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -f - <"$ROOT/stack/postgres/temporal-role.sql" >/dev/null ||
+    die "temporal: setting up role temporal and its databases failed (log: $PG_LOG)"
+  local db dir sqltool="$TEMPORAL_SERVER_HOME/bin/temporal-sql-tool"
+  for db in temporal temporal_visibility; do
+    dir=temporal; [ "$db" = temporal ] || dir=visibility
+    # The password by environment (SQL_PASSWORD), never on a command line.
+    local tool=(env SQL_PASSWORD="$MM_TEMPORAL_PG_PASSWORD" "$sqltool" --plugin postgres12
+      --ep "$MM_PG_HOST" -p "$MM_PG_PORT" -u temporal --db "$db")
+    if ! PGPASSWORD=$MM_TEMPORAL_PG_PASSWORD psql -h "$MM_PG_HOST" -p "$MM_PG_PORT" -U temporal -d "$db" \
+      -Atqc "SELECT 1 FROM schema_version LIMIT 1" >/dev/null 2>&1; then
+      say "▸" "temporal: creating the schema of $db"
+      "${tool[@]}" setup-schema -v 0.0 >>"$LOG_DIR/temporal-server.log" 2>&1 ||
+        die "temporal: setup-schema of $db failed (log: $LOG_DIR/temporal-server.log)"
+    fi
+    "${tool[@]}" update-schema -d "$TEMPORAL_SERVER_HOME/schema/$dir/versioned" \
+      >>"$LOG_DIR/temporal-server.log" 2>&1 ||
+      die "temporal: update-schema of $db failed (log: $LOG_DIR/temporal-server.log)"
+  done
+}
+
+temporal_server_start() {
+  local host=$1 port=$2 dir="$MM_DATA_DIR/temporal-server"
+  [[ $MM_TEMPORAL_SHARDS =~ ^[1-9][0-9]{0,3}$ ]] ||
+    die "temporal: MM_TEMPORAL_SHARDS must be a whole number from 1 to 9999 (is '$MM_TEMPORAL_SHARDS')"
+  temporal_server_install
+  temporal_server_schemas
+  # The shard count is the cluster's for life: a different one would strand every workflow.
+  local shards; shards=$(PGPASSWORD=$MM_TEMPORAL_PG_PASSWORD psql -h "$MM_PG_HOST" -p "$MM_PG_PORT" \
+    -U temporal -d temporal -Atqc "SELECT count(*) FROM shards" 2>/dev/null || echo 0)
+  [ "$shards" = 0 ] || [ "$shards" = "$MM_TEMPORAL_SHARDS" ] ||
+    die "temporal: the cluster in database temporal has $shards history shards, MM_TEMPORAL_SHARDS=" \
+      "$MM_TEMPORAL_SHARDS; set it back, or drop databases temporal and temporal_visibility"
+  mkdir -p "$dir/config"
+  cp "$ROOT/stack/temporal/dynamicconfig.yaml" "$dir/dynamicconfig.yaml"
+  (umask 077 && TEMPORAL_HOST=$host TEMPORAL_PORT=$port TEMPORAL_SHARDS=$MM_TEMPORAL_SHARDS \
+    PG_HOST=$MM_PG_HOST PG_PORT=$MM_PG_PORT PG_USER=temporal PG_PASSWORD=$MM_TEMPORAL_PG_PASSWORD \
+    DYNAMIC_CONFIG="$dir/dynamicconfig.yaml" sh "$ROOT/stack/temporal/config.sh" >"$dir/config/development.yaml") ||
+    die "temporal: no server configuration"
+  say "▸" "temporal: starting the full server v$TEMPORAL_SERVER_VERSION on $TEMPORAL_ADDRESS" \
+    "($MM_TEMPORAL_SHARDS history shards, PostgreSQL $MM_PG_HOST:$MM_PG_PORT)"
+  # --allow-no-auth: loopback only (checked above), like the dev server; compose adds mTLS.
+  spawn temporal-server "$TEMPORAL_SERVER_HOME/bin/temporal-server" --root "$dir" --config config \
+    --env development --allow-no-auth start
+  echo "$TEMPORAL_ADDRESS" >"$RUN_DIR/temporal.address"
+  wait_ready temporal-server temporal_ready
 }
 
 # --- Neo4j ------------------------------------------------------------------------------------
@@ -271,7 +395,7 @@ spawned_down() {
   rm -f "$pidfile" "$RUN_DIR/$name.fingerprint"
 }
 nats_down() { spawned_down nats; }
-temporal_down() { spawned_down temporal; }
+temporal_down() { spawned_down temporal; spawned_down temporal-server; }
 neo4j_down() { spawned_down neo4j; }
 
 status_line() {
@@ -284,6 +408,11 @@ selected() { if [ $# -gt 0 ]; then echo "$@"; else echo "${SERVICES[@]}"; fi; }
 main() {
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   local cmd=${1:-}; shift || true
+  if [ "$cmd" = up ] && [ "${1:-}" = --temporal ]; then
+    MM_TEMPORAL_MODE=${2:-}; shift 2 || die "usage: stack.sh up --temporal dev|server [service…]"
+  fi
+  [[ $MM_TEMPORAL_MODE == dev || $MM_TEMPORAL_MODE == server ]] ||
+    die "MM_TEMPORAL_MODE (or --temporal) must be dev or server (is '$MM_TEMPORAL_MODE')"
   for s in "$@"; do [[ " ${SERVICES[*]} " == *" $s "* ]] || die "unknown service '$s' (one of: ${SERVICES[*]})"; done
   case $cmd in
     up)
@@ -304,7 +433,7 @@ main() {
       [ $# = 1 ] || die "usage: stack.sh logs <service>"
       if [ "$1" = postgres ]; then exec tail -n 100 -F "$PG_LOG"; fi
       exec tail -n 100 -F "$LOG_DIR/$1.log";;
-    *) die "usage: stack.sh up|down|status|logs [service…]";;
+    *) die "usage: stack.sh up [--temporal dev|server]|down|status|logs [service…]";;
   esac
 }
 

@@ -23,6 +23,24 @@ echo "▸ running tests"
 report="$MM_DATA_DIR/vitest-report.json"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# The workflow tests a second time against the full Temporal server (what docker-compose deploys),
+# beside the dev server on the next port block, sharing PostgreSQL, NATS and Neo4j. Only for the
+# whole suite (a run of chosen files is someone's fast loop); MM_TEST_TEMPORAL_SERVER=0 skips it.
+SERVER_PASS=(test/integration/engine.test.ts test/integration/mitigation.test.ts
+  test/integration/intake-batch.test.ts test/integration/alert-scope.test.ts
+  test/gateway/engine-path.test.ts test/gateway/isolation.test.ts test/gateway/commands.test.ts)
+if [ $# = 0 ] && [ "${MM_TEST_TEMPORAL_SERVER:-1}" = 1 ]; then
+  echo "▸ running the workflow tests against the full Temporal server"
+  port=${TEMPORAL_ADDRESS##*:}
+  server_report="$MM_DATA_DIR/vitest-report-temporal-server.json"
+  MM_TEMPORAL_MODE=server TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS%:*}:$((port + 100))" \
+    npx vitest run --reporter=default --reporter=json --outputFile.json="$server_report" \
+    "${SERVER_PASS[@]}" || status=$?
+  [ -f "$server_report" ] && node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(`tests (full Temporal server): ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+  ' "$server_report"
+fi
 # One plain closing line, the form CI systems read whatever the runner.
 [ -f "$report" ] && node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));

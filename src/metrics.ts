@@ -34,6 +34,12 @@ const alertsSignalled = new Counter({
   labelNames: ["transport"] as const,
   registers: [registry],
 });
+const alertsWithoutFlow = new Counter({
+  name: "mm_alerts_without_flow_total",
+  help: "Alerts stored whose techniques reach no attack flow: not signalled to Temporal, by transport",
+  labelNames: ["transport"] as const,
+  registers: [registry],
+});
 const intakeSeconds = new Histogram({
   name: "mm_alert_intake_seconds",
   help: "Time to validate, store and signal one alert, by transport",
@@ -94,6 +100,7 @@ export const metrics = {
     alertsRejected.inc({ transport: t });
   },
   alertSignalled: (t: Transport) => alertsSignalled.inc({ transport: t }),
+  alertWithoutFlow: (t: Transport) => alertsWithoutFlow.inc({ transport: t }),
   /** Starts the intake timer; the returned function stops it. */
   intakeTimer: (t: Transport) => intakeSeconds.startTimer({ transport: t }),
   decisionRecorded: (kind: string) => decisions.inc({ kind }),

@@ -155,7 +155,17 @@ export const storableText = createMiddleware(async (c, next) => {
       try {
         body = JSON.parse(text);
       } catch {
-        body = undefined; // not JSON: the route's validator says so, naming the body
+        // NDJSON (POST /api/alert takes batches so): each line, named by its item's index.
+        body = text
+          .split("\n")
+          .filter((line) => line.trim() !== "")
+          .map((line) => {
+            try {
+              return JSON.parse(line);
+            } catch {
+              return undefined; // not JSON: the route says so, naming the line
+            }
+          });
       }
       const found = unstorableIn(body);
       if (found) errors.push(found);

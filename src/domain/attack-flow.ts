@@ -280,3 +280,23 @@ export function advance(
 function union(a: string[], b: string[]): string[] {
   return [...a, ...b.filter((x) => !a.includes(x))];
 }
+
+/** Every technique any node of the flows lists, upper-cased: what an alert must show to matter. */
+export function flowTechniques(flows: AttackFlow[]): Set<string> {
+  return new Set(
+    flows.flatMap((f) => f.nodes.flatMap((n) => n.techniques.map((t) => t.toUpperCase()))),
+  );
+}
+
+/**
+ * Whether an alert with these techniques could reach any node of the flows indexed by
+ * flowTechniques (a listed technique covers its sub-techniques, as techniqueCovers says). An alert
+ * that reaches none can neither start nor advance an instance: the engine has nothing to do with it.
+ */
+export function reachesAnyFlow(index: Set<string>, techniques: string[]): boolean {
+  return techniques.some((t) => {
+    const upper = t.toUpperCase();
+    const dot = upper.indexOf(".");
+    return index.has(upper) || (dot > 0 && index.has(upper.slice(0, dot)));
+  });
+}

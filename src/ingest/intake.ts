@@ -1,11 +1,13 @@
 import type { Client } from "@temporalio/client";
-import { type AlertHost, type FieldError, normaliseAlert } from "../domain/alert.ts";
+import { type Alert, type AlertHost, type FieldError, normaliseAlert } from "../domain/alert.ts";
+import { flowTechniques, reachesAnyFlow } from "../domain/attack-flow.ts";
 import { metrics } from "../metrics.ts";
-import { type AlertSource, markHandedOff, storeAlert } from "../store/alerts.ts";
+import { type AlertSource, markHandedOff, storeAlerts } from "../store/alerts.ts";
+import { catalogStore, catalogVersion } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
 import { inSpan } from "../tracing.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
-import { alertSignal, incidentWorkflow } from "../workflows/incident.ts";
+import { alertsSignal, type IncidentAlert, incidentWorkflow } from "../workflows/incident.ts";
 import { HOST, INCIDENT_STATUS } from "../workflows/search-attributes.ts";
 
 export interface IntakeDeps {
@@ -19,74 +21,162 @@ export type IntakeResult =
   | { ok: true; alertId: string; incidentId: string; duplicate: boolean }
   | { ok: false; errors: FieldError[] };
 
+export interface IntakeItem {
+  input: unknown;
+  context?: { host?: AlertHost };
+}
+
 /**
- * The one way an alert enters the engine, whatever carried it (REST, NATS, an agent): normalise,
- * store, then hand to the host's incident workflow. Callers acknowledge their transport only after
- * this resolves, so a crash anywhere in between means a redelivery, never a lost alert; the
- * redelivery of an alert already handed off does nothing.
+ * The one way alerts enter the engine, whatever carried them (REST, NATS, an agent): normalise,
+ * store the batch in one statement, then hand each host's new alerts to its incident workflow in
+ * one signal. Callers acknowledge their transport only after this resolves, so a crash anywhere in
+ * between means a redelivery, never a lost alert; the redelivery of an alert already handed off
+ * does nothing. Alerts whose techniques reach no attack flow are stored but never reach Temporal:
+ * they cost one row, not a workflow task.
  */
 export function alertIntake(deps: IntakeDeps) {
-  return async function intake(
-    input: unknown,
-    source: AlertSource,
-    context?: { host?: AlertHost },
-  ): Promise<IntakeResult> {
-    // The root of an alert's trace: the workflow start or signal below carries it on.
-    return inSpan("alert.intake", { "mm.alert.source": source }, async (span) => {
-      const result = await intakeOne(input, source, context);
-      if (result.ok) {
-        span.setAttributes({
-          "mm.alert.id": result.alertId,
-          "mm.incident.id": result.incidentId,
-          "mm.alert.duplicate": result.duplicate,
-        });
-      }
-      return result;
-    });
-  };
+  const flows = flowIndex(deps.db);
 
-  async function intakeOne(
+  async function intakeBatch(items: IntakeItem[], source: AlertSource): Promise<IntakeResult[]> {
+    // The root of the alerts' trace: the workflow starts and signals below carry it on.
+    return inSpan("alert.intake", { "mm.alert.source": source }, async (span) => {
+      const results = await intakeMany(items, source);
+      const [only] = results;
+      if (results.length === 1 && only?.ok) {
+        span.setAttributes({
+          "mm.alert.id": only.alertId,
+          "mm.incident.id": only.incidentId,
+          "mm.alert.duplicate": only.duplicate,
+        });
+      } else {
+        span.setAttributes({ "mm.alert.count": results.length });
+      }
+      return results;
+    });
+  }
+
+  async function intakeMany(items: IntakeItem[], source: AlertSource): Promise<IntakeResult[]> {
+    const stopTimers: (() => void)[] = [];
+    const valid: { index: number; alert: Alert }[] = [];
+    const results: IntakeResult[] = items.map(({ input, context }, index) => {
+      metrics.alertReceived(source);
+      const normalised = normaliseAlert(input, context);
+      if (!normalised.ok) {
+        metrics.alertRejected(source);
+        return normalised;
+      }
+      stopTimers.push(metrics.intakeTimer(source));
+      valid.push({ index, alert: normalised.alert });
+      return { ok: false, errors: [] }; // replaced below once stored
+    });
+    if (!valid.length) return results;
+
+    const index = await flows.current();
+    const relevant = valid.map(({ alert }) => reachesAnyFlow(index, alert.techniques));
+    const stored = await storeAlerts(
+      deps.db,
+      valid.map(({ alert }, i) => ({ alert, done: !relevant[i] })),
+      source,
+    );
+
+    // One signal per host, its alerts in arrival order.
+    const byHost = new Map<string, IncidentAlert[]>();
+    valid.forEach(({ alert }, i) => {
+      const s = stored[i];
+      if (!s?.handOff) return;
+      metrics.alertStored(source);
+      if (!relevant[i]) {
+        metrics.alertWithoutFlow(source);
+        return;
+      }
+      const list = byHost.get(alert.host.name) ?? [];
+      list.push({
+        id: s.key,
+        time: alert.time,
+        techniques: alert.techniques,
+        severity: alert.severity,
+        ruleId: alert.rule.id,
+      });
+      byHost.set(alert.host.name, list);
+    });
+    await Promise.all(
+      [...byHost].map(async ([host, alerts]) => {
+        await deps.temporal.workflow.signalWithStart(incidentWorkflow, {
+          workflowId: incidentWorkflowId(host),
+          taskQueue: deps.taskQueue,
+          args: [{ host, idleMs: deps.incidentIdleMs }],
+          signal: alertsSignal,
+          signalArgs: [alerts],
+          typedSearchAttributes: [
+            { key: HOST, value: host },
+            { key: INCIDENT_STATUS, value: "open" },
+          ],
+        });
+        for (const _ of alerts) metrics.alertSignalled(source);
+      }),
+    );
+    await markHandedOff(
+      deps.db,
+      [...byHost.values()].flatMap((alerts) => alerts.map((a) => a.id)),
+    );
+
+    valid.forEach(({ index, alert }, i) => {
+      results[index] = {
+        ok: true,
+        alertId: alert.id,
+        incidentId: incidentWorkflowId(alert.host.name),
+        duplicate: !stored[i]?.handOff,
+      };
+    });
+    for (const stop of stopTimers) stop();
+    return results;
+  }
+
+  /** One alert: the batch of one. */
+  async function intake(
     input: unknown,
     source: AlertSource,
     context?: { host?: AlertHost },
   ): Promise<IntakeResult> {
-    metrics.alertReceived(source);
-    const stopTimer = metrics.intakeTimer(source);
-    const normalised = normaliseAlert(input, context);
-    if (!normalised.ok) {
-      metrics.alertRejected(source);
-      return normalised;
-    }
-    const { alert } = normalised;
-    const incidentId = incidentWorkflowId(alert.host.name);
-    const { key, handOff } = await storeAlert(deps.db, alert, source);
-    if (handOff) {
-      metrics.alertStored(source);
-      await deps.temporal.workflow.signalWithStart(incidentWorkflow, {
-        workflowId: incidentId,
-        taskQueue: deps.taskQueue,
-        args: [{ host: alert.host.name, idleMs: deps.incidentIdleMs }],
-        signal: alertSignal,
-        signalArgs: [
-          {
-            id: key,
-            time: alert.time,
-            techniques: alert.techniques,
-            severity: alert.severity,
-            ruleId: alert.rule.id,
-          },
-        ],
-        typedSearchAttributes: [
-          { key: HOST, value: alert.host.name },
-          { key: INCIDENT_STATUS, value: "open" },
-        ],
-      });
-      metrics.alertSignalled(source);
-      await markHandedOff(deps.db, key);
-    }
-    stopTimer();
-    return { ok: true, alertId: alert.id, incidentId, duplicate: !handOff };
+    const [result] = await intakeBatch([{ input, context }], source);
+    return result as IntakeResult;
   }
+
+  return Object.assign(intake, { batch: intakeBatch });
 }
 
 export type AlertIntake = ReturnType<typeof alertIntake>;
+
+/**
+ * The attack flows' techniques, reloaded when the catalog's version moved: one tiny read per batch
+ * keeps every intake process current with changes made through any other process. Concurrent
+ * batches share one reload.
+ */
+function flowIndex(db: Db) {
+  const catalog = catalogStore(db);
+  let loaded: { version: string; techniques: Set<string> } | null = null;
+  let reloading: { version: string; techniques: Promise<Set<string>> } | null = null;
+  return {
+    async current(): Promise<Set<string>> {
+      const version = await catalogVersion(db);
+      if (loaded?.version === version) return loaded.techniques;
+      if (reloading?.version !== version) {
+        const attempt = {
+          version,
+          techniques: catalog.list("attack_flow").then((list) => flowTechniques(list)),
+        };
+        reloading = attempt;
+        // A failed reload is retried by the next batch (its caller sees the error and redelivers).
+        attempt.techniques.then(
+          (techniques) => {
+            if (reloading === attempt) [loaded, reloading] = [{ version, techniques }, null];
+          },
+          () => {
+            if (reloading === attempt) reloading = null;
+          },
+        );
+      }
+      return reloading.techniques;
+    },
+  };
+}

@@ -9,9 +9,10 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { FieldError } from "../domain/alert.ts";
 import type { Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
-import { rejectAlert } from "../store/alerts.ts";
+import { rejectAlerts } from "../store/alerts.ts";
 import type { Db } from "../store/db.ts";
 import type { AlertIntake } from "./intake.ts";
 
@@ -19,13 +20,14 @@ export interface NatsIngestOptions {
   subject: string;
   stream: string;
   consumer: string;
-  /** Alerts processed at once; alerts of one host are still handled in order. */
-  concurrency?: number;
+  /** Most alerts stored in one statement (and acknowledged together). */
+  batchSize?: number;
 }
 
 const NANOS_PER_MS = 1_000_000;
 const ACK_WAIT_MS = 30_000;
 const RETRY_DELAY_MS = 2_000;
+const BATCH_SIZE = 256;
 
 /** Creates the stream capturing the alert subject, or widens an existing stream to capture it. */
 export async function ensureAlertStream(
@@ -57,9 +59,13 @@ export async function ensureAlertStream(
 }
 
 /**
- * The durable JetStream consumer on the alert subject (where Wazuh's integration publishes). A
- * message is acknowledged only after its alert is stored and handed to Temporal; on any failure it
- * is redelivered. Unreadable alerts are kept in rejected_alerts and acknowledged.
+ * The durable JetStream consumer on the alert subject (where Wazuh's integration publishes). It
+ * takes whatever has arrived, up to a batch, and hands it to the intake at once: one INSERT for
+ * the batch, one signal per host. Messages are acknowledged only after their alerts are stored and
+ * handed to Temporal; if anything of the batch fails, the whole batch is redelivered (what was
+ * stored is then recognised, not stored twice). Unreadable alerts are kept in rejected_alerts and
+ * acknowledged. One batch at a time, so alerts of one host are handled in their order; while it
+ * runs the next one gathers, so batches grow with the load and a lone alert waits for nobody.
  */
 export async function startNatsIngest(
   deps: { nc: NatsConnection; db: Db; intake: AlertIntake; log: Logger },
@@ -67,67 +73,85 @@ export async function startNatsIngest(
 ) {
   await ensureAlertStream(deps.nc, opts);
   const consumer = await jetstream(deps.nc).consumers.get(opts.stream, opts.consumer);
-  const concurrency = opts.concurrency ?? 64;
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency * 2 });
-  const perHost = new Map<string, Promise<void>>();
-  let inFlight = 0;
-  let wake: (() => void) | null = null;
+  const batchSize = opts.batchSize ?? BATCH_SIZE;
+  // The client pulls up to this many ahead; with the queue below, at most about three batches
+  // are in memory whatever the backlog in the stream.
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: batchSize });
+  const queue: JsMsg[] = [];
+  let reading = true;
+  let wakeWorker: (() => void) | null = null;
+  let wakeReader: (() => void) | null = null;
+  const wake = (which: "worker" | "reader") => {
+    const w = which === "worker" ? wakeWorker : wakeReader;
+    if (which === "worker") wakeWorker = null;
+    else wakeReader = null;
+    w?.();
+  };
 
-  const handle = async (m: JsMsg, body: unknown): Promise<void> => {
+  const handleBatch = async (batch: JsMsg[]): Promise<void> => {
+    const unreadable: { payload: string; errors: FieldError[] }[] = [];
+    const readable: { m: JsMsg; body: unknown }[] = [];
+    for (const m of batch) {
+      try {
+        readable.push({ m, body: m.json() });
+      } catch {
+        metrics.unreadableAlert("nats");
+        unreadable.push({
+          payload: m.string(),
+          errors: [{ field: "(root)", message: "not valid JSON" }],
+        });
+      }
+    }
     try {
-      const result = await deps.intake(body, "nats");
-      if (!result.ok) await rejectAlert(deps.db, "nats", m.string(), result.errors);
-      m.ack();
-    } catch (err) {
-      deps.log.warn("alert from NATS not taken yet, redelivering", {
-        error: (err as Error).message,
-        seq: m.seq,
+      const results = await deps.intake.batch(
+        readable.map(({ body }) => ({ input: body })),
+        "nats",
+      );
+      results.forEach((r, i) => {
+        if (!r.ok) unreadable.push({ payload: readable[i]?.m.string() ?? "", errors: r.errors });
       });
-      m.nak(RETRY_DELAY_MS);
+      await rejectAlerts(deps.db, "nats", unreadable);
+      for (const m of batch) m.ack();
+    } catch (err) {
+      deps.log.warn("alerts from NATS not taken yet, redelivering", {
+        error: (err as Error).message,
+        count: batch.length,
+        firstSeq: batch[0]?.seq,
+      });
+      for (const m of batch) m.nak(RETRY_DELAY_MS);
     }
   };
 
-  const loop = (async () => {
-    for await (const m of messages) {
-      let body: unknown;
-      try {
-        body = m.json();
-      } catch {
-        metrics.unreadableAlert("nats");
-        await rejectAlert(deps.db, "nats", m.string(), [
-          { field: "(root)", message: "not valid JSON" },
-        ]).then(
-          () => m.ack(),
-          () => m.nak(RETRY_DELAY_MS),
-        );
-        continue;
+  const worker = (async () => {
+    for (;;) {
+      while (queue.length === 0 && reading) await new Promise<void>((r) => (wakeWorker = r));
+      if (queue.length === 0) return;
+      const batch = queue.splice(0, batchSize);
+      wake("reader");
+      await handleBatch(batch);
+    }
+  })();
+
+  const reader = (async () => {
+    try {
+      for await (const m of messages) {
+        queue.push(m);
+        wake("worker");
+        // Bounded: the reader stops pulling while two batches wait.
+        while (queue.length >= 2 * batchSize) await new Promise<void>((r) => (wakeReader = r));
       }
-      while (inFlight >= concurrency) await new Promise<void>((r) => (wake = r));
-      inFlight++;
-      const key = hostKey(body);
-      const previous = perHost.get(key) ?? Promise.resolve();
-      const next = previous.then(() => handle(m, body));
-      perHost.set(key, next);
-      void next.finally(() => {
-        inFlight--;
-        if (perHost.get(key) === next) perHost.delete(key);
-        wake?.();
-        wake = null;
-      });
+    } finally {
+      reading = false;
+      wake("worker");
     }
   })();
 
   return {
     async stop(): Promise<void> {
       await messages.close();
-      await loop;
-      await Promise.allSettled([...perHost.values()]);
+      wake("reader");
+      await reader;
+      await worker;
     },
   };
-}
-
-/** Orders alerts of one host; the key only needs to be stable, not validated. */
-function hostKey(body: unknown): string {
-  const b = body as { agent?: { name?: unknown }; host?: { name?: unknown } } | null;
-  return String(b?.agent?.name ?? b?.host?.name ?? "");
 }

@@ -8,48 +8,91 @@ import type { AlertsTable } from "./schema.ts";
 
 export type AlertSource = AlertsTable["source"];
 
+export interface StoredAlert {
+  key: string;
+  /** false when this alert was stored and handed off before (a redelivery or a repeated POST). */
+  handOff: boolean;
+}
+
 /**
- * Stores an alert once per source, host and alert id: ids are the source's choice, so an id one
- * host (or source) used first never turns another host's alert into a duplicate. Returns the
- * stored alert's key, and whether it still has to be handed to its incident: false when this alert
- * was stored and handed off before (a redelivery or a repeated POST).
+ * Stores alerts once per source, host and alert id: ids are the source's choice, so an id one host
+ * (or source) used first never turns another host's alert into a duplicate. One INSERT for the whole
+ * batch (its own transaction: all stored or none), plus one SELECT only when some were there
+ * already. `done` alerts need no hand-off (they reach no attack flow) and are stored as handed off.
+ * Returns, in input order, each alert's key and whether it still has to be handed to its incident;
+ * an alert repeated within the batch gets the key of its first occurrence and no hand-off.
  */
-export async function storeAlert(
+export async function storeAlerts(
   db: Db,
-  alert: Alert,
+  alerts: { alert: Alert; done: boolean }[],
   source: AlertSource,
-): Promise<{ key: string; handOff: boolean }> {
-  const inserted = await db
-    .insertInto("alerts")
-    .values({
-      key: alertKey(alert.id, source),
-      id: alert.id,
-      time: alert.time,
-      host: alert.host.name,
-      agent_id: alert.host.agentId ?? null,
-      host_ip: alert.host.ip ?? null,
-      rule_id: alert.rule.id,
-      rule_level: alert.rule.level,
-      severity: alert.severity,
-      techniques: alert.techniques,
-      tactics: alert.tactics,
-      format: alert.format,
-      source,
-      raw: JSON.stringify(alert.raw),
-      incident_id: incidentWorkflowId(alert.host.name),
-    })
-    .onConflict((oc) => oc.columns(["source", "host", "id"]).doNothing())
-    .returning("key")
-    .executeTakeFirst();
-  if (inserted) return { key: inserted.key, handOff: true }; // no second query on the hot path
-  const row = await db
-    .selectFrom("alerts")
-    .select(["key", "handed_off_at"])
-    .where("source", "=", source)
-    .where("host", "=", alert.host.name)
-    .where("id", "=", alert.id)
-    .executeTakeFirstOrThrow();
-  return { key: row.key, handOff: row.handed_off_at === null };
+): Promise<StoredAlert[]> {
+  const identity = (a: Alert) => `${a.host.name}\u0000${a.id}`;
+  const first = new Map<string, number>();
+  alerts.forEach(({ alert }, i) => {
+    if (!first.has(identity(alert))) first.set(identity(alert), i);
+  });
+  const unique = [...first.values()].map((i) => alerts[i] as { alert: Alert; done: boolean });
+  const now = new Date();
+  const inserted = unique.length
+    ? await db
+        .insertInto("alerts")
+        .values(
+          unique.map(({ alert, done }) => ({
+            key: alertKey(alert.id, source),
+            id: alert.id,
+            time: alert.time,
+            host: alert.host.name,
+            agent_id: alert.host.agentId ?? null,
+            host_ip: alert.host.ip ?? null,
+            rule_id: alert.rule.id,
+            rule_level: alert.rule.level,
+            severity: alert.severity,
+            techniques: alert.techniques,
+            tactics: alert.tactics,
+            format: alert.format,
+            source,
+            raw: JSON.stringify(alert.raw),
+            incident_id: incidentWorkflowId(alert.host.name),
+            handed_off_at: done ? now : null,
+          })),
+        )
+        .onConflict((oc) => oc.columns(["source", "host", "id"]).doNothing())
+        .returning(["key", "host", "id"])
+        .execute()
+    : [];
+  const found = new Map<string, StoredAlert>();
+  for (const row of inserted)
+    found.set(`${row.host}\u0000${row.id}`, { key: row.key, handOff: true });
+  const missing = unique.filter(({ alert }) => !found.has(identity(alert)));
+  if (missing.length) {
+    // Stored before: hand off again only what was never handed off (a crash before the signal).
+    const rows = await db
+      .selectFrom("alerts")
+      .select(["key", "host", "id", "handed_off_at"])
+      .where("source", "=", source)
+      .where(
+        sql<boolean>`(host, id) IN (SELECT * FROM unnest(${missing.map((m) => m.alert.host.name)}::text[], ${missing.map((m) => m.alert.id)}::text[]))`,
+      )
+      .execute();
+    for (const row of rows)
+      found.set(`${row.host}\u0000${row.id}`, {
+        key: row.key,
+        handOff: row.handed_off_at === null,
+      });
+  }
+  return alerts.map(({ alert }, i) => {
+    const stored = found.get(identity(alert));
+    if (!stored)
+      throw new Error(`alert ${alert.id} of ${alert.host.name} was neither stored nor found`);
+    return first.get(identity(alert)) === i ? stored : { key: stored.key, handOff: false };
+  });
+}
+
+/** Stores one alert; see storeAlerts. */
+export async function storeAlert(db: Db, alert: Alert, source: AlertSource): Promise<StoredAlert> {
+  const [stored] = await storeAlerts(db, [{ alert, done: false }], source);
+  return stored as StoredAlert;
 }
 
 /**
@@ -59,11 +102,12 @@ export async function storeAlert(
 const alertKey = (id: string, source: AlertSource) =>
   `${id}/${source}-${randomBytes(6).toString("hex")}`;
 
-export async function markHandedOff(db: Db, alertKey: string): Promise<void> {
+export async function markHandedOff(db: Db, alertKeys: string[]): Promise<void> {
+  if (!alertKeys.length) return;
   await db
     .updateTable("alerts")
     .set({ handed_off_at: new Date() })
-    .where("key", "=", alertKey)
+    .where("key", "in", alertKeys)
     .where("handed_off_at", "is", null)
     .execute();
 }
@@ -97,8 +141,18 @@ export async function rejectAlert(
   payload: string,
   errors: unknown[],
 ): Promise<void> {
+  await rejectAlerts(db, source, [{ payload, errors }]);
+}
+
+/** Keeps a batch's unreadable alerts in one statement. */
+export async function rejectAlerts(
+  db: Db,
+  source: AlertSource,
+  rejected: { payload: string; errors: unknown[] }[],
+): Promise<void> {
+  if (!rejected.length) return;
   await db
     .insertInto("rejected_alerts")
-    .values({ source, payload, errors: JSON.stringify(errors) })
+    .values(rejected.map((r) => ({ source, payload: r.payload, errors: JSON.stringify(r.errors) })))
     .execute();
 }

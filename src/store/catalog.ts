@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { AttackFlow, Condition, Mitigation } from "../domain/model.ts";
 import { identifierKey } from "../domain/model.ts";
 import { type AuditAction, appendAudit } from "./audit.ts";
@@ -138,4 +139,14 @@ export async function loadDefaultCatalog(
       await audited(tx, "system", "catalog.created", row.kind, row.key, row.document);
     return true;
   });
+}
+
+/**
+ * The catalog's version: advanced by every change (migration 0010's trigger). Read before the
+ * documents it versions, so a change racing the read shows as a newer version next time.
+ */
+export async function catalogVersion(db: Db): Promise<string> {
+  const { rows } = await sql<{ version: string }>`
+    SELECT last_value::text || '/' || is_called::text AS version FROM catalog_version`.execute(db);
+  return rows[0]?.version ?? "";
 }

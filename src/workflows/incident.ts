@@ -85,6 +85,8 @@ export interface IncidentInput {
 }
 
 export const alertSignal = defineSignal<[IncidentAlert]>("alert");
+/** A host's alerts of one intake batch in one signal: one history event instead of one each. */
+export const alertsSignal = defineSignal<[IncidentAlert[]]>("alerts");
 export const stateQuery = defineQuery<IncidentState>("state");
 
 // Local: a few PostgreSQL/Neo4j reads that take milliseconds need no task queue round trip.
@@ -142,10 +144,14 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   const stillRunning = () =>
     outcomesBySignal ? state.mitigations.filter((m) => m.outcome === "running").length : running;
 
-  setHandler(alertSignal, (alert) => {
+  const receive = (alert: IncidentAlert) => {
     if (known.has(alert.id)) return;
     known.add(alert.id);
     pending.push(alert);
+  };
+  setHandler(alertSignal, receive);
+  setHandler(alertsSignal, (alerts) => {
+    for (const alert of alerts) receive(alert);
   });
   setHandler(stateQuery, () => state);
   setHandler(mitigationOutcomeSignal, (report) => {

@@ -5,7 +5,9 @@ import {
   advance,
   candidateNodes,
   type FlowInstance,
+  flowTechniques,
   type NodeCandidate,
+  reachesAnyFlow,
   techniqueCovers,
 } from "../../src/domain/attack-flow.ts";
 import { evaluateCheck } from "../../src/domain/cel.ts";
@@ -449,5 +451,30 @@ describe("advance", () => {
       "slowloris",
       "bruteforce",
     ]);
+  });
+});
+
+describe("reachesAnyFlow", () => {
+  const index = flowTechniques([
+    {
+      identifier: "f",
+      name: "f",
+      start: ["a"],
+      nodes: [
+        { id: "a", techniques: ["T1041"], next: ["b"] },
+        { id: "b", techniques: ["t1222.002"] },
+      ],
+    } as unknown as AttackFlow,
+  ]);
+  it.each([
+    [["T1041"], true],
+    [["T1041.001"], true], // a listed technique covers its sub-techniques
+    [["T1222.002"], true], // listed on a later node: it may advance an instance
+    [["T1222"], false], // a sub-technique listed does not cover its parent
+    [["T1222.001"], false],
+    [["T9999", "t1041"], true],
+    [[], false],
+  ])("%j → %s", (techniques, expected) => {
+    expect(reachesAnyFlow(index, techniques)).toBe(expected);
   });
 });

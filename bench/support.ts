@@ -1,0 +1,165 @@
+// What the benchmarks share: the Temporal mode flag, percentiles, CPU accounting of the processes
+// involved, and the JSON + table report.
+import { readdirSync, readFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { Client, Connection } from "@temporalio/client";
+import type { Config } from "../src/config.ts";
+import { temporalConnection } from "../src/connections.ts";
+
+export type TemporalMode = "dev" | "server";
+
+/**
+ * `--temporal dev|server`: which local Temporal to measure. The dev server is at TEMPORAL_ADDRESS;
+ * the full server, started beside it as `npm test` does (scripts/test.sh), 100 ports above:
+ *   MM_TEMPORAL_MODE=server TEMPORAL_ADDRESS=127.0.0.1:7333 npm run stack -- up temporal
+ * Must run before the configuration is loaded. The mode is then checked against the server itself.
+ */
+export function temporalModeFromArgs(argv = process.argv): TemporalMode {
+  const i = argv.indexOf("--temporal");
+  const mode = i >= 0 ? argv[i + 1] : "dev";
+  if (mode !== "dev" && mode !== "server") throw new Error("--temporal must be dev or server");
+  if (mode === "server" && !process.env.MM_BENCH_KEEP_ADDRESS) {
+    const address = process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233";
+    const port = Number(address.slice(address.lastIndexOf(":") + 1));
+    process.env.TEMPORAL_ADDRESS = `${address.slice(0, address.lastIndexOf(":"))}:${port + 100}`;
+  }
+  return mode;
+}
+
+/** Numeric positional arguments (flags and their values skipped). */
+export function numberArg(index: number, fallback: number, argv = process.argv.slice(2)): number {
+  const positional = argv.filter((a, i) => !a.startsWith("--") && argv[i - 1] !== "--temporal");
+  const value = Number(positional[index]);
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+/** Fails unless the server at the configured address is the mode asked for. */
+export async function checkTemporalMode(config: Config, mode: TemporalMode): Promise<string> {
+  const connection = await Connection.connect(temporalConnection(config.temporal));
+  try {
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const info = await client.workflowService.getClusterInfo({});
+    const store = info.persistenceStore ?? "";
+    const actual: TemporalMode = store.includes("sqlite") ? "dev" : "server";
+    if (actual !== mode)
+      throw new Error(
+        `--temporal ${mode}, but ${config.temporal.address} runs the ${actual === "dev" ? "dev server" : "full server"} (${store})`,
+      );
+    return `${mode} (${store}, ${info.serverVersion}, ${config.temporal.address})`;
+  } finally {
+    await connection.close();
+  }
+}
+
+export const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return (
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ??
+    Number.NaN
+  );
+};
+
+export const latencySummary = (values: number[]) => ({
+  n: values.length,
+  p50: round(percentile(values, 50)),
+  p95: round(percentile(values, 95)),
+  p99: round(percentile(values, 99)),
+});
+
+export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** CPU seconds a process has used (user + system), from /proc; null when it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** Resident memory of a process in MiB, from /proc; null when it is gone. */
+export function residentMiB(pid: number): number | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    return round(kb / 1024);
+  } catch {
+    return null;
+  }
+}
+
+/** Pids of processes whose command line contains `needle` (the stack's servers, by binary). */
+export function pidsOf(needle: string): number[] {
+  return readdirSync("/proc")
+    .filter((d: string) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(needle);
+      } catch {
+        return false;
+      }
+    });
+}
+
+/**
+ * CPU used by a set of processes between two calls: start() then stop() → seconds per name. Only
+ * processes alive at both reads count (PostgreSQL's backends come and go).
+ */
+export function cpuMeter(processes: Record<string, number[]>) {
+  const before = new Map<number, number>();
+  for (const pids of Object.values(processes))
+    for (const pid of pids) before.set(pid, cpuSeconds(pid) ?? Number.NaN);
+  return () =>
+    Object.fromEntries(
+      Object.entries(processes).map(([name, pids]) => {
+        let used = 0;
+        for (const pid of pids) {
+          const delta = (cpuSeconds(pid) ?? Number.NaN) - (before.get(pid) ?? Number.NaN);
+          if (Number.isFinite(delta)) used += delta;
+        }
+        return [name, round(used, 2)];
+      }),
+    );
+}
+
+/** Prints the figures as one JSON line (for machines) and a table (for people). */
+export function report(title: string, rows: Record<string, unknown>[], extra: object = {}) {
+  // The machine, and how busy it was: figures on a shared machine mean little without it.
+  const machine = {
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`,
+    memoryGiB: round(totalmem() / 2 ** 30),
+    loadAverage1m: round(loadavg()[0] ?? 0, 2),
+  };
+  console.log(JSON.stringify({ benchmark: title, machine, ...extra, rows }));
+  console.log(
+    `machine: ${machine.cpus}, ${machine.memoryGiB} GiB, load average ${machine.loadAverage1m}`,
+  );
+  console.log(`\n${title}`);
+  if (!rows.length) return;
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v: unknown) =>
+    typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "");
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (values: string[]) =>
+    `| ${values.map((v, i) => v.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  console.log(line(columns));
+  console.log(line(widths.map((w) => "-".repeat(w))));
+  for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
+}
+
+export async function until(
+  probe: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`benchmark timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
