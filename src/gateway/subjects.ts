@@ -18,6 +18,11 @@ export const controlSubject = (agentId: string) => `mm.agent.${agentId}.control`
 export interface RulesNotice {
   rule_set: string;
   version: number;
+  /**
+   * false: add the version's files to what the agent runs (a push to one host). Otherwise the
+   * agent is sent its whole assigned set, this version included, as a complete frame.
+   */
+  complete?: boolean;
 }
 
 export interface CommandNotice {

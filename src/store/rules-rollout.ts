@@ -69,18 +69,30 @@ async function assignedTo(db: Db, agentId: string) {
     .execute();
 }
 
-/** Every rule file an agent's groups assign it. */
-export async function expectedRuleFiles(db: Db, agentId: string): Promise<RuleFile[]> {
+/**
+ * The rule set an agent's groups assign it: every file of every assigned version (a rule in two
+ * sets once), and which versions those are. An agent in no assigned group has none: the service
+ * does not manage its rules, so nothing is ever removed from it.
+ */
+export async function assignedRuleSet(db: Db, agentId: string) {
   const files = new Map<string, RuleFile>();
-  for (const a of await assignedTo(db, agentId))
+  const sets = await assignedTo(db, agentId);
+  for (const a of sets)
     for (const f of await ruleSetFiles(db, a.rule_set, a.version)) files.set(f.name, f);
-  return [...files.values()];
+  return { sets, files: [...files.values()] };
 }
 
 /** Files the agent lacks, or holds with another checksum: what a reconnecting agent is sent. */
 export function missingFiles(expected: RuleFile[], deployed: DeployedRule[]): RuleFile[] {
   const held = new Set(deployed.map((d) => `${d.name}\n${d.checksum}`));
   return expected.filter((f) => !held.has(`${f.name}\n${f.checksum}`));
+}
+
+/** Whether an agent runs anything but exactly the expected files (a lack, a change or an extra). */
+export function differs(expected: RuleFile[], deployed: DeployedRule[]): boolean {
+  if (missingFiles(expected, deployed).length) return true;
+  const wanted = new Set(expected.map((f) => f.name));
+  return deployed.some((d) => !wanted.has(d.name));
 }
 
 /**
@@ -96,7 +108,10 @@ export async function recordRulesReport(db: Db, agentId: string, status: RulesSt
       .forUpdate()
       .executeTakeFirst();
     if (!row) return;
-    const rules = new Map((row.rules as DeployedRule[]).map((r) => [r.name, r]));
+    // A complete set replaces what the agent ran; any other report adds to it.
+    const rules = new Map(
+      status.complete ? [] : (row.rules as DeployedRule[]).map((r) => [r.name, r]),
+    );
     for (const r of status.rules)
       if (r.status === "applied")
         rules.set(r.name, { name: r.name, version: r.version, checksum: r.checksum });
