@@ -3,6 +3,7 @@ import type { WorkflowBundleOption } from "@temporalio/worker";
 import { type AgentGateway, agentCommandActivities } from "./activities/agent-commands.ts";
 import { auditActivities } from "./activities/audit.ts";
 import { engineActivities } from "./activities/engine.ts";
+import { pushRulesActivities } from "./activities/push-rules.ts";
 import { rolloutActivities } from "./activities/rollout.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
@@ -113,6 +114,8 @@ export async function startService(
       const agents =
         options.agents ??
         agentCommandActivities({ db, nc: await connectNats("worker"), commands: config.commands });
+      // Rule rollouts and pushes publish to agents' subjects as the worker.
+      const workerNats = await connectNats("worker");
       const checks = checkRunner({ budgetMs: config.checkBudgetMs });
       closers.push(() => checks.close());
       const activities = {
@@ -131,7 +134,13 @@ export async function startService(
         }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
         ...auditActivities({ db }),
-        ...rolloutActivities({ db, nc: await connectNats("worker") }),
+        ...rolloutActivities({ db, nc: workerNats }),
+        ...pushRulesActivities({
+          db,
+          nc: workerNats,
+          temporal,
+          taskQueue: config.temporal.taskQueue,
+        }),
       };
       const worker = await startWorker({
         config,

@@ -10,6 +10,7 @@ import {
   type AttackFlow,
   type Identifier,
   identifierKey,
+  PUSH_RULES,
 } from "../domain/model.ts";
 import { type Protection, protectionOf } from "../domain/protected-addresses.ts";
 import { metrics } from "../metrics.ts";
@@ -19,6 +20,7 @@ import type { Db } from "../store/db.ts";
 import { type Decision, recordDecision, secondsSinceChosen } from "../store/decisions.ts";
 import type { AgentGateway, CommandPriority } from "./agent-commands.ts";
 import { toRows } from "./neo4j-rows.ts";
+import { type PlannedRulesStep, planPushRules } from "./push-rules.ts";
 
 export interface EngineDeps {
   db: Db;
@@ -48,7 +50,8 @@ export type PlannedStep =
       command: AgentCommand;
       details: Record<string, unknown>;
       priority: CommandPriority;
-    };
+    }
+  | PlannedRulesStep;
 
 export interface PlanInput {
   incidentId: string;
@@ -184,11 +187,22 @@ export function engineActivities(deps: EngineDeps) {
       if (!agent) return `no agent is enrolled for host ${alert.host}`;
       if ("ambiguous" in agent)
         return `host ${alert.host} is ambiguous: agents ${agent.ambiguous.join(", ")} all match it`;
+      // A push-rules step reaches the agent as update_rules, its capability for rules.
       const missing = mitigation.steps
-        .map((s) => s.agent)
+        .map((s) => (s.agent === PUSH_RULES ? "update_rules" : s.agent))
         .filter((c) => !agent.capabilities.includes(c));
       if (missing.length) return `agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`;
       for (const step of mitigation.steps) {
+        if (step.agent === PUSH_RULES) {
+          const push = await planPushRules(deps.db, {
+            agentId: agent.agentId,
+            details: step.details ?? {},
+            techniques: input.techniques,
+          });
+          if (typeof push === "string") return push;
+          steps.push(push);
+          continue;
+        }
         const details = stepDetails(mitigation, args.values, step);
         const refused = step.agent === "block-ip" && blockRefusal(details.ip);
         if (refused) return refused;
@@ -281,7 +295,9 @@ export function engineActivities(deps: EngineDeps) {
             steps: steps.map((s) =>
               s.kind === "webhook"
                 ? { webhook: s.url, body: s.body }
-                : { command: s.command, details: s.details },
+                : s.kind === "rules"
+                  ? { push_rules: pushRulesRecord(s) }
+                  : { command: s.command, details: s.details },
             ),
           },
         });
@@ -335,6 +351,18 @@ export function engineActivities(deps: EngineDeps) {
 }
 
 export type EngineActivities = ReturnType<typeof engineActivities>;
+
+/** A planned push as the decision log shows it. */
+function pushRulesRecord(s: PlannedRulesStep) {
+  return {
+    agent: s.agentId,
+    target: s.target,
+    rule_set: s.ruleSet,
+    version: s.version,
+    ...(s.target === "group" && { groups: s.groups }),
+    ...(s.rules && { rules: s.rules.map((r) => `${r.id}@${r.version}`) }),
+  };
+}
 
 /** Counts a decision once it is written; an outcome also times its mitigation from its choice. */
 async function measureDecision(db: Db, d: Decision): Promise<void> {

@@ -17,6 +17,8 @@ import {
   fieldErrors,
   type Identifier,
   type Mitigation,
+  PUSH_RULES,
+  STEP_KINDS,
   TECHNIQUE_ID,
 } from "./model.ts";
 
@@ -71,6 +73,27 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
   return !username && !password;
 }, "must not carry credentials (user:password@)");
 
+// What a push-rules step pushes: a rule set (its newest version unless one is given) to the host
+// or its groups, or the rules naming the alert's techniques to the host.
+export const pushRulesDetails = z.union(
+  [
+    z.strictObject({
+      rule_set: z.string().min(1).max(200),
+      version: z.int().min(1).max(2_147_483_647).optional(),
+      target: z.enum(["host", "group"]).default("host"),
+    }),
+    z.strictObject({
+      techniques: z.literal("alert"),
+      target: z.literal("host").default("host"),
+    }),
+  ],
+  {
+    error:
+      'push-rules details are {"rule_set": name, "version"?: n, "target"?: "host"|"group"} or {"techniques": "alert"}',
+  },
+);
+export type PushRulesDetails = z.output<typeof pushRulesDetails>;
+
 const mitigationShape = z.object({
   identifier,
   name: text,
@@ -83,10 +106,21 @@ const mitigationShape = z.object({
   conditions: identifiers.optional(),
   steps: z
     .array(
-      z.object({
-        agent: z.enum(AGENT_COMMANDS, { error: `must be one of ${AGENT_COMMANDS.join(", ")}` }),
-        details: object.optional(),
-      }),
+      z
+        .object({
+          agent: z.enum(STEP_KINDS, { error: `must be one of ${STEP_KINDS.join(", ")}` }),
+          details: object.optional(),
+        })
+        .superRefine((step, ctx) => {
+          if (step.agent !== PUSH_RULES) return;
+          const checked = pushRulesDetails.safeParse(step.details ?? {});
+          for (const issue of checked.error?.issues ?? [])
+            ctx.addIssue({
+              code: "custom",
+              path: ["details", ...issue.path],
+              message: issue.message,
+            });
+        }),
     )
     .optional(),
 });

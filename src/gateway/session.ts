@@ -40,7 +40,9 @@ import type { Db } from "../store/db.ts";
 import {
   assignedRuleSet,
   differs,
+  MAX_PUSHED_RULES,
   recordRulesReport,
+  ruleFilesOf,
   ruleSetFiles,
 } from "../store/rules-rollout.ts";
 import { contextOf, inSpan, startSpanFrom } from "../tracing.ts";
@@ -379,6 +381,11 @@ export class AgentSession {
       this.guard(async () => {
         if (!this.welcomed || this.ended) return;
         const ref = { name: notice.rule_set, version: notice.version };
+        if (notice.rules) {
+          const rules = await ruleFilesOf(this.deps.db, notice.rules.slice(0, MAX_PUSHED_RULES));
+          if (rules.length) this.sendRules(rules, ref, false);
+          return;
+        }
         if (notice.complete !== false) {
           const assigned = await assignedRuleSet(this.deps.db, this.agentId);
           const named = assigned.sets.some(

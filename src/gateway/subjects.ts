@@ -23,6 +23,8 @@ export interface RulesNotice {
    * agent is sent its whole assigned set, this version included, as a complete frame.
    */
   complete?: boolean;
+  /** A push by technique: these rule versions, not a stored rule set's (always added). */
+  rules?: { id: string; version: string }[];
 }
 
 export interface CommandNotice {

@@ -45,8 +45,16 @@ async function readRuleSetFiles(db: Db, name: string, version: number): Promise<
     .where("name", "=", name)
     .where("version", "=", version)
     .executeTakeFirst();
-  if (!set?.rules.length) return [];
-  const rows = await selectRuleVersions(db, set.rules)
+  return set ? ruleFilesOf(db, set.rules) : [];
+}
+
+/** The update_rules files of these rule versions (see ruleSetFiles). */
+export async function ruleFilesOf(
+  db: Db,
+  versions: { id: string; version: string }[],
+): Promise<RuleFile[]> {
+  if (!versions.length) return [];
+  const rows = await selectRuleVersions(db, versions)
     .select(["id", "version", "content", "sha256"])
     .orderBy("id")
     .execute();
@@ -237,3 +245,51 @@ export function rolloutStore(db: Db) {
 }
 
 export type RolloutStore = ReturnType<typeof rolloutStore>;
+
+/** What a push-rules step needs to know to plan itself. */
+export function pushRulesStore(db: Db) {
+  return {
+    /** The newest version of a rule set; null when it has none. */
+    async newestRuleSetVersion(name: string): Promise<number | null> {
+      const row = await db
+        .selectFrom("rule_sets")
+        .select((eb) => eb.fn.max("version").as("version"))
+        .where("name", "=", name)
+        .executeTakeFirst();
+      return row?.version ?? null;
+    },
+
+    /**
+     * The newest version of every rule whose labels name one of these techniques. Stored labels
+     * carry each sub-technique's parent too, and the techniques asked for are widened to their
+     * parents here, so T1003.001 finds rules for T1003 and for T1003.001.
+     */
+    async rulesForTechniques(techniques: string[]): Promise<{ id: string; version: string }[]> {
+      const wanted = [
+        ...new Set(
+          techniques.flatMap((t) => [t.toUpperCase(), t.toUpperCase().split(".")[0] ?? t]),
+        ),
+      ];
+      if (!wanted.length) return [];
+      return db
+        .selectFrom("rules")
+        .select(["id", "version"])
+        .where(sql<boolean>`techniques && ${sql.val(wanted)}::text[]`)
+        .orderBy("id")
+        .limit(MAX_PUSHED_RULES)
+        .execute();
+    },
+
+    async groupsOf(agentId: string): Promise<string[]> {
+      const row = await db
+        .selectFrom("agents")
+        .select("groups")
+        .where("id", "=", agentId)
+        .executeTakeFirst();
+      return row?.groups ?? [];
+    },
+  };
+}
+
+/** A push by technique sends at most this many rules (a frame stays a bounded size). */
+export const MAX_PUSHED_RULES = 500;

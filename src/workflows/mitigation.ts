@@ -7,6 +7,7 @@ import {
 } from "@temporalio/workflow";
 import type { AgentCommandActivities } from "../activities/agent-commands.ts";
 import type { EngineActivities } from "../activities/engine.ts";
+import type { PushRulesActivities } from "../activities/push-rules.ts";
 import { mitigationAttemptId, mitigationCommandId } from "./ids.ts";
 
 export interface MitigationInput {
@@ -41,6 +42,14 @@ const { callWebhook } = proxyActivities<EngineActivities>({
 // command's own deadline, so Temporal does not retry on top of the gateway's delivery.
 const { runAgentCommand } = proxyActivities<AgentCommandActivities>({
   startToCloseTimeout: "10 minutes",
+  retry: { maximumAttempts: 1 },
+});
+
+// A push waits for the host agent's rules_status (its own deadline, heartbeating meanwhile); a
+// rejection is final for this candidate, so the next one is tried at once.
+const { pushRules } = proxyActivities<PushRulesActivities>({
+  startToCloseTimeout: "15 minutes",
+  heartbeatTimeout: "1 minute",
   retry: { maximumAttempts: 1 },
 });
 
@@ -91,6 +100,8 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
             body: step.body,
             idempotencyKey: attemptId,
           });
+        } else if (step.kind === "rules") {
+          await pushRules(step);
         } else {
           await runAgentCommand({
             agentId: step.agentId,

@@ -63,7 +63,7 @@ export class FleetAgent {
   private async update(message: UpdateRules): Promise<void> {
     this.updates++;
     if (this.hold) await this.hold;
-    const refusal = this.check?.(message, this.issuedAt) ?? "no welcome yet";
+    const refusal = this.check ? this.check(message, this.issuedAt) : "no welcome yet";
     let statuses: RuleStatus[];
     let complete = false;
     if (refusal || this.failWith) {
