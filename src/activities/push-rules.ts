@@ -5,7 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ApplicationFailure, Context } from "@temporalio/activity";
 import { type Client, WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
-import { type PushRulesDetails, pushRulesDetails } from "../domain/catalog.ts";
+import { type PushRulesDetails, pushRulesDetails } from "../domain/push-rules.ts";
 import { ROLLOUT_DEFAULTS } from "../domain/rules.ts";
 import { commandSubject, encode } from "../gateway/subjects.ts";
 import type { Db } from "../store/db.ts";

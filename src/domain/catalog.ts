@@ -21,6 +21,7 @@ import {
   STEP_KINDS,
   TECHNIQUE_ID,
 } from "./model.ts";
+import { pushRulesDetails } from "./push-rules.ts";
 
 export type {
   AgentCommand,
@@ -72,27 +73,6 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
   const { username, password } = new URL(u);
   return !username && !password;
 }, "must not carry credentials (user:password@)");
-
-// What a push-rules step pushes: a rule set (its newest version unless one is given) to the host
-// or its groups, or the rules naming the alert's techniques to the host.
-export const pushRulesDetails = z.union(
-  [
-    z.strictObject({
-      rule_set: z.string().min(1).max(200),
-      version: z.int().min(1).max(2_147_483_647).optional(),
-      target: z.enum(["host", "group"]).default("host"),
-    }),
-    z.strictObject({
-      techniques: z.literal("alert"),
-      target: z.literal("host").default("host"),
-    }),
-  ],
-  {
-    error:
-      'push-rules details are {"rule_set": name, "version"?: n, "target"?: "host"|"group"} or {"techniques": "alert"}',
-  },
-);
-export type PushRulesDetails = z.output<typeof pushRulesDetails>;
 
 const mitigationShape = z.object({
   identifier,

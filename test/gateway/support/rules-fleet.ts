@@ -56,7 +56,8 @@ export class FleetAgent {
       ws.once("error", reject);
     });
     const rules = [...this.rules].map(([name, r]) => ({ name, ...r }));
-    ws.send(JSON.stringify(helloFor(this.hostname, { rules })));
+    // It runs no command; rules are what it takes.
+    ws.send(JSON.stringify(helloFor(this.hostname, { rules, capabilities: ["update_rules"] })));
     await welcomed;
   }
 
