@@ -4,7 +4,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 // The worktree sits beside shared/ (as /work/main does).
-const corpusDir = fileURLToPath(new URL("../../../shared/corpus/fibratus-rules/", import.meta.url));
+export const corpusDir = fileURLToPath(
+  new URL("../../../shared/corpus/fibratus-rules/", import.meta.url),
+);
 
 export const corpusFile = (name: string) => readFileSync(`${corpusDir}/${name}`, "utf8");
 
