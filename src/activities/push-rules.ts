@@ -136,7 +136,6 @@ export function pushRulesActivities(deps: PushRulesDeps) {
           encode({
             rule_set: step.ruleSet,
             version: step.version,
-            complete: false,
             ...(step.rules && { rules: step.rules }),
           }),
         );

@@ -40,6 +40,7 @@ import type { Db } from "../store/db.ts";
 import {
   assignedRuleSet,
   differs,
+  filesOfSets,
   MAX_PUSHED_RULES,
   recordRulesReport,
   ruleFilesOf,
@@ -386,14 +387,9 @@ export class AgentSession {
           if (rules.length) this.sendRules(rules, ref, false);
           return;
         }
-        if (notice.complete !== false) {
-          const assigned = await assignedRuleSet(this.deps.db, this.agentId);
-          const named = assigned.sets.some(
-            (a) => a.rule_set === notice.rule_set && a.version === notice.version,
-          );
-          if (named) return this.sendRules(assigned.files, ref, true);
-        }
-        // Not (or no longer) this agent's assignment: added to what it runs, removing nothing.
+        if (notice.sets?.length)
+          return this.sendRules(await filesOfSets(this.deps.db, notice.sets), ref, true);
+        // A push outside the agent's assignment: added to what it runs, removing nothing.
         const rules = await ruleSetFiles(this.deps.db, notice.rule_set, notice.version);
         if (rules.length) this.sendRules(rules, ref, false);
       }),

@@ -19,10 +19,11 @@ export interface RulesNotice {
   rule_set: string;
   version: number;
   /**
-   * false: add the version's files to what the agent runs (a push to one host). Otherwise the
-   * agent is sent its whole assigned set, this version included, as a complete frame.
+   * The agent's assigned rule set versions (its groups', this one among them), read once per wave
+   * by the rollout: the agent is sent all their files as one complete set. Absent: the version's
+   * files are added to what the agent runs (a push to one host).
    */
-  complete?: boolean;
+  sets?: { rule_set: string; version: number }[];
   /** A push by technique: these rule versions, not a stored rule set's (always added). */
   rules?: { id: string; version: string }[];
 }

@@ -77,17 +77,44 @@ async function assignedTo(db: Db, agentId: string) {
     .execute();
 }
 
-/**
- * The rule set an agent's groups assign it: every file of every assigned version (a rule in two
- * sets once), and which versions those are. An agent in no assigned group has none: the service
- * does not manage its rules, so nothing is ever removed from it.
- */
-export async function assignedRuleSet(db: Db, agentId: string) {
+/** A rule set version assigned to one of an agent's groups. */
+export interface AssignedSet {
+  rule_set: string;
+  version: number;
+}
+
+/** The files of several rule set versions as one set (a rule in two sets once: the later's). */
+export async function filesOfSets(db: Db, sets: AssignedSet[]): Promise<RuleFile[]> {
   const files = new Map<string, RuleFile>();
-  const sets = await assignedTo(db, agentId);
   for (const a of sets)
     for (const f of await ruleSetFiles(db, a.rule_set, a.version)) files.set(f.name, f);
-  return { sets, files: [...files.values()] };
+  return [...files.values()];
+}
+
+/**
+ * The rule set an agent's groups assign it: every file of every assigned version, and which
+ * versions those are. An agent in no assigned group has none: the service does not manage its
+ * rules, so nothing is ever removed from it.
+ */
+export async function assignedRuleSet(db: Db, agentId: string) {
+  const sets = await assignedTo(db, agentId);
+  return { sets, files: await filesOfSets(db, sets) };
+}
+
+/** The assigned rule set versions of many agents in one query (a rollout wave's). */
+export async function assignmentsOf(db: Db, agentIds: string[]) {
+  const out = new Map<string, AssignedSet[]>(agentIds.map((id) => [id, []]));
+  if (!agentIds.length) return out;
+  const rows = await db
+    .selectFrom("rule_set_assignments as s")
+    .innerJoin("agents as a", (j) => j.on(sql<boolean>`s."group" = ANY(a.groups)`))
+    .select(["a.id", "s.rule_set", "s.version"])
+    .where("a.id", "in", agentIds)
+    .orderBy("a.id")
+    .orderBy("s.group")
+    .execute();
+  for (const r of rows) out.get(r.id)?.push({ rule_set: r.rule_set, version: r.version });
+  return out;
 }
 
 /** Files the agent lacks, or holds with another checksum: what a reconnecting agent is sent. */
