@@ -193,6 +193,30 @@ describe("an offline agent", () => {
       return rows.every((d: Json) => d.in_sync) ? rows : undefined;
     });
     expect(drift).toHaveLength(2);
+
+    // Version 2 of the set drops that rule for another while the agent is away again: on its
+    // return it is sent the whole set, and the dropped rule is gone from what it runs.
+    await away.close();
+    const other = ruleIds[4] as string;
+    const v2 = [{ id: other, version: (await g.rest.get(`/api/rule?id=${other}`)).body.version }];
+    expect((await g.rest.post("/api/rule-set", { name: "laptop-set", rules: v2 })).status).toBe(
+      201,
+    );
+    const second = await rollout("laptop-set", 2, { groups: ["laptops"], canary_share: 0.5 });
+    expect(second.agents[away.agentId].status).toBe("offline");
+    expect([...present.rules.keys()]).toEqual([other]);
+    await away.connect();
+    await eventually("the returning agent runs exactly version 2", () =>
+      away.rules.size === 1 && away.rules.has(other) ? true : undefined,
+    );
+    expect(away.refused).toEqual([]);
+    const synced = await eventually("drift shows it in sync with version 2", async () => {
+      const rows = (await g.rest.get("/api/rule-drift")).body.filter(
+        (d: Json) => d.group === "laptops" && d.agent_id === away.agentId,
+      );
+      return rows.length === 1 && rows[0].in_sync ? rows : undefined;
+    });
+    expect(synced[0].version).toBe(2);
     await present.close();
     await away.close();
   }, 120_000);

@@ -205,6 +205,7 @@ describe("validateMitigation", () => {
       { techniques: "alert" },
     ])
       expect(validateMitigation(withStep(ok)).ok, JSON.stringify(ok)).toBe(true);
+    // The details, or the field of them zod could pin down (e.g. steps[0].details.version).
     for (const bad of [
       {},
       { rule_set: "" },
@@ -214,7 +215,6 @@ describe("validateMitigation", () => {
       { techniques: "alert", target: "group" },
       { rule_set: "w", extra: 1 },
     ])
-      // The details, or the field of them zod could pin down (e.g. steps[0].details.version).
       expect(errorsOf(validateMitigation(withStep(bad))), JSON.stringify(bad)).toEqual([
         { field: expect.stringMatching(/^steps\[0\]\.details/), message: expect.any(String) },
       ]);
