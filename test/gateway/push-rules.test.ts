@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { type RunningAgent, startAgent } from "../../src/agent/index.ts";
-import { corpusMacros, corpusRules } from "../support/fibratus-rules.ts";
+import { corpusRules, postCatalogue } from "../support/fibratus-rules.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import type { Json } from "../support/http.ts";
 import { eventually } from "../support/wait.ts";
@@ -42,16 +42,7 @@ const alertFor = (host: string, technique: string, id: string) => {
 beforeAll(async () => {
   g = await gatewayTestContext("push_rules");
   dir = await mkdtemp(join(tmpdir(), "mm-push-rules-"));
-  expect((await g.rest.call("POST", "/api/rule-macros", corpusMacros(), yaml)).status).toBe(201);
-  const posted = await g.rest.call(
-    "POST",
-    "/api/rule",
-    corpusRules()
-      .map(([, t]) => t)
-      .join("\n---\n"),
-    yaml,
-  );
-  expect(posted.status).toBe(201);
+  await postCatalogue(g.rest);
   const set = await g.rest.post("/api/rule-set", {
     name: "execution",
     rules: execution.map(({ id, version }) => ({ id, version })),

@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { BASE_RULE, corpusFile, corpusMacros, corpusRules } from "../support/fibratus-rules.ts";
+import { BASE_RULE, corpusFile, postCatalogue } from "../support/fibratus-rules.ts";
 import type { Json } from "../support/http.ts";
 import { eventually } from "../support/wait.ts";
 import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-context.ts";
@@ -43,17 +43,8 @@ const rollout = async (name: string, version: number, extra: Record<string, unkn
 
 beforeAll(async () => {
   g = await gatewayTestContext("rollout");
-  expect((await g.rest.call("POST", "/api/rule-macros", corpusMacros(), yaml)).status).toBe(201);
-  const posted = await g.rest.call(
-    "POST",
-    "/api/rule",
-    corpusRules()
-      .map(([, t]) => t)
-      .join("\n---\n"),
-    yaml,
-  );
-  expect(posted.status).toBe(201);
-  for (const r of posted.body.rules) ruleIds.push(r.id);
+  const posted = await postCatalogue(g.rest);
+  for (const r of posted.rules) ruleIds.push(r.id);
   const base = corpusFile(BASE_RULE);
   const bumped = base
     .replace("version: 1.0.5", "version: 1.0.6")

@@ -61,15 +61,16 @@ function yamlMappingError(content: string): string | null {
   return null;
 }
 
+const statusOf = (r: RuleFile, error?: string): RuleStatus => ({
+  name: r.name,
+  version: r.version,
+  checksum: r.checksum,
+  ...(error === undefined ? { status: "applied" } : { status: "failed", error }),
+});
+
 /** Every rule of the frame failed with one reason (the frame was refused as a whole). */
 export function refuseAll(frame: UpdateRules, error: string): RuleStatus[] {
-  return frame.rules.map((r) => ({
-    name: r.name,
-    version: r.version,
-    checksum: r.checksum,
-    status: "failed",
-    error,
-  }));
+  return frame.rules.map((r) => statusOf(r, error));
 }
 
 export interface RuleSetOutcome {
@@ -102,13 +103,9 @@ export async function applyRuleSet(
     const failed = [...errors.keys()];
     const error = `${failed.length} of ${frame.rules.length} rules failed verification; none applied`;
     return {
-      statuses: frame.rules.map((r) => ({
-        name: r.name,
-        version: r.version,
-        checksum: r.checksum,
-        status: "failed",
-        error: errors.get(r.name) ?? `not applied: ${failed[0]} failed`,
-      })),
+      statuses: frame.rules.map((r) =>
+        statusOf(r, errors.get(r.name) ?? `not applied: ${failed[0]} failed`),
+      ),
       rules: null,
       error,
     };
@@ -124,12 +121,7 @@ export async function applyRuleSet(
   const rules: DeployedRules = frame.complete ? {} : { ...current };
   for (const r of frame.rules) rules[r.name] = { version: r.version, checksum: r.checksum };
   return {
-    statuses: frame.rules.map((r) => ({
-      name: r.name,
-      version: r.version,
-      checksum: r.checksum,
-      status: "applied",
-    })),
+    statuses: frame.rules.map((r) => statusOf(r)),
     rules,
   };
 }
