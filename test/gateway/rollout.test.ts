@@ -37,7 +37,8 @@ const rollout = async (name: string, version: number, extra: Record<string, unkn
         ? (state as Json)
         : undefined;
     },
-    120_000,
+    // A thousand agents on a shared test machine take minutes; the test's own timeout is 10.
+    Math.max(120_000, AGENTS * 400),
   );
 };
 
@@ -117,8 +118,11 @@ describe("rolling out the catalogue", () => {
     const back = await rollout("catalogue", 1);
     expect(back.status).toBe("completed");
     expect(back.counts.applied).toBe(AGENTS);
-    for (const a of [...groupA, ...groupB])
+    // Exactly version 1's rules, each with its version 1 checksum.
+    for (const a of [...groupA, ...groupB]) {
+      expect(a.rules.size).toBe(v1Checksums.size);
       for (const [name, r] of a.rules) expect(r.checksum).toBe(v1Checksums.get(name));
+    }
     expect((await g.rest.get("/api/rule-set/assignment")).body.map((a: Json) => a.version)).toEqual(
       [1, 1],
     );
