@@ -22,6 +22,7 @@ export class FleetAgent {
   /** When set, the agent answers only once this settles (a slow agent). */
   hold: Promise<void> | null = null;
   private ws: WebSocket | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
     readonly gatewayUrl: string,
@@ -41,6 +42,13 @@ export class FleetAgent {
       ws.on("message", (data) => {
         const frame = JSON.parse(data.toString());
         if (frame.type === "welcome") {
+          // Heartbeats as a real agent sends them: a session silent for a few beats is ended
+          // (a thousand agents take longer to enroll than that).
+          if (this.heartbeat) clearInterval(this.heartbeat);
+          this.heartbeat = setInterval(() => {
+            if (ws.readyState === WebSocket.OPEN)
+              ws.send(JSON.stringify({ type: "heartbeat", timestamp: new Date().toISOString() }));
+          }, frame.heartbeat_interval_ms);
           this.check = rulesCheck({
             agentId: this.agentId,
             keyPem: frame.command_signing_key,
@@ -93,6 +101,8 @@ export class FleetAgent {
   }
 
   async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
