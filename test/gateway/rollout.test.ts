@@ -28,7 +28,7 @@ const rollout = async (name: string, version: number, extra: Record<string, unkn
     ...extra,
   });
   expect(started.status, JSON.stringify(started.body)).toBe(202);
-  return eventually(
+  const state = await eventually(
     `rollout ${name}/${version} finishes`,
     async () => {
       const state = (await g.rest.get(`/api/rule-set/rollout?name=${name}&version=${version}`))
@@ -40,6 +40,10 @@ const rollout = async (name: string, version: number, extra: Record<string, unkn
     // A thousand agents on a shared test machine take minutes; the test's own timeout is 10.
     Math.max(120_000, AGENTS * 400),
   );
+  // The state says "completed" as the workflow returns; its execution closes a moment later, and
+  // only then may the same version (a rollback) be rolled out again.
+  await g.temporal.workflow.getHandle(started.body.workflow_id).result();
+  return state;
 };
 
 beforeAll(async () => {
