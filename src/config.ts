@@ -35,6 +35,11 @@ const schema = z
     MM_API_REQUESTS_PER_SECOND: z.coerce.number().positive().default(100),
     MM_API_REQUEST_BURST: z.coerce.number().int().min(1).default(500),
     MM_API_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+    // A rules folder uploaded as an archive (POST /api/rule): bounds against archive bombs.
+    MM_RULE_ARCHIVE_MAX_BYTES: z.coerce.number().int().min(1_024).default(1_048_576),
+    MM_RULE_ARCHIVE_MAX_ENTRIES: z.coerce.number().int().min(1).max(100_000).default(1_000),
+    MM_RULE_ARCHIVE_MAX_TOTAL_BYTES: z.coerce.number().int().min(1_024).default(16_777_216),
+    MM_RULE_ARCHIVE_MAX_FILE_BYTES: z.coerce.number().int().min(1_024).default(262_144),
     MM_GATEWAY_PORT: port.default(8334),
     // Unset: no listener of its own (the API and gateway serve /metrics on their ports).
     MM_METRICS_PORT: port.optional(),
@@ -198,6 +203,14 @@ function toConfig(env: z.infer<typeof schema>) {
       signInsPerMinute: env.MM_CONSOLE_SIGNINS_PER_MINUTE,
       /** The Temporal Web UI, where the console links each workflow. */
       temporalUiUrl: env.MM_TEMPORAL_UI_URL.replace(/\/+$/, ""),
+    },
+    rules: {
+      archive: {
+        maxArchiveBytes: env.MM_RULE_ARCHIVE_MAX_BYTES,
+        maxEntries: env.MM_RULE_ARCHIVE_MAX_ENTRIES,
+        maxTotalBytes: env.MM_RULE_ARCHIVE_MAX_TOTAL_BYTES,
+        maxFileBytes: env.MM_RULE_ARCHIVE_MAX_FILE_BYTES,
+      },
     },
     gatewayPort: env.MM_GATEWAY_PORT,
     /** A listener serving only GET /metrics: for worker- or ingest-only processes. */

@@ -8,6 +8,7 @@ import {
 import { auditActivities } from "./activities/audit.ts";
 import { type EngineDeps, engineActivities, engineDryRun } from "./activities/engine.ts";
 import { isolationActivities } from "./activities/isolation.ts";
+import { pushRulesActivities } from "./activities/push-rules.ts";
 import { rolloutActivities } from "./activities/rollout.ts";
 import { createApi } from "./api/app.ts";
 import { healthCheck } from "./api/health.ts";
@@ -143,12 +144,20 @@ export async function startService(
       const agents =
         options.agents ??
         agentCommandActivities({ db, nc: await connectNats("worker"), commands: config.commands });
+      // Rule rollouts and pushes publish to agents' subjects as the worker.
+      const workerNats = await connectNats("worker");
       const activities = {
         ...engineActivities(engineDeps(agents)),
         ...isolationActivities({ db, commandTtlMs: config.commands.ttlMs }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
         ...auditActivities({ db }),
-        ...rolloutActivities({ db, nc: await connectNats("worker") }),
+        ...rolloutActivities({ db, nc: workerNats }),
+        ...pushRulesActivities({
+          db,
+          nc: workerNats,
+          temporal,
+          taskQueue: config.temporal.taskQueue,
+        }),
       };
       const worker = await startWorker({
         config,

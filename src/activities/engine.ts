@@ -16,6 +16,7 @@ import {
   type AttackFlow,
   type Identifier,
   identifierKey,
+  PUSH_RULES,
 } from "../domain/model.ts";
 import { type Protection, protectionOf } from "../domain/protected-addresses.ts";
 import { metrics } from "../metrics.ts";
@@ -30,6 +31,7 @@ import {
 } from "../store/decisions.ts";
 import type { AgentGateway, CommandPriority } from "./agent-commands.ts";
 import { toRows } from "./neo4j-rows.ts";
+import { type PlannedRulesStep, planPushRules } from "./push-rules.ts";
 
 export interface EngineDeps {
   db: Db;
@@ -65,7 +67,8 @@ export type PlannedStep =
       ttlMs?: number;
       /** isolate-host only: the isolation is released after this long (held until released otherwise). */
       releaseAfterMs?: number;
-    };
+    }
+  | PlannedRulesStep;
 
 export interface PlanInput {
   incidentId: string;
@@ -226,6 +229,8 @@ function engineCore(deps: EngineDeps) {
   async function plan(
     alert: AlertFacts,
     candidate: RankedMitigation,
+    /** The techniques of the node reached (what a push-rules step may push rules for). */
+    techniques: string[],
   ): Promise<PlannedStep[] | string> {
     const mitigation = await catalog.get("mitigation", candidate.key);
     if (!mitigation) return "it no longer exists";
@@ -250,11 +255,22 @@ function engineCore(deps: EngineDeps) {
       if (!agent) return `no agent is enrolled for host ${alert.host}`;
       if ("ambiguous" in agent)
         return `host ${alert.host} is ambiguous: agents ${agent.ambiguous.join(", ")} all match it`;
+      // A push-rules step reaches the agent as update_rules, its capability for rules.
       const missing = mitigation.steps
-        .map((s) => s.agent)
+        .map((s) => (s.agent === PUSH_RULES ? "update_rules" : s.agent))
         .filter((c) => !agent.capabilities.includes(c));
       if (missing.length) return `agent ${agent.agentId} lacks ${[...new Set(missing)].join(", ")}`;
       for (const step of mitigation.steps) {
+        if (step.agent === PUSH_RULES) {
+          const push = await planPushRules(deps.db, {
+            agentId: agent.agentId,
+            details: step.details ?? {},
+            techniques,
+          });
+          if (typeof push === "string") return push;
+          steps.push(push);
+          continue;
+        }
         const { release_after_seconds: hold, ...details } = stepDetails(
           mitigation,
           args.values,
@@ -386,7 +402,7 @@ export function engineActivities(deps: EngineDeps) {
       for (const candidate of ranked) {
         if (input.tried.includes(candidate.key)) continue;
         const base = { ...decisionBase(input), mitigation: candidate.key };
-        const steps = await plan(alert, candidate);
+        const steps = await plan(alert, candidate, input.techniques);
         if (typeof steps === "string") {
           await record({
             ...base,
@@ -424,7 +440,9 @@ export function engineActivities(deps: EngineDeps) {
             steps: steps.map((s) =>
               s.kind === "webhook"
                 ? { webhook: s.url, body: s.body }
-                : { command: s.command, details: s.details },
+                : s.kind === "rules"
+                  ? { push_rules: pushRulesRecord(s) }
+                  : { command: s.command, details: s.details },
             ),
           },
         });
@@ -481,6 +499,18 @@ export function engineActivities(deps: EngineDeps) {
 
 export type EngineActivities = ReturnType<typeof engineActivities>;
 
+/** A planned push as the decision log shows it. */
+function pushRulesRecord(s: PlannedRulesStep) {
+  return {
+    agent: s.agentId,
+    target: s.target,
+    rule_set: s.ruleSet,
+    version: s.version,
+    ...(s.target === "group" && { groups: s.groups }),
+    ...(s.rules && { rules: s.rules.map((r) => `${r.id}@${r.version}`) }),
+  };
+}
+
 /** Counts a decision once it is written; an outcome also times its mitigation from its choice. */
 async function measureDecision(db: Db, d: Decision): Promise<void> {
   metrics.decisionRecorded(d.kind);
@@ -533,7 +563,7 @@ export function engineDryRun(deps: EngineDeps) {
     for (const r of step.reached) {
       const options = [];
       for (const candidate of await rankedFor(r.techniques)) {
-        const steps = await plan(input.alert, candidate);
+        const steps = await plan(input.alert, candidate, r.techniques);
         options.push(
           typeof steps === "string"
             ? { ...candidate, applies: false, reason: steps }

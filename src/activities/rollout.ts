@@ -5,7 +5,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { ApplicationFailure, Context } from "@temporalio/activity";
 import { commandSubject, encode } from "../gateway/subjects.ts";
 import type { Db } from "../store/db.ts";
-import { type AgentRolloutStatus, rolloutStore, ruleSetFiles } from "../store/rules-rollout.ts";
+import {
+  type AgentRolloutStatus,
+  assignmentsOf,
+  rolloutStore,
+  ruleSetFiles,
+} from "../store/rules-rollout.ts";
 
 export interface WaveInput {
   ruleSet: string;
@@ -47,7 +52,15 @@ export function rolloutActivities(deps: { db: Db; nc: NatsConnection }) {
       const outcomes: Record<string, AgentOutcome> = {};
       for (const id of input.agents)
         outcomes[id] = { status: online.has(id) ? "pending" : "offline" };
-      const notice = encode({ rule_set: input.ruleSet, version: input.version });
+      // Each agent is sent its whole assigned set (this version and its other groups' sets), read
+      // here for the wave in one query rather than by the gateway once per agent.
+      const assignments = await assignmentsOf(deps.db, [...online]);
+      const notice = (id: string) =>
+        encode({
+          rule_set: input.ruleSet,
+          version: input.version,
+          sets: assignments.get(id) ?? [],
+        });
       let waiting = [...online];
       // Settles the agents that reported; the others keep waiting.
       const sentAt = new Date();
@@ -63,7 +76,7 @@ export function rolloutActivities(deps: { db: Db; nc: NatsConnection }) {
       for (let attempt = 0; attempt <= input.retries && waiting.length; attempt++) {
         // Agents that already run this version are not sent it again.
         await settle();
-        for (const id of waiting) deps.nc.publish(commandSubject(id), notice);
+        for (const id of waiting) deps.nc.publish(commandSubject(id), notice(id));
         const deadline = Date.now() + input.agentTimeoutMs;
         while (waiting.length && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, POLL_MS));

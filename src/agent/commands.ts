@@ -35,9 +35,9 @@ import {
   removeIsolation,
 } from "./enforce/firewall.ts";
 import { killProcess } from "./enforce/process.ts";
-import { applyRule } from "./enforce/rules.ts";
+import { applyRuleSet, refuseAll } from "./enforce/rules.ts";
 import type { Endpoint, IsolationState, LedgerEntry, StateStore } from "./state.ts";
-import { type CommandCheck, expiredCommand } from "./trust.ts";
+import { type CommandCheck, expiredCommand, type RulesCheck } from "./trust.ts";
 
 const RULES_CAPABILITY = "update_rules";
 export const CAPABILITIES = [...AGENT_COMMANDS, RULES_CAPABILITY] as const;
@@ -82,6 +82,8 @@ export interface RunnerOptions {
   dnsServers: () => Promise<string[]>;
   /** Whether a command frame may run at all (its signature); checked before anything else. */
   check: CommandCheck;
+  /** Whether an update_rules frame may be applied (signature, expiry, replay). */
+  rulesCheck: RulesCheck;
   log: Logger;
   send: (message: AgentMessage) => void;
   /** Where the gateway is: the live connection and the gateway's resolved addresses. */
@@ -95,6 +97,8 @@ export class CommandRunner {
   /** Ids admitted and not yet completed: a redelivery of one of them only gets an ack. */
   private readonly inFlight = new Set<string>();
   private worker: Promise<void> | null = null;
+  /** update_rules frames apply one after another: each starts from what the previous left. */
+  private rulesChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: RunnerOptions) {}
 
@@ -596,35 +600,58 @@ export class CommandRunner {
     this.o.log.info("isolation_management_added", { endpoints: missing });
   }
 
-  async updateRules(message: UpdateRules): Promise<void> {
-    const allowed = this.o.allow.includes(RULES_CAPABILITY);
-    const statuses: RuleStatus[] = [];
-    for (const rule of message.rules) {
-      statuses.push(
-        allowed
-          ? await applyRule(rule, this.o.simulate ? null : this.o.rulesDir)
-          : {
-              name: rule.name,
-              version: rule.version,
-              checksum: rule.checksum,
-              status: "failed",
-              error: `${RULES_CAPABILITY} is not allowed by this agent's configuration (--allow)`,
-            },
-      );
+  /** Applies an update_rules frame after those before it; resolves once its status is sent. */
+  updateRules(message: UpdateRules): Promise<void> {
+    const run = this.rulesChain.then(() => this.applyRules(message));
+    this.rulesChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyRules(message: UpdateRules): Promise<void> {
+    const report = (rules: RuleStatus[], extra: { error?: string; complete?: boolean }) =>
+      this.o.send({
+        type: "rules_status",
+        rules,
+        ...(message.rule_set && { rule_set: message.rule_set }),
+        ...extra,
+        ...(this.o.simulate && { simulated: true }),
+      });
+    const refusal = this.o.allow.includes(RULES_CAPABILITY)
+      ? this.o.rulesCheck(message, this.o.state.state.rules_issued_at)
+      : `${RULES_CAPABILITY} is not allowed by this agent's configuration (--allow)`;
+    if (refusal) {
+      this.o.log.warn("rules_refused", {
+        rule_set: message.rule_set ?? null,
+        rules: message.rules.length,
+        reason: refusal,
+      });
+      report(refuseAll(message, refusal), { error: refusal });
+      return;
     }
-    await this.o.state.update((s) => {
-      for (const { name, version, checksum, status } of statuses) {
-        if (status === "applied") s.rules[name] = { version, checksum };
-      }
+    const outcome = await applyRuleSet(
+      message,
+      this.o.state.state.rules,
+      this.o.simulate ? null : this.o.rulesDir,
+    );
+    const applied = outcome.rules;
+    if (applied) {
+      await this.o.state.update((s) => {
+        s.rules = applied;
+        if (message.issued_at !== undefined) s.rules_issued_at = message.issued_at;
+      });
+    }
+    this.o.log.info(applied ? "rules_updated" : "rules_failed", {
+      rule_set: message.rule_set ?? null,
+      complete: message.complete === true,
+      applied: applied ? message.rules.length : 0,
+      running: Object.keys(this.o.state.state.rules).length,
+      failed: outcome.statuses
+        .filter((s) => s.status === "failed" && !s.error?.startsWith("not applied:"))
+        .map((s) => `${s.name}: ${s.error}`),
     });
-    this.o.log.info("rules_updated", {
-      applied: statuses.filter((s) => s.status === "applied").map((s) => s.name),
-      failed: statuses.filter((s) => s.status === "failed").map((s) => `${s.name}: ${s.error}`),
-    });
-    this.o.send({
-      type: "rules_status",
-      rules: statuses,
-      ...(this.o.simulate && { simulated: true }),
+    report(outcome.statuses, {
+      ...(outcome.error !== undefined && { error: outcome.error }),
+      ...(applied && message.complete && { complete: true }),
     });
   }
 }

@@ -9,10 +9,11 @@ import { AlertForwarder } from "./alerts.ts";
 import { CAPABILITIES, CommandRunner, supportedCapabilities } from "./commands.ts";
 import { SYSTEM_PATHS } from "./enforce/files.ts";
 import { firewallAvailable } from "./enforce/firewall.ts";
+import { recoverRulesFolder } from "./enforce/rules.ts";
 import { hostFacts, systemResolvers } from "./host.ts";
 import { enroll, refusePlainText, Session } from "./session.ts";
 import { type Identity, StateStore } from "./state.ts";
-import { type CommandCheck, commandCheck } from "./trust.ts";
+import { type CommandCheck, commandCheck, type RulesCheck, rulesCheck } from "./trust.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/mm-agent";
 export const DEFAULT_RULES_DIR = "/etc/fibratus/rules";
@@ -86,6 +87,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let session: Session | undefined;
   // Set once the identity is known, before the session (and so any command) starts.
   let check: CommandCheck = () => "not enrolled yet";
+  let checkRules: RulesCheck = () => "not enrolled yet";
   const runner = new CommandRunner({
     state,
     simulate,
@@ -97,12 +99,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     protectedRanges,
     dnsServers: async () => [...(options.dnsServers ?? (await systemResolvers()))],
     check: (command) => check(command),
+    rulesCheck: (frame, lastIssuedAt) => checkRules(frame, lastIssuedAt),
     log,
     send: (message) => session?.send(message),
     managementEndpoints: () => session?.endpoints() ?? [],
   });
   // Security first: a reboot must not leave an isolated host open while it reconnects.
   await runner.restoreEnforcement();
+  if (!simulate && (await recoverRulesFolder(rulesDir)))
+    log.warn("rules_folder_recovered", { rules_dir: rulesDir });
 
   const identity = await ensureIdentity(state, options, ca, log);
   check = commandCheck({
@@ -110,6 +115,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     keyPem: commandKey ?? identity.command_signing_key,
     insecure,
     log,
+  });
+  checkRules = rulesCheck({
+    agentId: identity.agent_id,
+    keyPem: commandKey ?? identity.command_signing_key,
+    insecure,
   });
   const alerts = options.alertsFile
     ? new AlertForwarder({

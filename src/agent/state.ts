@@ -53,6 +53,8 @@ export interface AgentState {
   /** Blocked IP → when the agent unblocks it by itself; blocks without an entry are permanent. */
   block_expiry: Record<string, string>;
   rules: Record<string, { version: number; checksum: string }>;
+  /** issued_at of the last update_rules frame applied: an older frame is a replay and refused. */
+  rules_issued_at?: string;
   alerts: AlertPosition | null;
 }
 

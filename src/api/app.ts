@@ -82,7 +82,7 @@ export function createApi(deps: ApiDeps) {
   app.route("/api", commandsApi(deps));
   app.route("/api", auditApi(db));
   app.route("/api", tokensApi(db));
-  app.route("/api", rulesApi(rulesStore(db)));
+  app.route("/api", rulesApi(rulesStore(db), config.rules.archive));
   app.route("/api", rulesRolloutApi({ db, temporal, taskQueue: config.temporal.taskQueue }));
   app.route(
     "/api",

@@ -123,6 +123,8 @@ function unstorableIn(value: unknown, path: PropertyKey[] = []): FieldError | un
   return undefined;
 }
 
+const BINARY_BODY = /^\s*application\/(x-)?(tar|gzip|zip|zip-compressed)\s*(;|$)/i;
+
 const MAY_HIDE_UNSTORABLE = /\\u(0000|[dD][89a-fA-F])/;
 
 /**
@@ -144,8 +146,11 @@ export const storableText = createMiddleware(async (c, next) => {
     const message = unstorable(name) ?? values.map(unstorable).find(Boolean);
     if (message) errors.push({ field: name, message });
   }
-  // Whatever its Content-Type: POST /api/alert reads any body as JSON (docs/api.md).
-  if (errors.length === 0 && c.req.raw.body !== null) {
+  // Whatever its Content-Type: POST /api/alert reads any body as JSON (docs/api.md). But for
+  // archives (POST /api/rule), which are binary: decoding them as text here would corrupt the
+  // bytes the route reads after; that route checks every file's text itself.
+  const binary = BINARY_BODY.test(c.req.header("content-type") ?? "");
+  if (errors.length === 0 && c.req.raw.body !== null && !binary) {
     const text = await c.req.text();
     // JSON can only carry a NUL or a lone surrogate as a \u escape (a raw control character is not
     // JSON, and decoding the bytes already replaced broken UTF-8): a body without such an escape is

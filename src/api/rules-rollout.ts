@@ -7,6 +7,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
 } from "@temporalio/client";
+import { ROLLOUT_DEFAULTS } from "../domain/rules.ts";
 import type { Db } from "../store/db.ts";
 import { rolloutStore, ruleSetFiles } from "../store/rules-rollout.ts";
 import { rolloutWorkflowId } from "../workflows/ids.ts";
@@ -35,10 +36,10 @@ const RolloutRequest = z
     name: z.string().min(1).max(200),
     version: VersionNumber,
     groups: z.array(z.string().min(1).max(200)).max(1_000).optional(),
-    canary_share: z.number().gt(0).max(1).default(0.05),
-    wave_size: z.int().min(1).max(10_000).default(250),
-    agent_timeout_seconds: z.int().min(1).max(3_600).default(60),
-    retries: z.int().min(0).max(10).default(2),
+    canary_share: z.number().gt(0).max(1).default(ROLLOUT_DEFAULTS.canaryShare),
+    wave_size: z.int().min(1).max(10_000).default(ROLLOUT_DEFAULTS.waveSize),
+    agent_timeout_seconds: z.int().min(1).max(3_600).default(ROLLOUT_DEFAULTS.agentTimeoutSeconds),
+    retries: z.int().min(0).max(10).default(ROLLOUT_DEFAULTS.retries),
   })
   .openapi("RolloutRequest");
 

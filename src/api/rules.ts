@@ -4,7 +4,21 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { FieldError } from "../domain/model.ts";
-import { lineDiff, macroReferences, parseMacros, parseRules, sha256Hex } from "../domain/rules.ts";
+import {
+  type ArchiveFile,
+  type ArchiveKind,
+  type ArchiveLimits,
+  readRuleArchive,
+} from "../domain/rule-archive.ts";
+import {
+  lineDiff,
+  MAX_RULES_PER_REQUEST,
+  macroReferences,
+  type ParsedRule,
+  parseMacros,
+  parseRules,
+  sha256Hex,
+} from "../domain/rules.ts";
 import type { RulesStore } from "../store/rules.ts";
 import type { AuthEnv } from "./auth.ts";
 import {
@@ -84,64 +98,201 @@ async function yamlText(c: Context): Promise<string | null> {
   if (!/^(application\/(x-)?yaml|text\/(x-)?yaml|text\/plain)\b/i.test(type)) return null;
   return c.req.text();
 }
-const notYaml = { error: "send YAML: Content-Type: application/yaml" };
+const notYaml = {
+  error:
+    "send YAML (Content-Type: application/yaml) or a rules folder (application/x-tar, application/gzip, application/zip)",
+};
 
-export function rulesApi(store: RulesStore) {
+const ARCHIVE_TYPES: Record<string, ArchiveKind> = {
+  "application/x-tar": "tar",
+  "application/tar": "tar",
+  "application/gzip": "gzip",
+  "application/x-gzip": "gzip",
+  "application/zip": "zip",
+  "application/x-zip-compressed": "zip",
+};
+const archiveKind = (type: string | undefined): ArchiveKind | undefined => {
+  const base = (type ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  return Object.hasOwn(ARCHIVE_TYPES, base) ? ARCHIVE_TYPES[base] : undefined;
+};
+/** Fibratus keeps macros in the rules folder's macros/ (the corpus: macros/macros.yml). */
+const isMacrosFile = (path: string) => path.split("/").slice(0, -1).includes("macros");
+/** An error of one archive file: the file names the field, as a document index does for YAML. */
+const inFile = (path: string, e: FieldError): FieldError => ({
+  field: e.field && e.field !== "(body)" ? `${path}: ${e.field}` : path,
+  message: e.message,
+});
+
+export interface RuleArchiveLimits extends ArchiveLimits {
+  maxArchiveBytes: number;
+}
+
+export function rulesApi(store: RulesStore, archiveLimits: RuleArchiveLimits) {
   const app = new OpenAPIHono<AuthEnv>();
   const actorOf = (c: Context<AuthEnv>) => c.get("principal").actor;
+
+  /**
+   * Stores parsed rules all or none: ids and names unique within the request, every condition's
+   * macros defined (by `macros`, else the newest stored macros file). `where(i, field)` names a
+   * field of the i-th rule as the request spells it (a document index, or an archive's file).
+   */
+  async function saveRules(
+    c: Context<AuthEnv>,
+    rules: ParsedRule[],
+    where: (i: number, field: string) => string,
+    macros: { text: string; names: string[]; path: string } | null,
+  ) {
+    const errors: FieldError[] = [];
+    const seenIds = new Map<string, number>();
+    const seenNames = new Map<string, number>();
+    const stored = macros ? null : await store.macros();
+    const defined = new Set(macros?.names ?? stored?.names ?? []);
+    rules.forEach(({ rule }, i) => {
+      const twin = seenIds.get(rule.id) ?? seenNames.get(rule.name);
+      if (twin !== undefined) {
+        const field = seenIds.has(rule.id) ? "id" : "name";
+        errors.push({ field: where(i, field), message: `the same ${field} as ${where(twin, "")}` });
+      }
+      seenIds.set(rule.id, i);
+      seenNames.set(rule.name, i);
+      const unknown = macroReferences(rule.condition).filter((ref) => !defined.has(ref));
+      if (unknown.length) {
+        const source = macros
+          ? `the archive's ${macros.path}`
+          : stored
+            ? `macros version ${stored.version}`
+            : "no macros file was posted";
+        errors.push({
+          field: where(i, "condition"),
+          message: `undefined macro or list ${unknown.join(", ")} (${source})`,
+        });
+      }
+    });
+    if (errors.length) return invalid(c, errors);
+    const savedMacros = macros
+      ? await store.saveMacros(macros.text, sha256Hex(macros.text), macros.names, actorOf(c))
+      : null;
+    const saved = await store.save(rules, actorOf(c));
+    if (!saved.ok) return conflict(c, saved.conflicts.join("; "));
+    return c.json({ rules: saved.rules, ...(savedMacros && { macros: savedMacros }) }, 201);
+  }
+
+  /** A rules folder as an archive: its macros file (if any) and its rule files, parsed. */
+  async function fromArchive(c: Context<AuthEnv>, kind: ArchiveKind) {
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length > archiveLimits.maxArchiveBytes)
+      return c.json(
+        {
+          error: `archive over ${archiveLimits.maxArchiveBytes} bytes (MM_RULE_ARCHIVE_MAX_BYTES)`,
+        },
+        413,
+      );
+    const read = readRuleArchive(kind, bytes, archiveLimits);
+    if (!read.ok) return invalid(c, read.errors);
+    const yamlFiles = read.files.filter((f) => /\.ya?ml$/i.test(f.path));
+    const macroFiles = yamlFiles.filter((f) => isMacrosFile(f.path));
+    const ruleFiles = yamlFiles.filter((f) => !isMacrosFile(f.path));
+    if (macroFiles.length > 1)
+      return invalid(c, [
+        {
+          field: (macroFiles[1] as ArchiveFile).path,
+          message: `one macros file per archive (also ${(macroFiles[0] as ArchiveFile).path})`,
+        },
+      ]);
+    if (!ruleFiles.length)
+      return invalid(c, [{ field: "(body)", message: "the archive holds no rule file (.yml)" }]);
+    const errors: FieldError[] = [];
+    let macros: { text: string; names: string[]; path: string } | null = null;
+    const macroFile = macroFiles[0];
+    if (macroFile) {
+      const parsed = parseMacros(macroFile.text);
+      if (parsed.ok)
+        macros = {
+          text: macroFile.text,
+          names: [...new Set(parsed.value.map((m) => m.macro))],
+          path: macroFile.path,
+        };
+      else for (const e of parsed.errors) errors.push(inFile(macroFile.path, e));
+    }
+    const rules: ParsedRule[] = [];
+    const paths: string[] = [];
+    for (const file of ruleFiles) {
+      const parsed = parseRules(file.text);
+      if (!parsed.ok) for (const e of parsed.errors) errors.push(inFile(file.path, e));
+      else
+        for (const [n, rule] of parsed.value.entries()) {
+          rules.push(rule);
+          paths.push(parsed.value.length > 1 ? `${file.path}[${n}]` : file.path);
+        }
+    }
+    if (rules.length > MAX_RULES_PER_REQUEST)
+      errors.push({
+        field: "(body)",
+        message: `${rules.length} rules; at most ${MAX_RULES_PER_REQUEST} per request`,
+      });
+    if (errors.length) return invalid(c, errors);
+    return saveRules(
+      c,
+      rules,
+      (i, field) => inFile(paths[i] ?? "", { field, message: "" }).field,
+      macros,
+    );
+  }
 
   app.openapi(
     createRoute({
       method: "post",
       path: "/rule",
       tags: ["rules"],
-      summary: "Store rules: one Fibratus YAML rule, or many as a multi-document stream",
+      summary:
+        "Store rules: one Fibratus YAML rule, many as a multi-document stream, or a rules folder as a tar, tar.gz or zip",
       description:
         "All or none. Each rule is checked against Fibratus's rule format and its condition's macros " +
-        "against the newest macros file. A stored version posted again unchanged is `unchanged`; " +
-        "changed content needs a higher version (409 otherwise).",
-      request: yamlBody("Fibratus rules (YAML)"),
+        "against the newest macros file (an archive's own macros file, under macros/, when it has one; " +
+        "it is stored as a new macros version). A stored version posted again unchanged is `unchanged`; " +
+        "changed content needs a higher version (409 otherwise). Archives are bounded " +
+        "(MM_RULE_ARCHIVE_*: bytes, entries, bytes per file and in all); links, devices, absolute " +
+        "paths and `..` are refused with the entry named; files other than .yml/.yaml are ignored.",
+      request: {
+        body: {
+          required: true,
+          description: "Fibratus rules (YAML), or a rules folder archive",
+          content: {
+            "application/yaml": { schema: z.string().openapi({ format: "yaml" }) },
+            "application/x-tar": { schema: z.string().openapi({ format: "binary" }) },
+            "application/gzip": { schema: z.string().openapi({ format: "binary" }) },
+            "application/zip": { schema: z.string().openapi({ format: "binary" }) },
+          },
+        },
+      },
       responses: {
-        201: { description: "stored", content: json(z.object({ rules: z.array(SavedRule) })) },
-        400: errorResponse("invalid YAML or rule; the field and line are named"),
+        201: {
+          description: "stored",
+          content: json(z.object({ rules: z.array(SavedRule), macros: Row.optional() })),
+        },
+        400: errorResponse(
+          "invalid YAML, rule or archive; the field (for archives, the file) and line are named",
+        ),
         409: errorResponse("a version not bumped, an older version, or a name already taken"),
-        415: errorResponse("not sent as YAML"),
+        413: errorResponse("an archive over MM_RULE_ARCHIVE_MAX_BYTES"),
+        415: errorResponse("neither YAML nor an archive"),
       },
     }),
     async (c) => {
+      const kind = archiveKind(c.req.header("content-type"));
+      if (kind) return fromArchive(c, kind);
       const text = await yamlText(c);
       if (text === null) return c.json(notYaml, 415);
       const parsed = parseRules(text);
       if (!parsed.ok) return invalid(c, parsed.errors);
-      const rules = parsed.value;
-      const many = rules.length > 1;
-      const at = (i: number, field: string) => (many ? `[${i}].${field}` : field);
-      const errors: FieldError[] = [];
-      const seenIds = new Map<string, number>();
-      const seenNames = new Map<string, number>();
-      const macros = await store.macros();
-      const defined = new Set(macros?.names ?? []);
-      rules.forEach(({ rule }, i) => {
-        const twin = seenIds.get(rule.id) ?? seenNames.get(rule.name);
-        if (twin !== undefined) {
-          const field = seenIds.has(rule.id) ? "id" : "name";
-          errors.push({ field: at(i, field), message: `the same ${field} as document [${twin}]` });
-        }
-        seenIds.set(rule.id, i);
-        seenNames.set(rule.name, i);
-        const unknown = macroReferences(rule.condition).filter((ref) => !defined.has(ref));
-        if (unknown.length) {
-          const where = macros ? `macros version ${macros.version}` : "no macros file was posted";
-          errors.push({
-            field: at(i, "condition"),
-            message: `undefined macro or list ${unknown.join(", ")} (${where})`,
-          });
-        }
-      });
-      if (errors.length) return invalid(c, errors);
-      const saved = await store.save(rules, actorOf(c));
-      if (!saved.ok) return conflict(c, saved.conflicts.join("; "));
-      return c.json({ rules: saved.rules }, 201);
+      const many = parsed.value.length > 1;
+      return saveRules(
+        c,
+        parsed.value,
+        (i, field) =>
+          many ? (field ? `[${i}].${field}` : `document [${i}]`) : field || "the rule",
+        null,
+      );
     },
   );
 

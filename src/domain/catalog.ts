@@ -17,8 +17,11 @@ import {
   fieldErrors,
   type Identifier,
   type Mitigation,
+  PUSH_RULES,
+  STEP_KINDS,
   TECHNIQUE_ID,
 } from "./model.ts";
+import { pushRulesDetails } from "./push-rules.ts";
 
 export type {
   AgentCommand,
@@ -83,10 +86,21 @@ const mitigationShape = z.object({
   conditions: identifiers.optional(),
   steps: z
     .array(
-      z.object({
-        agent: z.enum(AGENT_COMMANDS, { error: `must be one of ${AGENT_COMMANDS.join(", ")}` }),
-        details: object.optional(),
-      }),
+      z
+        .object({
+          agent: z.enum(STEP_KINDS, { error: `must be one of ${STEP_KINDS.join(", ")}` }),
+          details: object.optional(),
+        })
+        .superRefine((step, ctx) => {
+          if (step.agent !== PUSH_RULES) return;
+          const checked = pushRulesDetails.safeParse(step.details ?? {});
+          for (const issue of checked.error?.issues ?? [])
+            ctx.addIssue({
+              code: "custom",
+              path: ["details", ...issue.path],
+              message: issue.message,
+            });
+        }),
     )
     .optional(),
 });

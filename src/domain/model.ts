@@ -57,8 +57,18 @@ export interface Condition {
   check: string;
 }
 
+/**
+ * A mitigation step that pushes detection rules to the alert's host or its group. The agent does
+ * not run it as a command: it is delivered as update_rules (capability `update_rules`).
+ * details: `{rule_set, version?, target?: "host" | "group"}`, or `{techniques: "alert"}` for the
+ * rules whose labels name the alert's techniques (to the host).
+ */
+export const PUSH_RULES = "push-rules";
+export const STEP_KINDS = [...AGENT_COMMANDS, PUSH_RULES] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
 export interface MitigationStep {
-  agent: AgentCommand;
+  agent: StepKind;
   details?: Record<string, unknown>;
 }
 

@@ -363,3 +363,11 @@ export function lineDiff(before: string, after: string): string[] {
   while (j < b.length) out.push(`+${b[j++]}`);
   return out;
 }
+
+/** A rollout's pace unless its requester says otherwise (REST and push-rules steps alike). */
+export const ROLLOUT_DEFAULTS = {
+  canaryShare: 0.05,
+  waveSize: 250,
+  agentTimeoutSeconds: 60,
+  retries: 2,
+} as const;

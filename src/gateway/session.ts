@@ -15,8 +15,10 @@ import {
   type GatewayMessage,
   type Hello,
   parseAgentMessage,
+  type RuleFile,
+  type RuleSetRef,
 } from "../protocol/messages.ts";
-import { signCommand } from "../protocol/signing.ts";
+import { signCommand, signRules } from "../protocol/signing.ts";
 import { newId } from "../secrets.ts";
 import type { AgentCredentials } from "../store/agent-keys.ts";
 import {
@@ -36,9 +38,12 @@ import {
 } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 import {
-  expectedRuleFiles,
-  missingFiles,
+  assignedRuleSet,
+  differs,
+  filesOfSets,
+  MAX_PUSHED_RULES,
   recordRulesReport,
+  ruleFilesOf,
   ruleSetFiles,
 } from "../store/rules-rollout.ts";
 import { contextOf, inSpan, startSpanFrom } from "../tracing.ts";
@@ -65,6 +70,11 @@ export const CLOSE = {
 const BAD_FRAME_WINDOW_MS = 60_000;
 /** How often a session whose agent is not reading checks whether it can send again. */
 const BACKPRESSURE_RETRY_MS = 100;
+/**
+ * How long a signed update_rules frame stays good: long enough for a busy agent's queue, short
+ * enough that a captured frame is soon worthless.
+ */
+const RULES_FRAME_TTL_MS = 10 * 60_000;
 /** Commands of one session whose trace context is kept for their ack and completion spans. */
 const MAX_TRACED_COMMANDS = 1_000;
 
@@ -116,6 +126,8 @@ export class AgentSession {
   private outbox: Command[] = [];
   private backlogDue = false;
   private retry: NodeJS.Timeout | null = null;
+  /** issued_at of this session's last rules frame: the agent refuses one not newer than it applied. */
+  private rulesIssuedMs = 0;
   // Frames are handled in arrival order (an ack before its completion); alerts keep their own
   // order on a second chain, so a slow alert intake does not hold back command traffic.
   private frames: Promise<void> = Promise.resolve();
@@ -348,20 +360,58 @@ export class AgentSession {
       hostname: hello.hostname,
     });
     await this.deliver();
-    // Reconciliation: an agent that was offline during a rollout gets what it lacks now.
-    const missing = missingFiles(await expectedRuleFiles(this.deps.db, this.agentId), hello.rules);
-    if (missing.length) this.send({ operation: "update_rules", rules: missing });
+    // Reconciliation: an agent that was offline during a rollout gets its whole assigned set, so
+    // that what was removed meanwhile is removed there too.
+    const assigned = await assignedRuleSet(this.deps.db, this.agentId);
+    const [first, ...more] = assigned.sets;
+    if (first && differs(assigned.files, hello.rules)) {
+      // Several groups' sets reach the agent as one: the frame names them all.
+      const ref = more.length
+        ? {
+            name: assigned.sets.map((a) => `${a.rule_set}@${a.version}`).join("+"),
+            version: Math.max(...assigned.sets.map((a) => a.version)),
+          }
+        : { name: first.rule_set, version: first.version };
+      this.sendRules(assigned.files, ref, true);
+    }
   }
 
-  /** A rollout's wave names this agent: send it the rule set version, in frame order. */
+  /** A rollout's wave or a push names this agent: send it the rule set version, in frame order. */
   private rulesNotice(notice: RulesNotice): void {
     this.frames = this.frames.then(() =>
       this.guard(async () => {
         if (!this.welcomed || this.ended) return;
+        const ref = { name: notice.rule_set, version: notice.version };
+        if (notice.rules) {
+          const rules = await ruleFilesOf(this.deps.db, notice.rules.slice(0, MAX_PUSHED_RULES));
+          if (rules.length) this.sendRules(rules, ref, false);
+          return;
+        }
+        if (notice.sets?.length)
+          return this.sendRules(await filesOfSets(this.deps.db, notice.sets), ref, true);
+        // A push outside the agent's assignment: added to what it runs, removing nothing.
         const rules = await ruleSetFiles(this.deps.db, notice.rule_set, notice.version);
-        if (rules.length) this.send({ operation: "update_rules", rules });
+        if (rules.length) this.sendRules(rules, ref, false);
       }),
     );
+  }
+
+  /** An update_rules frame signed for this agent; issued_at strictly grows within the session. */
+  private sendRules(rules: RuleFile[], ruleSet: RuleSetRef, complete: boolean): void {
+    const issued = Math.max(Date.now(), this.rulesIssuedMs + 1);
+    this.rulesIssuedMs = issued;
+    const frame = {
+      operation: "update_rules" as const,
+      rules,
+      rule_set: ruleSet,
+      complete,
+      issued_at: new Date(issued).toISOString(),
+      expires_at: new Date(issued + RULES_FRAME_TTL_MS).toISOString(),
+    };
+    this.send({
+      ...frame,
+      signature: signRules(this.deps.signingKey.privateKey, this.agentId, frame),
+    });
   }
 
   private async onCompletion(completion: Completion): Promise<void> {

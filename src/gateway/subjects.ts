@@ -18,6 +18,14 @@ export const controlSubject = (agentId: string) => `mm.agent.${agentId}.control`
 export interface RulesNotice {
   rule_set: string;
   version: number;
+  /**
+   * The agent's assigned rule set versions (its groups', this one among them), read once per wave
+   * by the rollout: the agent is sent all their files as one complete set. Absent: the version's
+   * files are added to what the agent runs (a push to one host).
+   */
+  sets?: { rule_set: string; version: number }[];
+  /** A push by technique: these rule versions, not a stored rule set's (always added). */
+  rules?: { id: string; version: string }[];
 }
 
 export interface CommandNotice {

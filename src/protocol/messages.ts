@@ -55,9 +55,32 @@ export const RuleFile = z.object({
   checksum: z.string().regex(/^sha256:/, 'expected "sha256:<hex>"'),
 });
 export type RuleFile = z.infer<typeof RuleFile>;
+export const RuleSetRef = z.object({
+  name: z.string().min(1),
+  version: z.number().int().nonnegative(),
+});
+export type RuleSetRef = z.infer<typeof RuleSetRef>;
+// The seed's shape (operation + rules) stays valid; the service adds the rest. `complete` makes
+// the files the agent's whole rule set (rules it holds that are not named are removed); without
+// it the files are added to what the agent runs. The signature makes the frame the service's:
+// checksums bind every file's content, issued_at orders frames (no replayed downgrade) and
+// expires_at bounds how long a captured frame is worth anything.
 export const UpdateRules = z.object({
   operation: z.literal("update_rules"),
   rules: z.array(RuleFile),
+  rule_set: RuleSetRef.optional().describe("the rule set (and its version) these files make up"),
+  complete: z
+    .boolean()
+    .optional()
+    .describe("true: these files are the whole set; rules the agent holds beyond them are removed"),
+  issued_at: timestamp.optional().describe("when the service issued the frame"),
+  expires_at: timestamp.optional().describe("the agent refuses the frame after this time"),
+  signature: z
+    .string()
+    .optional()
+    .describe(
+      "base64 Ed25519 signature by the service over the canonical JSON of agent_id, rule_set, complete, every file's name, version and checksum, issued_at and expires_at",
+    ),
 });
 export type UpdateRules = z.infer<typeof UpdateRules>;
 
@@ -155,6 +178,15 @@ export type RuleStatus = z.infer<typeof RuleStatus>;
 export const RulesStatus = z.object({
   type: z.literal("rules_status"),
   rules: z.array(RuleStatus),
+  rule_set: RuleSetRef.optional().describe("the rule set of the frame this answers"),
+  complete: z
+    .boolean()
+    .optional()
+    .describe("true when the applied rules are now the agent's whole set (others were removed)"),
+  error: z
+    .string()
+    .optional()
+    .describe("why the whole frame was refused (signature, expiry, replay) or not applied"),
   simulated: z.boolean().optional().describe("true when the agent runs in simulation mode"),
 });
 export type RulesStatus = z.infer<typeof RulesStatus>;

@@ -86,3 +86,50 @@ export function publicSigningKey(pem: string): KeyObject {
     throw new Error("the service's command signing key is not Ed25519");
   return key;
 }
+
+/**
+ * The fields of an update_rules frame the signature covers, besides the agent's id. File contents
+ * are bound through their checksums, which the agent verifies against each content.
+ */
+export interface SignedRules {
+  rules: { name: string; version: number; checksum: string }[];
+  rule_set?: { name: string; version: number } | undefined;
+  complete?: boolean | undefined;
+  issued_at?: string | undefined;
+  expires_at?: string | undefined;
+}
+
+function rulesBytes(agentId: string, frame: SignedRules): Buffer {
+  return Buffer.from(
+    canonicalJson({
+      agent_id: agentId,
+      operation: "update_rules",
+      rule_set: frame.rule_set
+        ? { name: frame.rule_set.name, version: frame.rule_set.version }
+        : null,
+      complete: frame.complete ?? false,
+      files: frame.rules.map((r) => ({ name: r.name, version: r.version, checksum: r.checksum })),
+      issued_at: frame.issued_at ?? null,
+      expires_at: frame.expires_at ?? null,
+    }),
+  );
+}
+
+/** The base64 Ed25519 signature of an update_rules frame for one agent. */
+export function signRules(privateKey: KeyObject, agentId: string, frame: SignedRules): string {
+  return sign(null, rulesBytes(agentId, frame), privateKey).toString("base64");
+}
+
+/** Whether `signature` is the service's signature of this update_rules frame for this agent. */
+export function verifyRules(
+  publicKey: KeyObject,
+  agentId: string,
+  frame: SignedRules,
+  signature: string,
+): boolean {
+  try {
+    return verify(null, rulesBytes(agentId, frame), publicKey, Buffer.from(signature, "base64"));
+  } catch {
+    return false;
+  }
+}

@@ -45,8 +45,16 @@ async function readRuleSetFiles(db: Db, name: string, version: number): Promise<
     .where("name", "=", name)
     .where("version", "=", version)
     .executeTakeFirst();
-  if (!set?.rules.length) return [];
-  const rows = await selectRuleVersions(db, set.rules)
+  return set ? ruleFilesOf(db, set.rules) : [];
+}
+
+/** The update_rules files of these rule versions (see ruleSetFiles). */
+export async function ruleFilesOf(
+  db: Db,
+  versions: { id: string; version: string }[],
+): Promise<RuleFile[]> {
+  if (!versions.length) return [];
+  const rows = await selectRuleVersions(db, versions)
     .select(["id", "version", "content", "sha256"])
     .orderBy("id")
     .execute();
@@ -69,18 +77,57 @@ async function assignedTo(db: Db, agentId: string) {
     .execute();
 }
 
-/** Every rule file an agent's groups assign it. */
-export async function expectedRuleFiles(db: Db, agentId: string): Promise<RuleFile[]> {
+/** A rule set version assigned to one of an agent's groups. */
+export interface AssignedSet {
+  rule_set: string;
+  version: number;
+}
+
+/** The files of several rule set versions as one set (a rule in two sets once: the later's). */
+export async function filesOfSets(db: Db, sets: AssignedSet[]): Promise<RuleFile[]> {
   const files = new Map<string, RuleFile>();
-  for (const a of await assignedTo(db, agentId))
+  for (const a of sets)
     for (const f of await ruleSetFiles(db, a.rule_set, a.version)) files.set(f.name, f);
   return [...files.values()];
+}
+
+/**
+ * The rule set an agent's groups assign it: every file of every assigned version, and which
+ * versions those are. An agent in no assigned group has none: the service does not manage its
+ * rules, so nothing is ever removed from it.
+ */
+export async function assignedRuleSet(db: Db, agentId: string) {
+  const sets = await assignedTo(db, agentId);
+  return { sets, files: await filesOfSets(db, sets) };
+}
+
+/** The assigned rule set versions of many agents in one query (a rollout wave's). */
+export async function assignmentsOf(db: Db, agentIds: string[]) {
+  const out = new Map<string, AssignedSet[]>(agentIds.map((id) => [id, []]));
+  if (!agentIds.length) return out;
+  const rows = await db
+    .selectFrom("rule_set_assignments as s")
+    .innerJoin("agents as a", (j) => j.on(sql<boolean>`s."group" = ANY(a.groups)`))
+    .select(["a.id", "s.rule_set", "s.version"])
+    .where("a.id", "in", agentIds)
+    .orderBy("a.id")
+    .orderBy("s.group")
+    .execute();
+  for (const r of rows) out.get(r.id)?.push({ rule_set: r.rule_set, version: r.version });
+  return out;
 }
 
 /** Files the agent lacks, or holds with another checksum: what a reconnecting agent is sent. */
 export function missingFiles(expected: RuleFile[], deployed: DeployedRule[]): RuleFile[] {
   const held = new Set(deployed.map((d) => `${d.name}\n${d.checksum}`));
   return expected.filter((f) => !held.has(`${f.name}\n${f.checksum}`));
+}
+
+/** Whether an agent runs anything but exactly the expected files (a lack, a change or an extra). */
+export function differs(expected: RuleFile[], deployed: DeployedRule[]): boolean {
+  if (missingFiles(expected, deployed).length) return true;
+  const wanted = new Set(expected.map((f) => f.name));
+  return deployed.some((d) => !wanted.has(d.name));
 }
 
 /**
@@ -96,7 +143,10 @@ export async function recordRulesReport(db: Db, agentId: string, status: RulesSt
       .forUpdate()
       .executeTakeFirst();
     if (!row) return;
-    const rules = new Map((row.rules as DeployedRule[]).map((r) => [r.name, r]));
+    // A complete set replaces what the agent ran; any other report adds to it.
+    const rules = new Map(
+      status.complete ? [] : (row.rules as DeployedRule[]).map((r) => [r.name, r]),
+    );
     for (const r of status.rules)
       if (r.status === "applied")
         rules.set(r.name, { name: r.name, version: r.version, checksum: r.checksum });
@@ -222,3 +272,51 @@ export function rolloutStore(db: Db) {
 }
 
 export type RolloutStore = ReturnType<typeof rolloutStore>;
+
+/** What a push-rules step needs to know to plan itself. */
+export function pushRulesStore(db: Db) {
+  return {
+    /** The newest version of a rule set; null when it has none. */
+    async newestRuleSetVersion(name: string): Promise<number | null> {
+      const row = await db
+        .selectFrom("rule_sets")
+        .select((eb) => eb.fn.max("version").as("version"))
+        .where("name", "=", name)
+        .executeTakeFirst();
+      return row?.version ?? null;
+    },
+
+    /**
+     * The newest version of every rule whose labels name one of these techniques. Stored labels
+     * carry each sub-technique's parent too, and the techniques asked for are widened to their
+     * parents here, so T1003.001 finds rules for T1003 and for T1003.001.
+     */
+    async rulesForTechniques(techniques: string[]): Promise<{ id: string; version: string }[]> {
+      const wanted = [
+        ...new Set(
+          techniques.flatMap((t) => [t.toUpperCase(), t.toUpperCase().split(".")[0] ?? t]),
+        ),
+      ];
+      if (!wanted.length) return [];
+      return db
+        .selectFrom("rules")
+        .select(["id", "version"])
+        .where(sql<boolean>`techniques && ${sql.val(wanted)}::text[]`)
+        .orderBy("id")
+        .limit(MAX_PUSHED_RULES)
+        .execute();
+    },
+
+    async groupsOf(agentId: string): Promise<string[]> {
+      const row = await db
+        .selectFrom("agents")
+        .select("groups")
+        .where("id", "=", agentId)
+        .executeTakeFirst();
+      return row?.groups ?? [];
+    },
+  };
+}
+
+/** A push by technique sends at most this many rules (a frame stays a bounded size). */
+export const MAX_PUSHED_RULES = 500;

@@ -12,6 +12,7 @@ import {
 } from "@temporalio/workflow";
 import type { EngineActivities, PlannedStep } from "../activities/engine.ts";
 import type { IsolationActivities } from "../activities/isolation.ts";
+import type { PushRulesActivities } from "../activities/push-rules.ts";
 import { touchedObjects } from "../domain/mitigation.ts";
 import { COMPLETION_ALLOWANCE_MS, commandActivities } from "./agent-command.ts";
 import { mitigationAttemptId, mitigationCommandId } from "./ids.ts";
@@ -63,6 +64,14 @@ const OUTCOME_SIGNAL = "mitigation-outcome-signal";
 /** Since this patch an isolate-host step is the agent's isolation workflow (held, verified, released). */
 const HOST_ORDERING = "mitigation-host-ordering";
 const ISOLATION_WORKFLOW = "engine-isolation-workflow";
+
+// A push waits for the host agent's rules_status (its own deadline, heartbeating meanwhile); a
+// rejection is final for this candidate, so the next one is tried at once.
+const { pushRules } = proxyActivities<PushRulesActivities>({
+  startToCloseTimeout: "15 minutes",
+  heartbeatTimeout: "1 minute",
+  retry: { maximumAttempts: 1 },
+});
 
 /**
  * Runs the cheapest mitigation that applies to a reached attack-flow node, falling back to the
@@ -181,6 +190,10 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
 async function runStep(step: PlannedStep, attemptId: string, commandId: string): Promise<void> {
   if (step.kind === "webhook") {
     await callWebhook({ url: step.url, body: step.body, idempotencyKey: attemptId });
+    return;
+  }
+  if (step.kind === "rules") {
+    await pushRules(step);
     return;
   }
   if (step.command === "isolate-host" && patched(ISOLATION_WORKFLOW)) {

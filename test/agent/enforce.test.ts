@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { realpathSync } from "node:fs";
 import {
   chmod,
+  lstat,
   mkdir,
   mkdtemp,
   readdir,
@@ -26,7 +27,7 @@ import {
   SYSTEM_PATHS,
 } from "../../src/agent/enforce/files.ts";
 import { killProcess } from "../../src/agent/enforce/process.ts";
-import { applyRule, ruleChecksum } from "../../src/agent/enforce/rules.ts";
+import { applyRuleSet, recoverRulesFolder, ruleChecksum } from "../../src/agent/enforce/rules.ts";
 
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 let dir: string;
@@ -240,58 +241,114 @@ describe("quarantine-file", () => {
 describe("update_rules", () => {
   const content =
     "name: Suspicious vaultcmd\nid: 1\ncondition: spawn_process and ps.name = 'vaultcmd.exe'\n";
+  const file = (name: string, text: string, version = 1) => ({
+    name,
+    content: text,
+    version,
+    checksum: ruleChecksum(text),
+  });
+  const frame = (rules: ReturnType<typeof file>[], complete?: boolean) => ({
+    operation: "update_rules" as const,
+    rules,
+    ...(complete !== undefined && { complete }),
+  });
+  const ruleFiles = async (rulesDir: string) =>
+    (await readdir(rulesDir)).filter((n) => n.endsWith(".yml")).sort();
 
-  it("writes each rule atomically as <name>.yml and verifies checksums", async () => {
+  it("switches the rules folder to a new set in one step, keeping the folder a link", async () => {
     const rulesDir = join(dir, "rules");
-    const ok = await applyRule(
-      { name: "credential_dumping_vaultcmd", content, version: 2, checksum: ruleChecksum(content) },
+    const first = await applyRuleSet(
+      frame([file("credential_dumping_vaultcmd", content, 2)]),
+      {},
       rulesDir,
     );
-    expect(ok).toEqual({
-      name: "credential_dumping_vaultcmd",
-      version: 2,
-      checksum: ruleChecksum(content),
-      status: "applied",
+    expect(first.statuses).toEqual([
+      {
+        name: "credential_dumping_vaultcmd",
+        version: 2,
+        checksum: ruleChecksum(content),
+        status: "applied",
+      },
+    ]);
+    expect(first.rules).toEqual({
+      credential_dumping_vaultcmd: { version: 2, checksum: ruleChecksum(content) },
     });
+    expect((await lstat(rulesDir)).isSymbolicLink()).toBe(true);
     expect(await readFile(join(rulesDir, "credential_dumping_vaultcmd.yml"), "utf8")).toBe(content);
-    // replacing an existing rule leaves no temporary file behind
+    // A partial frame adds to the set and replaces what it names; nothing temporary is left.
     const v3 = `${content}severity: high\n`;
-    await applyRule(
-      { name: "credential_dumping_vaultcmd", content: v3, version: 3, checksum: ruleChecksum(v3) },
+    const second = await applyRuleSet(
+      frame([file("credential_dumping_vaultcmd", v3, 3), file("other", content)]),
+      first.rules ?? {},
       rulesDir,
     );
-    expect(await readdir(rulesDir)).toEqual(["credential_dumping_vaultcmd.yml"]);
+    expect(Object.keys(second.rules ?? {}).sort()).toEqual([
+      "credential_dumping_vaultcmd",
+      "other",
+    ]);
+    expect(await readdir(rulesDir)).toEqual(["credential_dumping_vaultcmd.yml", "other.yml"]);
     expect(await readFile(join(rulesDir, "credential_dumping_vaultcmd.yml"), "utf8")).toBe(v3);
+    // Only the current folder and the one before it are kept.
+    expect(await readdir(join(dir, ".rules.sets"))).toHaveLength(2);
   });
 
-  it("fails a rule whose checksum, name or content is wrong, writing nothing", async () => {
+  it("a complete set removes the rules it does not name and keeps the macros folder", async () => {
+    const rulesDir = join(dir, "rules-complete");
+    // A plain folder as installed, with Fibratus's macros beside the rules.
+    await mkdir(join(rulesDir, "macros"), { recursive: true });
+    await writeFile(join(rulesDir, "macros", "macros.yml"), "- macro: m\n  expr: true\n");
+    await writeFile(join(rulesDir, "old_rule.yml"), content);
+    const kept = await applyRuleSet(frame([file("new_rule", content)], true), {}, rulesDir);
+    expect(kept.rules).toEqual({ new_rule: { version: 1, checksum: ruleChecksum(content) } });
+    expect(await ruleFiles(rulesDir)).toEqual(["new_rule.yml"]);
+    expect(await readFile(join(rulesDir, "macros", "macros.yml"), "utf8")).toMatch(/macro: m/);
+    expect((await lstat(rulesDir)).isSymbolicLink()).toBe(true);
+  });
+
+  it("applies nothing when one file fails: each bad file says why, the others that they were not applied", async () => {
     const rulesDir = join(dir, "rules-bad");
-    await mkdir(rulesDir);
-    const mismatch = await applyRule(
-      { name: "r1", content, version: 1, checksum: "sha256:8a7b3ab6..." },
-      rulesDir,
-    );
-    expect(mismatch).toMatchObject({
-      status: "failed",
-      error: expect.stringMatching(/checksum mismatch/),
-    });
-    const unsafe = await applyRule(
-      { name: "../evil", content, version: 1, checksum: ruleChecksum(content) },
-      rulesDir,
-    );
-    expect(unsafe).toMatchObject({
-      status: "failed",
-      error: expect.stringMatching(/unsafe rule name/),
-    });
+    const good = await applyRuleSet(frame([file("r0", content)]), {}, rulesDir);
     const notYaml = "rule x {\n  meta: [\n";
-    const broken = await applyRule(
-      { name: "r2", content: notYaml, version: 1, checksum: ruleChecksum(notYaml) },
+    const outcome = await applyRuleSet(
+      frame(
+        [
+          file("r1", content),
+          { ...file("r2", content), checksum: "sha256:8a7b3ab6..." },
+          file("../evil", content),
+          file("r3", notYaml),
+        ],
+        true,
+      ),
+      good.rules ?? {},
       rulesDir,
     );
-    expect(broken).toMatchObject({
-      status: "failed",
-      error: expect.stringMatching(/not valid YAML/),
-    });
-    expect(await readdir(rulesDir)).toEqual([]);
+    expect(outcome.rules).toBeNull();
+    expect(outcome.error).toBe("3 of 4 rules failed verification; none applied");
+    expect(outcome.statuses.map((s) => [s.name, s.status, s.error])).toEqual([
+      ["r1", "failed", "not applied: r2 failed"],
+      ["r2", "failed", expect.stringMatching(/checksum mismatch/)],
+      ["../evil", "failed", expect.stringMatching(/unsafe rule name/)],
+      ["r3", "failed", expect.stringMatching(/not valid YAML/)],
+    ]);
+    // The previous set is untouched: the complete frame removed nothing.
+    expect(await ruleFiles(rulesDir)).toEqual(["r0.yml"]);
+  });
+
+  it("in simulation keeps the same books without touching the disk", async () => {
+    const outcome = await applyRuleSet(
+      frame([file("a", content)], true),
+      { b: { version: 1, checksum: "sha256:x" } },
+      null,
+    );
+    expect(outcome.rules).toEqual({ a: { version: 1, checksum: ruleChecksum(content) } });
+  });
+
+  it("a crash while the first plain folder was moved aside is undone on start", async () => {
+    const rulesDir = join(dir, "rules-crash");
+    await mkdir(join(dir, ".rules-crash.sets", "original"), { recursive: true });
+    await writeFile(join(dir, ".rules-crash.sets", "original", "kept.yml"), content);
+    expect(await recoverRulesFolder(rulesDir)).toBe(true);
+    expect(await readdir(rulesDir)).toEqual(["kept.yml"]);
+    expect(await recoverRulesFolder(rulesDir)).toBe(false);
   });
 });

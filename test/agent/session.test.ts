@@ -2,7 +2,16 @@
 // real for files and processes; firewall commands are only ever sent in simulation (this runs in
 // the machine's own network namespace — isolation.test.ts enforces inside namespaces of its own).
 import { execFile, spawn } from "node:child_process";
-import { appendFile, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,7 +22,12 @@ import { ruleChecksum } from "../../src/agent/enforce/rules.ts";
 import { type AgentOptions, type RunningAgent, startAgent } from "../../src/agent/index.ts";
 import { StateStore } from "../../src/agent/state.ts";
 import { AGENT_COMMANDS, type AgentMessage } from "../../src/protocol/messages.ts";
-import { generateSigningKeys, privateSigningKey, signCommand } from "../../src/protocol/signing.ts";
+import {
+  generateSigningKeys,
+  privateSigningKey,
+  signCommand,
+  signRules,
+} from "../../src/protocol/signing.ts";
 import { SHARED } from "../support/fixtures.ts";
 import {
   AGENT_ID,
@@ -362,7 +376,9 @@ describe("session", () => {
     expect(await gateway.nth(isAlert, 8)).toEqual({ alert: { n: 5 }, seq: 4 });
   });
 
-  it("deploys rules with per-rule status and reports them in hello", async () => {
+  it("applies a rule set whole or not at all, and reports what it runs in hello", async () => {
+    // Before rule sets were atomic, the good rule of a frame with a bad one was applied alone;
+    // now one bad file fails the frame and nothing is written.
     gateway = await FakeGateway.start();
     const stateDir = newDir();
     await agent({ stateDir });
@@ -371,10 +387,11 @@ describe("session", () => {
       join(SHARED, "corpus/fibratus-rules/credential_access_potential_lsass_memory_dump.yml"),
       "utf8",
     );
+    const lsass = { name: "lsass_dump", content, version: 7, checksum: ruleChecksum(content) };
     gateway.send({
       operation: "update_rules",
       rules: [
-        { name: "lsass_dump", content, version: 7, checksum: ruleChecksum(content) },
+        lsass,
         {
           name: "credential_dumping_vaultcmd",
           content: "rule x {",
@@ -383,22 +400,127 @@ describe("session", () => {
         },
       ],
     });
-    const status = await gateway.waitFor(isRulesStatus);
-    expect(status.rules).toEqual([
-      { name: "lsass_dump", version: 7, checksum: ruleChecksum(content), status: "applied" },
+    const refused = await gateway.waitFor(isRulesStatus);
+    expect(refused.error).toBe("1 of 2 rules failed verification; none applied");
+    expect(refused.rules).toEqual([
+      {
+        ...withoutContent(lsass),
+        status: "failed",
+        error: "not applied: credential_dumping_vaultcmd failed",
+      },
       expect.objectContaining({
         name: "credential_dumping_vaultcmd",
         status: "failed",
         error: expect.stringMatching(/checksum mismatch/),
       }),
     ]);
-    expect(status.simulated).toBeUndefined();
+    await expect(stat(join(stateDir, "rules"))).rejects.toThrow(/ENOENT/);
+
+    const other = "name: other\ncondition: true\n";
+    const otherFile = { name: "other", content: other, version: 1, checksum: ruleChecksum(other) };
+    gateway.send({ operation: "update_rules", rules: [lsass, otherFile] });
+    expect((await gateway.nth(isRulesStatus, 2)).rules.map((r) => r.status)).toEqual([
+      "applied",
+      "applied",
+    ]);
+    expect(await readFile(join(stateDir, "rules", "lsass_dump.yml"), "utf8")).toBe(content);
+    // A complete set: the rule it does not name is removed.
+    gateway.send({
+      operation: "update_rules",
+      rules: [lsass],
+      rule_set: { name: "windows", version: 3 },
+      complete: true,
+    });
+    expect(await gateway.nth(isRulesStatus, 3)).toMatchObject({
+      rule_set: { name: "windows", version: 3 },
+      complete: true,
+      rules: [{ name: "lsass_dump", status: "applied" }],
+    });
+    expect(await readdir(join(stateDir, "rules"))).toEqual(["lsass_dump.yml"]);
     expect(await readFile(join(stateDir, "rules", "lsass_dump.yml"), "utf8")).toBe(content);
     gateway.drop();
     const hello = await gateway.nth(isHello, 2);
-    expect(hello.rules).toEqual([
-      { name: "lsass_dump", version: 7, checksum: ruleChecksum(content) },
-    ]);
+    expect(hello.rules).toEqual([withoutContent(lsass)]);
+  });
+});
+
+const withoutContent = ({ content: _, ...rest }: { content: string } & Record<string, unknown>) =>
+  rest;
+
+describe("signed rule sets", () => {
+  const keys = generateSigningKeys();
+  const serviceKey = privateSigningKey(keys.privateKeyPem);
+  const text = (n: number) => `name: rule ${n}\ncondition: true\n`;
+  const ruleFile = (n: number) => ({
+    name: `rule_${n}`,
+    content: text(n),
+    version: n,
+    checksum: ruleChecksum(text(n)),
+  });
+  const signedRules = (
+    n: number,
+    { agentId = AGENT_ID, issuedAt = Date.now(), ttlMs = 60_000 } = {},
+  ) => {
+    const frame = {
+      operation: "update_rules" as const,
+      rules: [ruleFile(n)],
+      rule_set: { name: "set", version: n },
+      complete: true,
+      issued_at: new Date(issuedAt).toISOString(),
+      expires_at: new Date(issuedAt + ttlMs).toISOString(),
+    };
+    return { ...frame, signature: signRules(serviceKey, agentId, frame) };
+  };
+
+  it("refuses a forged, misaddressed, unsigned, expired or replayed frame, writing nothing", async () => {
+    gateway = await FakeGateway.start();
+    gateway.commandSigningKey = keys.publicKeyPem;
+    const stateDir = newDir();
+    const rulesDir = join(stateDir, "rules");
+    await agent({ stateDir });
+    await gateway.waitFor(isHello);
+
+    const first = signedRules(1, { issuedAt: Date.now() - 5_000 });
+    gateway.send(first);
+    expect(await gateway.nth(isRulesStatus, 1)).toMatchObject({
+      complete: true,
+      rules: [{ name: "rule_1", status: "applied" }],
+    });
+    const attacks: [string, Record<string, unknown>, RegExp][] = [
+      // The signature of rule 2's frame over rule 3's files.
+      ["forged", { ...signedRules(2), rules: [ruleFile(3)] }, /^rules signature invalid$/],
+      ["for another agent", signedRules(2, { agentId: "agent-2" }), /^rules signature invalid$/],
+      ["unsigned", { ...signedRules(2), signature: undefined }, /the frame is not signed/],
+      ["expired", signedRules(2, { ttlMs: -1000 }), /rules frame expired at .*; not applied/],
+      [
+        "replayed (older)",
+        signedRules(0, { issuedAt: Date.now() - 60_000, ttlMs: 600_000 }),
+        /is not newer than the set applied/,
+      ],
+      ["replayed (the same frame)", first, /is not newer than the set applied/],
+    ];
+    for (const [i, [what, frame, error]] of attacks.entries()) {
+      gateway.send(frame);
+      const status = await gateway.nth(isRulesStatus, i + 2);
+      expect(status.error, what).toMatch(error);
+      expect(status.complete, what).toBeUndefined();
+      expect(
+        status.rules.every((r) => r.status === "failed" && error.test(r.error ?? "")),
+        what,
+      ).toBe(true);
+      expect(await readdir(rulesDir), what).toEqual(["rule_1.yml"]);
+    }
+    expect(logs.filter((l) => l.startsWith("rules_refused"))).toHaveLength(attacks.length);
+    // A rollback is a new frame, newer than the last: it applies, even to an older rule set.
+    gateway.send(signedRules(0));
+    expect(await gateway.nth(isRulesStatus, attacks.length + 2)).toMatchObject({
+      rules: [{ name: "rule_0", status: "applied" }],
+    });
+    expect(await readdir(rulesDir)).toEqual(["rule_0.yml"]);
+    const persisted = await StateStore.open(stateDir);
+    expect(persisted.state.rules).toEqual({
+      rule_0: { version: 0, checksum: ruleChecksum(text(0)) },
+    });
   });
 });
 

@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { BASE_RULE, corpusFile, corpusMacros, corpusRules } from "../support/fibratus-rules.ts";
+import { BASE_RULE, corpusFile, postCatalogue } from "../support/fibratus-rules.ts";
 import type { Json } from "../support/http.ts";
 import { eventually } from "../support/wait.ts";
 import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-context.ts";
@@ -28,7 +28,7 @@ const rollout = async (name: string, version: number, extra: Record<string, unkn
     ...extra,
   });
   expect(started.status, JSON.stringify(started.body)).toBe(202);
-  return eventually(
+  const state = await eventually(
     `rollout ${name}/${version} finishes`,
     async () => {
       const state = (await g.rest.get(`/api/rule-set/rollout?name=${name}&version=${version}`))
@@ -37,23 +37,19 @@ const rollout = async (name: string, version: number, extra: Record<string, unkn
         ? (state as Json)
         : undefined;
     },
-    120_000,
+    // A thousand agents on a shared test machine take minutes; the test's own timeout is 10.
+    Math.max(120_000, AGENTS * 400),
   );
+  // The state says "completed" as the workflow returns; its execution closes a moment later, and
+  // only then may the same version (a rollback) be rolled out again.
+  await g.temporal.workflow.getHandle(started.body.workflow_id).result();
+  return state;
 };
 
 beforeAll(async () => {
   g = await gatewayTestContext("rollout");
-  expect((await g.rest.call("POST", "/api/rule-macros", corpusMacros(), yaml)).status).toBe(201);
-  const posted = await g.rest.call(
-    "POST",
-    "/api/rule",
-    corpusRules()
-      .map(([, t]) => t)
-      .join("\n---\n"),
-    yaml,
-  );
-  expect(posted.status).toBe(201);
-  for (const r of posted.body.rules) ruleIds.push(r.id);
+  const posted = await postCatalogue(g.rest);
+  for (const r of posted.rules) ruleIds.push(r.id);
   const base = corpusFile(BASE_RULE);
   const bumped = base
     .replace("version: 1.0.5", "version: 1.0.6")
@@ -126,8 +122,11 @@ describe("rolling out the catalogue", () => {
     const back = await rollout("catalogue", 1);
     expect(back.status).toBe("completed");
     expect(back.counts.applied).toBe(AGENTS);
-    for (const a of [...groupA, ...groupB])
+    // Exactly version 1's rules, each with its version 1 checksum.
+    for (const a of [...groupA, ...groupB]) {
+      expect(a.rules.size).toBe(v1Checksums.size);
       for (const [name, r] of a.rules) expect(r.checksum).toBe(v1Checksums.get(name));
+    }
     expect((await g.rest.get("/api/rule-set/assignment")).body.map((a: Json) => a.version)).toEqual(
       [1, 1],
     );
@@ -193,6 +192,30 @@ describe("an offline agent", () => {
       return rows.every((d: Json) => d.in_sync) ? rows : undefined;
     });
     expect(drift).toHaveLength(2);
+
+    // Version 2 of the set drops that rule for another while the agent is away again: on its
+    // return it is sent the whole set, and the dropped rule is gone from what it runs.
+    await away.close();
+    const other = ruleIds[4] as string;
+    const v2 = [{ id: other, version: (await g.rest.get(`/api/rule?id=${other}`)).body.version }];
+    expect((await g.rest.post("/api/rule-set", { name: "laptop-set", rules: v2 })).status).toBe(
+      201,
+    );
+    const second = await rollout("laptop-set", 2, { groups: ["laptops"], canary_share: 0.5 });
+    expect(second.agents[away.agentId].status).toBe("offline");
+    expect([...present.rules.keys()]).toEqual([other]);
+    await away.connect();
+    await eventually("the returning agent runs exactly version 2", () =>
+      away.rules.size === 1 && away.rules.has(other) ? true : undefined,
+    );
+    expect(away.refused).toEqual([]);
+    const synced = await eventually("drift shows it in sync with version 2", async () => {
+      const rows = (await g.rest.get("/api/rule-drift")).body.filter(
+        (d: Json) => d.group === "laptops" && d.agent_id === away.agentId,
+      );
+      return rows.length === 1 && rows[0].in_sync ? rows : undefined;
+    });
+    expect(synced[0].version).toBe(2);
     await present.close();
     await away.close();
   }, 120_000);

@@ -4,7 +4,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 // The worktree sits beside shared/ (as /work/main does).
-const corpusDir = fileURLToPath(new URL("../../../shared/corpus/fibratus-rules/", import.meta.url));
+export const corpusDir = fileURLToPath(
+  new URL("../../../shared/corpus/fibratus-rules/", import.meta.url),
+);
 
 export const corpusFile = (name: string) => readFileSync(`${corpusDir}/${name}`, "utf8");
 
@@ -47,4 +49,29 @@ export function mutants(): [string, string, string, RegExp][] {
       /lower-case UUID/,
     ],
   ];
+}
+
+/** Posts the corpus's macros file, then every rule as one multi-document stream; the rules' reply. */
+export async function postCatalogue(rest: {
+  call: (
+    method: string,
+    path: string,
+    body: string,
+    headers: Record<string, string>,
+  ) => Promise<{
+    status: number;
+    // biome-ignore lint/suspicious/noExplicitAny: a test's JSON reply
+    body: any;
+  }>;
+}) {
+  const yaml = { "content-type": "application/yaml" };
+  const macros = await rest.call("POST", "/api/rule-macros", corpusMacros(), yaml);
+  if (macros.status !== 201) throw new Error(`macros: ${macros.status}`);
+  const text = corpusRules()
+    .map(([, t]) => t)
+    .join("\n---\n");
+  const posted = await rest.call("POST", "/api/rule", text, yaml);
+  if (posted.status !== 201)
+    throw new Error(`rules: ${posted.status} ${JSON.stringify(posted.body)}`);
+  return posted.body as { rules: { id: string }[] };
 }

@@ -23,7 +23,12 @@ export function restClient(
         body === undefined
           ? { ...auth, ...headers }
           : { "content-type": "application/json", ...auth, ...headers },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      body:
+        body === undefined
+          ? undefined
+          : typeof body === "string" || body instanceof Uint8Array
+            ? body
+            : JSON.stringify(body),
     });
     const text = await res.text();
     return {

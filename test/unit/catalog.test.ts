@@ -169,7 +169,10 @@ describe("validateMitigation", () => {
       { field: "effective_attacks[2]", message: expect.stringContaining("technique id") },
       { field: "cost", message: "must be >= 0" },
       { field: "conditions[2]", message: "must be a non-empty string or an integer" },
-      { field: "steps[0].agent", message: `must be one of ${AGENT_COMMANDS.join(", ")}` },
+      {
+        field: "steps[0].agent",
+        message: `must be one of ${AGENT_COMMANDS.join(", ")}, push-rules`,
+      },
       { field: "steps[1].details", message: "must be an object" },
     ]);
     expect(
@@ -186,6 +189,35 @@ describe("validateMitigation", () => {
       { field: "effective_attacks", message: "must list at least one technique" },
       { field: "cost", message: expect.stringContaining("expected number") },
     ]);
+  });
+
+  it("checks push-rules details: a rule set (host or group) or the alert's techniques", () => {
+    const withStep = (details: unknown) => ({
+      identifier: "p",
+      name: "p",
+      effective_attacks: ["T1003"],
+      cost: 1,
+      steps: [{ agent: "push-rules", details }],
+    });
+    for (const ok of [
+      { rule_set: "windows" },
+      { rule_set: "windows", version: 3, target: "group" },
+      { techniques: "alert" },
+    ])
+      expect(validateMitigation(withStep(ok)).ok, JSON.stringify(ok)).toBe(true);
+    // The details, or the field of them zod could pin down (e.g. steps[0].details.version).
+    for (const bad of [
+      {},
+      { rule_set: "" },
+      { rule_set: "w", target: "everyone" },
+      { rule_set: "w", version: 0 },
+      { techniques: "all" },
+      { techniques: "alert", target: "group" },
+      { rule_set: "w", extra: 1 },
+    ])
+      expect(errorsOf(validateMitigation(withStep(bad))), JSON.stringify(bad)).toEqual([
+        { field: expect.stringMatching(/^steps\[0\]\.details/), message: expect.any(String) },
+      ]);
   });
 });
 

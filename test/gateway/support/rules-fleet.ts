@@ -1,9 +1,11 @@
 // A light fleet of simulated agents for rule rollouts: real WebSocket sessions that say hello and
-// answer update_rules with the reference agent's own rule check (src/agent/enforce/rules.ts, in
-// simulation: nothing written), keeping only what they run, not every frame (a thousand agents
-// receiving the whole catalogue several times would otherwise hold gigabytes).
+// answer update_rules as the reference agent's simulation mode does (its signature check,
+// src/agent/trust.ts, and its all-or-nothing rule set bookkeeping, src/agent/enforce/rules.ts:
+// nothing written), keeping only what they run, not every frame (a thousand agents receiving the
+// whole catalogue several times would otherwise hold gigabytes).
 import WebSocket from "ws";
-import { applyRule } from "../../../src/agent/enforce/rules.ts";
+import { applyRuleSet, refuseAll } from "../../../src/agent/enforce/rules.ts";
+import { type RulesCheck, rulesCheck } from "../../../src/agent/trust.ts";
 import type { RuleStatus, UpdateRules } from "../../../src/protocol/messages.ts";
 import { enrolled, helloFor, wsUrlOf } from "./agent.ts";
 
@@ -11,11 +13,16 @@ export class FleetAgent {
   /** What the agent runs: rule file name → checksum. */
   readonly rules = new Map<string, { version: number; checksum: string }>();
   updates = 0;
+  /** Frames refused before any rule was looked at (signature, expiry, replay), with the reason. */
+  readonly refused: string[] = [];
+  private issuedAt: string | undefined;
+  private check: RulesCheck | null = null;
   /** When set, every rule is refused with this error (a broken agent). */
   failWith: string | null = null;
   /** When set, the agent answers only once this settles (a slow agent). */
   hold: Promise<void> | null = null;
   private ws: WebSocket | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
     readonly gatewayUrl: string,
@@ -34,7 +41,21 @@ export class FleetAgent {
       ws.once("close", (code) => reject(new Error(`${this.hostname}: closed ${code}`)));
       ws.on("message", (data) => {
         const frame = JSON.parse(data.toString());
-        if (frame.type === "welcome") resolve();
+        if (frame.type === "welcome") {
+          // Heartbeats as a real agent sends them: a session silent for a few beats is ended
+          // (a thousand agents take longer to enroll than that).
+          if (this.heartbeat) clearInterval(this.heartbeat);
+          this.heartbeat = setInterval(() => {
+            if (ws.readyState === WebSocket.OPEN)
+              ws.send(JSON.stringify({ type: "heartbeat", timestamp: new Date().toISOString() }));
+          }, frame.heartbeat_interval_ms);
+          this.check = rulesCheck({
+            agentId: this.agentId,
+            keyPem: frame.command_signing_key,
+            insecure: false,
+          });
+          resolve();
+        }
         if (frame.operation === "update_rules") void this.update(frame as UpdateRules);
       });
     });
@@ -43,32 +64,45 @@ export class FleetAgent {
       ws.once("error", reject);
     });
     const rules = [...this.rules].map(([name, r]) => ({ name, ...r }));
-    ws.send(JSON.stringify(helloFor(this.hostname, { rules })));
+    // It runs no command; rules are what it takes.
+    ws.send(JSON.stringify(helloFor(this.hostname, { rules, capabilities: ["update_rules"] })));
     await welcomed;
   }
 
   private async update(message: UpdateRules): Promise<void> {
     this.updates++;
     if (this.hold) await this.hold;
-    const statuses: RuleStatus[] = [];
-    for (const rule of message.rules) {
-      const status: RuleStatus = this.failWith
-        ? {
-            name: rule.name,
-            version: rule.version,
-            checksum: rule.checksum,
-            status: "failed",
-            error: this.failWith,
-          }
-        : await applyRule(rule, null);
-      if (status.status === "applied")
-        this.rules.set(rule.name, { version: rule.version, checksum: rule.checksum });
-      statuses.push(status);
+    const refusal = this.check ? this.check(message, this.issuedAt) : "no welcome yet";
+    let statuses: RuleStatus[];
+    let complete = false;
+    if (refusal || this.failWith) {
+      if (refusal) this.refused.push(refusal);
+      statuses = refuseAll(message, refusal ?? (this.failWith as string));
+    } else {
+      const current = Object.fromEntries(this.rules);
+      const outcome = await applyRuleSet(message, current, null);
+      statuses = outcome.statuses;
+      if (outcome.rules) {
+        this.rules.clear();
+        for (const [name, r] of Object.entries(outcome.rules)) this.rules.set(name, r);
+        this.issuedAt = message.issued_at;
+        complete = message.complete === true;
+      }
     }
-    this.ws?.send(JSON.stringify({ type: "rules_status", rules: statuses, simulated: true }));
+    this.ws?.send(
+      JSON.stringify({
+        type: "rules_status",
+        rules: statuses,
+        ...(message.rule_set && { rule_set: message.rule_set }),
+        ...(complete && { complete }),
+        simulated: true,
+      }),
+    );
   }
 
   async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
