@@ -6,6 +6,7 @@
 
 import { Client, Connection } from "@temporalio/client";
 import { startService } from "../../src/service.ts";
+import type { incidentWorkflow } from "../../src/workflows/incident.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
@@ -50,13 +51,19 @@ for (const name of [
   if (res.status !== 202) throw new Error(`alert refused: ${JSON.stringify(res.body)}`);
   await new Promise((r) => setTimeout(r, 1_500));
 }
-const incident = client.workflow.getHandle(`incident/${host}`);
-await incident.result(); // closes after the idle time
+const incident = client.workflow.getHandle<typeof incidentWorkflow>(`incident/${host}`);
+const final = await incident.result(); // closes after the idle time
+// The mitigation runs by the node they ran for (their ids carry the stored alerts' keys).
+const runOf = (nodeId: string) => {
+  const run = final.mitigations.find((m) => m.nodeId === nodeId);
+  if (!run) throw new Error(`no mitigation ran for ${nodeId}`);
+  return run.workflowId;
+};
 
 const histories: Record<string, string> = {
   [names.incident]: `incident/${host}`,
-  [names.agentSteps]: `mitigation/${host}/1729589475.25117-${host}/ncat_to_ransomware.ncat_connection`,
-  [names.fallback]: `mitigation/${host}/1729589139.24598-${host}/ncat_to_ransomware.ransomware_file`,
+  [names.agentSteps]: runOf("ncat_connection"),
+  [names.fallback]: runOf("ransomware_file"),
 };
 for (const [name, workflowId] of Object.entries(histories))
   saveHistory(config.temporal.address, workflowId, files[name] as string);
