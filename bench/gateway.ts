@@ -24,6 +24,7 @@ import { createEnrollmentToken } from "../src/store/enrollment-tokens.ts";
 import { agentCommandWorkflow } from "../src/workflows/agent-command.ts";
 import { helloFor } from "../test/gateway/support/agent.ts";
 import { createScratch } from "../test/support/scratch.ts";
+import { answerCommand } from "./support.ts";
 
 const AGENTS = Number(process.argv[2] ?? 1000);
 const COMMANDS = Number(process.argv[3] ?? 20_000);
@@ -149,18 +150,7 @@ await pool(identities, 50, async ({ apiKey, hostname }) => {
       }
       if (!("command" in frame)) return;
       received.set(frame.id, performance.now());
-      const timestamp = new Date().toISOString();
-      ws.send(JSON.stringify({ command_id: frame.id, status: "received", timestamp }));
-      ws.send(
-        JSON.stringify({
-          command_id: frame.id,
-          status: "completed",
-          success: true,
-          message: "done",
-          details: { simulated: true },
-          timestamp,
-        }),
-      );
+      answerCommand(ws, String(frame.id));
     });
     ws.once("open", () =>
       ws.send(JSON.stringify(helloFor(hostname, { agent_version: "bench", ips: ["10.0.0.1"] }))),

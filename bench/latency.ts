@@ -19,6 +19,7 @@ import { wazuhAlert } from "../test/support/fixtures.ts";
 import { connectPublisher } from "../test/support/nats.ts";
 import { createScratch } from "../test/support/scratch.ts";
 import {
+  answerCommand,
   checkTemporalMode,
   cpuMeter,
   latencySummary,
@@ -87,18 +88,7 @@ async function agentOnGateway(host: string) {
       // The command id names the alert (mitigation/<host>/<alert key>/…); the key starts with its id.
       const alertId = /\/(alert-[^/]+)\//.exec(String(frame.id))?.[1];
       if (alertId && !arrived.product.has(alertId)) arrived.product.set(alertId, performance.now());
-      const timestamp = new Date().toISOString();
-      ws.send(JSON.stringify({ command_id: frame.id, status: "received", timestamp }));
-      ws.send(
-        JSON.stringify({
-          command_id: frame.id,
-          status: "completed",
-          success: true,
-          message: "done",
-          details: { simulated: true },
-          timestamp,
-        }),
-      );
+      answerCommand(ws, String(frame.id));
     });
     ws.once("open", () => ws.send(JSON.stringify(helloFor(host, { agent_version: "bench" }))));
   });

@@ -163,3 +163,19 @@ export async function until(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A simulated agent's answer to a command frame: acknowledged, then completed at once. */
+export function answerCommand(ws: { send(data: string): void }, commandId: string): void {
+  const timestamp = new Date().toISOString();
+  ws.send(JSON.stringify({ command_id: commandId, status: "received", timestamp }));
+  ws.send(
+    JSON.stringify({
+      command_id: commandId,
+      status: "completed",
+      success: true,
+      message: "done",
+      details: { simulated: true },
+      timestamp,
+    }),
+  );
+}
