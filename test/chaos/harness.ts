@@ -410,7 +410,10 @@ class Harness {
       let streak = 0;
       await until(
         "the service healthy",
-        async () => ((await ok()) ? ++streak : (streak = 0)) >= 3,
+        async () => {
+          streak = (await ok()) ? streak + 1 : 0;
+          return streak >= 3;
+        },
         180_000,
         1000,
       );
