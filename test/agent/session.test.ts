@@ -12,6 +12,7 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -40,6 +41,9 @@ import {
   isHello,
   isRulesStatus,
 } from "./support/fake-gateway.ts";
+
+// The reference agent reports the package version it ships in.
+const PACKAGE_VERSION: string = createRequire(import.meta.url)("../../package.json").version;
 
 let gateway: FakeGateway;
 let root: string;
@@ -114,7 +118,7 @@ describe("session", () => {
     expect(hello).toMatchObject({
       type: "hello",
       os: { platform: "linux" },
-      agent_version: "0.1.0",
+      agent_version: PACKAGE_VERSION,
       fibratus_version: null,
       isolation: { isolated: false },
       rules: [],
