@@ -247,9 +247,9 @@ temporal_up() {
     --namespace "$TEMPORAL_NAMESPACE" 2>/dev/null || true)
   for a in "${SEARCH_ATTRIBUTES[@]}"; do
     grep -qw "${a%=*}" <<<"$existing" && continue
-    "$TEMPORAL_BIN" operator search-attribute create --address "$TEMPORAL_ADDRESS" \
-      --namespace "$TEMPORAL_NAMESPACE" --name "${a%=*}" --type "${a#*=}" >/dev/null ||
-      die "temporal: could not register search attribute ${a%=*}"
+    # A namespace just registered reaches the full server's frontend a few seconds later:
+    # retried until it takes (bounded by MM_STACK_TIMEOUT).
+    SEARCH_ATTRIBUTE=$a wait_ready temporal-server temporal_search_attribute_created
   done
   if [ "$(temporal_spawned_mode)" = server ]; then
     say "✓" "temporal server ready on $TEMPORAL_ADDRESS ($MM_TEMPORAL_SHARDS history shards; no Web UI:" \
@@ -257,6 +257,14 @@ temporal_up() {
   else
     say "✓" "temporal ready on $TEMPORAL_ADDRESS (Web UI http://$host:$TEMPORAL_UI_PORT)"
   fi
+}
+
+temporal_search_attribute_created() {
+  "$TEMPORAL_BIN" operator search-attribute create --address "$TEMPORAL_ADDRESS" \
+    --namespace "$TEMPORAL_NAMESPACE" --name "${SEARCH_ATTRIBUTE%=*}" \
+    --type "${SEARCH_ATTRIBUTE#*=}" >/dev/null 2>&1 ||
+    "$TEMPORAL_BIN" operator search-attribute list --address "$TEMPORAL_ADDRESS" \
+      --namespace "$TEMPORAL_NAMESPACE" 2>/dev/null | grep -qw "${SEARCH_ATTRIBUTE%=*}"
 }
 
 # The namespace, registered when missing (the dev server registers its own; the full server none).

@@ -62,14 +62,17 @@ describe("alerts from NATS JetStream", () => {
     }
     await eventually("the whole flow mitigated", () => mine().length === 5);
     await new Promise((r) => setTimeout(r, 1_500));
-    // Alerts published back to back mitigate concurrently: each alert's commands, in order, once.
+    // Each alert's commands, in order, once (the isolation through the agent's isolation workflow).
     const commandsOf = (step: string) =>
       mine()
         .filter((c) => c.commandId.includes(`.${step}/`))
         .map((c) => c.command);
     expect(commandsOf("ncat_connection")).toEqual(["kill-process", "block-ip"]);
     expect(commandsOf("exec_permission")).toEqual(["delete-file"]);
-    expect(commandsOf("ransomware_file")).toEqual(["quarantine-file", "isolate-host"]);
+    expect(commandsOf("ransomware_file")).toEqual(["quarantine-file"]);
+    expect(mine().filter((c) => c.commandId.startsWith(`isolation/agent-${host}/`))).toHaveLength(
+      1,
+    );
     const stored = await db
       .selectFrom("alerts")
       .select(["id", "source", "handed_off_at"])
