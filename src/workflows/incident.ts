@@ -144,15 +144,31 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   const stillRunning = () =>
     outcomesBySignal ? state.mitigations.filter((m) => m.outcome === "running").length : running;
 
-  const receive = (alert: IncidentAlert) => {
-    if (known.has(alert.id)) return;
-    known.add(alert.id);
-    pending.push(alert);
+  // The pending alerts' batches, as sizes in order: one per signal (what one signal brought is
+  // fixed by the history, so a batch never depends on when later signals happened to arrive,
+  // which would make a replay take other alerts), the carried ones in MATCH_BATCH chunks.
+  const batches: number[] = [];
+  for (let left = pending.length; left > 0; left -= MATCH_BATCH)
+    batches.push(Math.min(left, MATCH_BATCH));
+  const receive = (alerts: IncidentAlert[]) => {
+    let accepted = 0;
+    for (const alert of alerts) {
+      if (known.has(alert.id)) continue;
+      known.add(alert.id);
+      pending.push(alert);
+      accepted++;
+    }
+    if (accepted > 0) batches.push(accepted);
   };
-  setHandler(alertSignal, receive);
-  setHandler(alertsSignal, (alerts) => {
-    for (const alert of alerts) receive(alert);
-  });
+  /** The next batch to match: the oldest signal's alerts, at most MATCH_BATCH of them. */
+  const nextBatch = (limit: number): IncidentAlert[] => {
+    const size = Math.min(batches[0] ?? 0, limit);
+    if (size === batches[0]) batches.shift();
+    else batches[0] = (batches[0] ?? 0) - size;
+    return pending.splice(0, size);
+  };
+  setHandler(alertSignal, (alert) => receive([alert]));
+  setHandler(alertsSignal, (alerts) => receive(alerts));
   setHandler(stateQuery, () => state);
   setHandler(mitigationOutcomeSignal, (report) => {
     // A run of an earlier incident of this host, or one already settled, changes nothing.
@@ -361,8 +377,8 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
       idle = false;
       void watchIdle();
     }
-    if (batched) await handleBatch(pending.splice(0, MATCH_BATCH));
-    else await handleAlert(pending.shift() as IncidentAlert);
+    if (batched) await handleBatch(nextBatch(MATCH_BATCH));
+    else await handleAlert(nextBatch(1)[0] as IncidentAlert);
     const info = workflowInfo();
     if (
       (info.continueAsNewSuggested || info.historyLength > (input.historyLimit ?? HISTORY_LIMIT)) &&
