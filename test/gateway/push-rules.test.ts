@@ -172,9 +172,12 @@ describe("a push-rules mitigation", () => {
       for (const d of failed)
         expect(d.reason).toMatch(/rejected rule set execution version 1: .*refused the set/);
       // The fallback rolled the set out to the kiosk's group (the rollout workflow did).
-      const rollout = (await g.rest.get("/api/rule-set/rollout?name=execution&version=1")).body;
+      // The rollout settles its wave on its own schedule: wait for it, do not race it.
+      const rollout = await eventually("the rollout to record the rejection", async () => {
+        const r = (await g.rest.get("/api/rule-set/rollout?name=execution&version=1")).body;
+        return r.agents?.[kiosk.agentId]?.status === "rejected" && r;
+      });
       expect(rollout.groups).toEqual(["kiosks"]);
-      expect(rollout.agents[kiosk.agentId]).toMatchObject({ status: "rejected" });
       expect(kiosk.refused).toEqual([]); // refused by its rule engine, not for the signature
     } finally {
       await kiosk.close();
