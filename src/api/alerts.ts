@@ -16,6 +16,7 @@ import {
   page,
   pageQuery,
   Row,
+  readJson,
 } from "./http.ts";
 
 const AlertAccepted = z
@@ -232,26 +233,4 @@ function checkedCount(c: Context, batch: BatchEntry[], count = batch.length): Bo
       ]),
     };
   return { ok: true, batch };
-}
-
-/** The body as JSON whatever its content type (Wazuh integrations do not all send one). */
-async function readJson(
-  c: Context,
-): Promise<{ ok: true; value: unknown } | { ok: false; response: ReturnType<typeof invalid> }> {
-  const text = await c.req.text();
-  if (text.trim() === "")
-    return {
-      ok: false,
-      response: invalid(c, [{ field: "(body)", message: "a JSON body is required" }]),
-    };
-  try {
-    return { ok: true, value: JSON.parse(text) };
-  } catch (err) {
-    return {
-      ok: false,
-      response: invalid(c, [
-        { field: "(body)", message: `not valid JSON: ${(err as Error).message}` },
-      ]),
-    };
-  }
 }

@@ -8,7 +8,7 @@ import type { engineDryRun } from "../activities/engine.ts";
 import { normaliseAlert } from "../domain/alert.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
 import { stateQuery } from "../workflows/incident.ts";
-import { errorResponse, invalid, json, Row } from "./http.ts";
+import { errorResponse, invalid, json, Row, readJson } from "./http.ts";
 import { queryWorkflow } from "./workflow-query.ts";
 
 const rehearse = createRoute({
@@ -42,15 +42,9 @@ const rehearse = createRoute({
 export function dryRunApi(deps: { temporal: Client; dryRun: ReturnType<typeof engineDryRun> }) {
   const app = new OpenAPIHono();
   app.openapi(rehearse, async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch (err) {
-      return invalid(c, [
-        { field: "(body)", message: `not valid JSON: ${(err as Error).message}` },
-      ]);
-    }
-    const normalised = normaliseAlert(body);
+    const body = await readJson(c);
+    if (!body.ok) return body.response;
+    const normalised = normaliseAlert(body.value);
     if (!normalised.ok) return invalid(c, normalised.errors);
     const { alert } = normalised;
     const incidentId = incidentWorkflowId(alert.host.name);

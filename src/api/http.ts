@@ -178,3 +178,25 @@ export const storableText = createMiddleware(async (c, next) => {
   }
   return errors.length > 0 ? invalid(c, errors) : next();
 });
+
+/** The body as JSON whatever its content type (Wazuh integrations do not all send one). */
+export async function readJson(
+  c: Context,
+): Promise<{ ok: true; value: unknown } | { ok: false; response: ReturnType<typeof invalid> }> {
+  const text = await c.req.text();
+  if (text.trim() === "")
+    return {
+      ok: false,
+      response: invalid(c, [{ field: "(body)", message: "a JSON body is required" }]),
+    };
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (err) {
+    return {
+      ok: false,
+      response: invalid(c, [
+        { field: "(body)", message: `not valid JSON: ${(err as Error).message}` },
+      ]),
+    };
+  }
+}
