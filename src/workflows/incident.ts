@@ -141,6 +141,8 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   // one activity and one event per batch, not per alert.
   const batched = patched("incident-batched-matching");
   let running = 0;
+  // Child starts not yet confirmed: continuing as new in between would lose track of the run.
+  let starting = 0;
   const stillRunning = () =>
     outcomesBySignal ? state.mitigations.filter((m) => m.outcome === "running").length : running;
 
@@ -237,6 +239,8 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     };
     state.mitigations.push(run);
     running++;
+    starting++;
+    let started = false;
     try {
       const child = await startChild(mitigationWorkflow, {
         workflowId,
@@ -254,11 +258,14 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       });
+      starting--;
+      started = true;
       if (outcomesBySignal) return;
       const outcome = await child.result();
       run.outcome = outcome.outcome;
       run.mitigation = outcome.mitigation;
     } catch (err) {
+      if (!started) starting--;
       run.outcome = isAlreadyStarted(err) ? "duplicate" : "failed";
     } finally {
       running--;
@@ -382,7 +389,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     const info = workflowInfo();
     if (
       (info.continueAsNewSuggested || info.historyLength > (input.historyLimit ?? HISTORY_LIMIT)) &&
-      (outcomesBySignal || running === 0)
+      (outcomesBySignal ? starting === 0 : running === 0)
     ) {
       await continueAsNew<typeof incidentWorkflow>({
         host: state.host,
