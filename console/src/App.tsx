@@ -1,11 +1,13 @@
 // The console's shell: sign-in with an operator token (exchanged for a session cookie), then the
 // views, each following the session's role.
 import { type FormEvent, type ReactElement, useCallback, useEffect, useState } from "react";
-import { ApiError, api, type Session, setSession } from "./api.ts";
+import { ApiError, api, type Session, setSession, usePoll } from "./api.ts";
 import { Problem } from "./common.tsx";
 import { Link, usePath } from "./router.tsx";
+import { type ApprovalPage, ApprovalsView, PENDING_PATH } from "./views/approvals.tsx";
 import { AuditView } from "./views/audit.tsx";
 import { CatalogView } from "./views/catalog.tsx";
+import { DryRunView } from "./views/dry-run.tsx";
 import { FleetView } from "./views/fleet.tsx";
 import { IncidentsView, IncidentView } from "./views/incidents.tsx";
 import { RulesView } from "./views/rules.tsx";
@@ -84,8 +86,13 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
   else if (path.startsWith("/catalog")) view = <CatalogView session={session} />;
   else if (path.startsWith("/rules")) view = <RulesView />;
   else if (path.startsWith("/audit")) view = <AuditView />;
+  else if (path.startsWith("/dry-run")) view = <DryRunView session={session} />;
+  else if (path.startsWith("/approvals")) view = <ApprovalsView session={session} />;
   else view = <IncidentsView />;
-  const tab = (to: string, label: string) => (
+  // The queue's length on every page: a held action waits for someone to notice it.
+  const pending = usePoll<ApprovalPage>(PENDING_PATH, 5_000).data;
+  const waiting = pending ? `${pending.items.length}${pending.next_cursor ? "+" : ""}` : "";
+  const tab = (to: string, label: string, badge?: string) => (
     <Link
       to={to}
       className={
@@ -95,6 +102,11 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
       }
     >
       {label}
+      {badge && badge !== "0" && (
+        <span className="badge" data-testid="pending-badge">
+          {badge}
+        </span>
+      )}
     </Link>
   );
   return (
@@ -107,6 +119,8 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
           {tab("/catalog", "Catalog")}
           {tab("/rules", "Rules")}
           {tab("/audit", "Audit")}
+          {tab("/approvals", "Approvals", waiting)}
+          {tab("/dry-run", "Dry-run")}
         </nav>
         <span className="who" data-testid="who">
           {session.actor} ({session.role})

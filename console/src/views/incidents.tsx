@@ -231,7 +231,19 @@ export function IncidentView(props: { host: string; session: Session }) {
           { title: "At", cell: (d) => when(d.at) },
           {
             title: "Decision",
-            cell: (d) => <span className={`decision ${d.kind}`}>{d.kind}</span>,
+            cell: (d) => (
+              <>
+                <span className={`decision ${d.kind}`} data-testid="decision-kind">
+                  {d.kind}
+                </span>
+                {d.kind === "approval_requested" && (
+                  <>
+                    {" "}
+                    <Link to="/approvals">approvals</Link>
+                  </>
+                )}
+              </>
+            ),
           },
           { title: "Flow / node", cell: (d) => [d.flow_id, d.node_id].filter(Boolean).join(" / ") },
           { title: "Mitigation", cell: (d) => d.mitigation ?? "" },
