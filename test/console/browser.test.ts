@@ -26,6 +26,8 @@ let ctx: TestContext;
 let service: Service;
 let agent: RunningAgent;
 let hostAgent: TestAgent | undefined;
+/** The simulated agents of the dry-run and approval hosts. */
+const moreAgents: TestAgent[] = [];
 let browser: Browser;
 let work: string;
 const admin = restClient(() => service.apiUrl);
@@ -76,6 +78,7 @@ afterAll(async () => {
   await browser?.close();
   await agent?.stop();
   await hostAgent?.close();
+  for (const a of moreAgents) await a.close();
   await ctx?.cleanup();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -99,7 +102,32 @@ const shot = (page: Page, name: string) =>
   page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 /** The test ids of action buttons: none of them may be shown to a viewer. */
-const ACTIONS = ["isolate", "release", "issue", "command-form", "catalog-new", "catalog-edit"];
+const ACTIONS = [
+  "isolate",
+  "release",
+  "issue",
+  "command-form",
+  "catalog-new",
+  "catalog-edit",
+  "rehearse",
+  "approve",
+  "deny",
+  "decision-form",
+  "group-mode-form",
+  "group-mode-remove",
+];
+
+/** A simulated agent, connected and answering every command with success, for `host`. */
+async function simulatedAgent(host: string): Promise<string> {
+  const token = (await admin.post("/api/enrollment-tokens", {})).body.token;
+  const enrollment = await enrolled(service.gatewayUrl as string, token, host);
+  moreAgents.push(
+    await TestAgent.connect(service.gatewayUrl as string, enrollment.apiKey, host, {
+      autoAnswer: succeed,
+    }),
+  );
+  return enrollment.agentId;
+}
 
 describe("the console in a browser", () => {
   it("a viewer sees an alert's incident appear, its timeline and a decision's reason, and no action buttons", async () => {
@@ -281,6 +309,190 @@ describe("the console in a browser", () => {
     expect(await column(2)).toContain("operator:console-viewer");
     await page.getByRole("link", { name: "Rules" }).click();
     await page.getByText("no rule sets").waitFor({ timeout: SEEN });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("a responder rehearses an alert: the chosen mitigation, a skipped one's reason, nothing stored", async () => {
+    const host = ctx.host("dryrun");
+    const agentId = await simulatedAgent(host);
+    // A cheaper candidate than the seed's close_conn that cannot apply: its argument is not in the alert.
+    const probe = {
+      identifier: "console_probe",
+      name: "console_probe",
+      effective_attacks: ["T1041"],
+      cost: 1,
+      params: {},
+      args: { probe: "alert.data.no_such_field" },
+      steps: [{ agent: "kill-process" }],
+    };
+    expect((await admin.post("/api/mitigation", probe)).status).toBe(201);
+    try {
+      const page = await signedIn(tokens.responder, "responder");
+      await page.getByRole("link", { name: "Dry-run" }).click();
+      const editor = page.locator("textarea[name=alert]");
+      // Not JSON, then not an alert: each said at the editor, and nothing is drawn.
+      await editor.fill("{ not json");
+      await page.getByTestId("rehearse").click();
+      await expect
+        .poll(() => page.getByTestId("field-errors").textContent())
+        .toContain("not valid JSON");
+      await editor.fill(JSON.stringify({ rule: { id: 7 }, agent: "nobody" }));
+      await page.getByTestId("rehearse").click();
+      await expect
+        .poll(() => page.getByTestId("field-errors").textContent(), { timeout: SEEN })
+        .toMatch(/rule|agent/);
+      expect(await page.getByTestId("rehearsal").count()).toBe(0);
+
+      await editor.fill(JSON.stringify(wazuhAlert("100002-ncat-connection", host), null, 2));
+      await page.getByTestId("rehearse").click();
+      const chosen = page.locator("[data-testid=candidate][data-chosen=true]");
+      await chosen.waitFor({ timeout: SEEN });
+      expect(await chosen.getAttribute("data-key")).toBe("close_conn");
+      expect(await chosen.getByTestId("step").allTextContents()).toEqual([
+        expect.stringContaining("kill-process"),
+        expect.stringContaining("block-ip"),
+      ]);
+      const skipped = page.locator("[data-testid=candidate][data-key=console_probe]");
+      expect(await skipped.getByTestId("candidate-reason").textContent()).toBe(
+        "missing args probe",
+      );
+      // Cost order: the skipped cheaper one first.
+      expect(
+        await page.getByTestId("candidate").evaluateAll((els) => els.map((e) => e.dataset.key)),
+      ).toEqual(["console_probe", "close_conn"]);
+      expect(await page.getByTestId("nodes-tried").textContent()).toContain("ncat_connection");
+      await page
+        .locator("[data-testid=rehearsal] [data-testid=flow-graph] [data-reached=true]")
+        .first()
+        .waitFor({ timeout: SEEN });
+      expect(await page.getByTestId("nothing-executed").textContent()).toContain(
+        "nothing was executed or stored",
+      );
+      await shot(page, "dry-run");
+
+      // Nothing came of it: no alert, incident or command for the host.
+      expect((await admin.get(`/api/alerts?host=${host}`)).body.items).toEqual([]);
+      expect((await admin.get(`/api/incidents?host=${host}`)).body.items).toEqual([]);
+      expect((await admin.get(`/api/commands?agent=${agentId}`)).body.items).toEqual([]);
+    } finally {
+      await admin.delete("/api/mitigation?id=console_probe");
+    }
+  });
+
+  it("a viewer sees the dry-run page and the approvals and modes without any button", async () => {
+    const page = await signedIn(tokens.viewer, "viewer");
+    await page.getByRole("link", { name: "Dry-run" }).click();
+    expect(await page.getByTestId("rehearse-denied").textContent()).toContain("responder");
+    await page.getByRole("link", { name: "Approvals" }).click();
+    await page.getByTestId("global-mode").waitFor({ timeout: SEEN });
+    expect(await page.locator("select").count()).toBe(0);
+    for (const id of ACTIONS) expect(await page.getByTestId(id).count(), id).toBe(0);
+  });
+
+  it("a responder approves a held isolation and watches it complete on the simulated agent", async () => {
+    const host = ctx.host("approval");
+    const agentId = await simulatedAgent(host);
+    // A flow and an isolating mitigation of their own (technique T1486), held by its catalog field.
+    const flow = {
+      identifier: "console_approval",
+      name: "Console approval",
+      start: ["encrypt"],
+      nodes: [{ id: "encrypt", techniques: ["T1486"] }],
+    };
+    const isolate = {
+      identifier: "console_isolate",
+      name: "console_isolate",
+      effective_attacks: ["T1486"],
+      cost: 1,
+      params: {},
+      args: {},
+      steps: [{ agent: "isolate-host", details: { reason: "console approval test" } }],
+      requires_approval: true,
+    };
+    expect((await admin.post("/api/attack-flow", flow)).status).toBe(201);
+    expect((await admin.post("/api/mitigation", isolate)).status).toBe(201);
+    try {
+      const responder = await signedIn(tokens.responder, "responder");
+      const viewer = await signedIn(tokens.viewer, "viewer");
+      const alert = wazuhAlert("100002-ncat-connection", host);
+      alert.rule = { ...(alert.rule as object), mitre: { id: ["T1486"] } };
+      expect((await admin.post("/api/alert", alert)).status).toBe(202);
+
+      await responder.getByRole("link", { name: "Approvals" }).click();
+      const held = responder.getByTestId("approval").filter({ hasText: host });
+      await held.waitFor({ timeout: SEEN });
+      await expect
+        .poll(() => responder.getByTestId("pending-badge").textContent(), { timeout: SEEN })
+        .toBe("1");
+      expect(await held.getByTestId("step").allTextContents()).toEqual([
+        expect.stringContaining("isolate-host"),
+      ]);
+      expect(await held.getByTestId("approval-reasons").textContent()).not.toBe("");
+      expect(await held.getByTestId("countdown").textContent()).toMatch(/left$|due now/);
+      await shot(responder, "approvals");
+
+      // The viewer sees the same queue and nothing to press.
+      await viewer.getByRole("link", { name: "Approvals" }).click();
+      await viewer.getByTestId("approval").filter({ hasText: host }).waitFor({ timeout: SEEN });
+      for (const id of ACTIONS) expect(await viewer.getByTestId(id).count(), id).toBe(0);
+
+      // A decision needs a comment: said at the field, nothing sent.
+      await held.getByTestId("approve").click();
+      await expect.poll(() => held.getByTestId("field-errors").textContent()).toContain("comment");
+      expect((await admin.get("/api/approvals?status=pending")).body.items).toHaveLength(1);
+      await held.locator("textarea[name=comment]").fill("console test: isolate it");
+      await held.getByTestId("approve").click();
+
+      const decided = responder
+        .getByTestId("decided")
+        .getByRole("row")
+        .filter({ has: responder.getByRole("link", { name: host }) });
+      await expect
+        .poll(() => decided.getByTestId("decided-status").textContent(), { timeout: SEEN })
+        .toBe("approved");
+      expect(await decided.textContent()).toContain("operator:console-responder");
+      expect(await decided.textContent()).toContain("console test: isolate it");
+      expect(await responder.getByTestId("approval").filter({ hasText: host }).count()).toBe(0);
+
+      // On the incident page: the approval among the decisions, and the isolation completed.
+      await decided.getByRole("link", { name: host }).click();
+      const life = responder.getByTestId("command-life").first();
+      await expect
+        .poll(() => life.getAttribute("data-status"), { timeout: SEEN })
+        .toBe("completed");
+      await expect
+        .poll(() => responder.getByTestId("decision-kind").allTextContents(), { timeout: SEEN })
+        .toEqual(expect.arrayContaining(["approval_requested", "approval_granted"]));
+      await shot(responder, "incident-approved");
+      const commands = await admin.get(`/api/commands?agent=${agentId}`);
+      expect(commands.body.items).toEqual([
+        expect.objectContaining({ command: "isolate-host", status: "completed" }),
+      ]);
+    } finally {
+      await admin.delete("/api/mitigation?id=console_isolate");
+      await admin.delete("/api/attack-flow?id=console_approval");
+    }
+  });
+
+  it("an admin sets, changes and removes an agent group's operating mode", async () => {
+    const page = await signedIn(ctx.config.adminToken as string, "admin");
+    await page.getByRole("link", { name: "Approvals" }).click();
+    const modes = page.getByTestId("modes");
+    await modes.getByTestId("global-mode").waitFor({ timeout: SEEN });
+    const group = "console-group";
+    const groupMode = async () =>
+      (await admin.get("/api/modes")).body.groups.find((g: { group: string }) => g.group === group)
+        ?.mode;
+    await modes.locator("input[name=group]").fill(group);
+    await modes.locator("select[name=new-group-mode]").selectOption("observe");
+    await modes.getByTestId("group-mode-set").click();
+    await expect.poll(groupMode, { timeout: SEEN }).toBe("observe");
+    const row = modes.getByTestId("group-modes").getByRole("row").filter({ hasText: group });
+    await row.locator("select").selectOption("approve");
+    await expect.poll(groupMode, { timeout: SEEN }).toBe("approve");
+    await shot(page, "modes");
+    await row.getByTestId("group-mode-remove").click();
+    await expect.poll(groupMode, { timeout: SEEN }).toBeUndefined();
     expect(pageErrors).toEqual([]);
   });
 });
