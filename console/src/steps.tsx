@@ -1,7 +1,7 @@
 // A mitigation's resolved steps, read the same whether they come from a rehearsal (the engine's
 // planned steps, `kind` tagged) or from a decision or an approval (the mitigation_chosen decision's
 // record: `{command, details}`, `{webhook, body}`, `{push_rules}`): what runs, where, with what.
-import { text } from "./common.tsx";
+import { Cut, text } from "./common.tsx";
 
 type Loose = Record<string, unknown>;
 
@@ -57,7 +57,11 @@ export function Steps(props: { steps: unknown }) {
           <li key={i} data-testid="step">
             <span className="step-kind">{step.what}</span> <code>{step.name}</code>
             {step.notes.length > 0 && <span className="muted"> ({step.notes.join(", ")})</span>}
-            {payload && payload !== "{}" && <code className="payload">{payload}</code>}
+            {payload && payload !== "{}" && (
+              <code className="payload">
+                <Cut value={payload} max={600} />
+              </code>
+            )}
           </li>
         );
       })}
