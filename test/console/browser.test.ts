@@ -325,7 +325,7 @@ describe("the console in a browser", () => {
       args: { probe: "alert.data.no_such_field" },
       steps: [{ agent: "kill-process" }],
     };
-    expect((await admin.post("/api/mitigation", probe)).status).toBe(201);
+    expect((await admin.post("/api/workflow", probe)).status).toBe(201);
     try {
       const page = await signedIn(tokens.responder, "responder");
       await page.getByRole("link", { name: "Dry-run" }).click();
@@ -375,7 +375,7 @@ describe("the console in a browser", () => {
       expect((await admin.get(`/api/incidents?host=${host}`)).body.items).toEqual([]);
       expect((await admin.get(`/api/commands?agent=${agentId}`)).body.items).toEqual([]);
     } finally {
-      await admin.delete("/api/mitigation?id=console_probe");
+      await admin.delete("/api/workflow?id=console_probe");
     }
   });
 
@@ -410,7 +410,7 @@ describe("the console in a browser", () => {
       requires_approval: true,
     };
     expect((await admin.post("/api/attack-flow", flow)).status).toBe(201);
-    expect((await admin.post("/api/mitigation", isolate)).status).toBe(201);
+    expect((await admin.post("/api/workflow", isolate)).status).toBe(201);
     try {
       const responder = await signedIn(tokens.responder, "responder");
       const viewer = await signedIn(tokens.viewer, "viewer");
@@ -469,7 +469,7 @@ describe("the console in a browser", () => {
         expect.objectContaining({ command: "isolate-host", status: "completed" }),
       ]);
     } finally {
-      await admin.delete("/api/mitigation?id=console_isolate");
+      await admin.delete("/api/workflow?id=console_isolate");
       await admin.delete("/api/attack-flow?id=console_approval");
     }
   });

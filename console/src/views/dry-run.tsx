@@ -119,9 +119,11 @@ export function DryRunView(props: { session: Session }) {
         <FieldErrors errors={errors} />
         <Problem error={problem} />
         {allowed ? (
-          <button type="button" data-testid="rehearse" onClick={rehearse} disabled={busy}>
-            {busy ? "Rehearsing…" : "Rehearse"}
-          </button>
+          <p>
+            <button type="button" data-testid="rehearse" onClick={rehearse} disabled={busy}>
+              {busy ? "Rehearsing…" : "Rehearse"}
+            </button>
+          </p>
         ) : (
           <p className="muted" data-testid="rehearse-denied">
             Rehearsing runs the catalog's queries and checks on the alert, so it takes a responder's
