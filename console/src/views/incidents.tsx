@@ -5,6 +5,7 @@ import { query, type Session, usePoll } from "../api.ts";
 import { Choice, Cut, Problem, Table, TextField, text, when } from "../common.tsx";
 import { type Flow, FlowGraph } from "../flow-graph.tsx";
 import { Link } from "../router.tsx";
+import { Steps } from "../steps.tsx";
 import { CommandLife, type CommandRow } from "./commands.tsx";
 
 export interface IncidentRow {
@@ -273,6 +274,7 @@ export function IncidentView(props: { host: string; session: Session }) {
                         </a>
                       </p>
                     )}
+                    {Array.isArray(d.details?.steps) && <Steps steps={d.details.steps} />}
                     <pre>{JSON.stringify(d.details, null, 2)}</pre>
                   </div>
                 )}
