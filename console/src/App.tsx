@@ -4,7 +4,12 @@ import { type FormEvent, type ReactElement, useCallback, useEffect, useState } f
 import { ApiError, api, type Session, setSession, usePoll } from "./api.ts";
 import { Problem } from "./common.tsx";
 import { Link, usePath } from "./router.tsx";
-import { type ApprovalPage, ApprovalsView, PENDING_PATH } from "./views/approvals.tsx";
+import {
+  type ApprovalPage,
+  ApprovalsView,
+  PENDING_PATH,
+  pendingCount,
+} from "./views/approvals.tsx";
 import { AuditView } from "./views/audit.tsx";
 import { CatalogView } from "./views/catalog.tsx";
 import { DryRunView } from "./views/dry-run.tsx";
@@ -91,7 +96,7 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
   else view = <IncidentsView />;
   // The queue's length on every page: a held action waits for someone to notice it.
   const pending = usePoll<ApprovalPage>(PENDING_PATH, 5_000).data;
-  const waiting = pending ? `${pending.items.length}${pending.next_cursor ? "+" : ""}` : "";
+  const waiting = pending ? String(pendingCount(pending)) : "";
   const tab = (to: string, label: string, badge?: string) => (
     <Link
       to={to}

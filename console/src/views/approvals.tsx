@@ -31,10 +31,14 @@ export interface Approval {
 
 export interface ApprovalPage {
   items: Approval[];
-  next_cursor: string | null;
+  /** How many match in all (the page is the newest `limit`). */
+  total?: number;
 }
 
-/** The page the queue shows; the nav badge counts the same page ("100+" past it). */
+/** How many are pending, for the nav's badge. */
+export const pendingCount = (page: ApprovalPage): number => page.total ?? page.items.length;
+
+/** The page the queue shows, also polled by the nav's badge. */
 export const PENDING_PATH = `/api/approvals${query({ status: "pending", limit: 100 })}`;
 /** Each decided status is its own page: the recent ones of all three are shown merged. */
 const decidedPath = (status: Approval["status"]) => `/api/approvals${query({ status, limit: 20 })}`;
@@ -122,8 +126,10 @@ export function ApprovalsView(props: { session: Session }) {
           </div>
         ))}
       </div>
-      {pending.data?.next_cursor && (
-        <p className="muted">more are waiting than are shown; decide these first</p>
+      {pending.data && pendingCount(pending.data) > pending.data.items.length && (
+        <p className="muted">
+          {pendingCount(pending.data)} are waiting; the newest {pending.data.items.length} are shown
+        </p>
       )}
 
       <h2>Recently decided</h2>

@@ -40,6 +40,8 @@ interface NodeReached {
   techniques: string[];
   chosen: string | null;
   candidates: Candidate[];
+  /** What the approval gate would do with the chosen mitigation now (absent when none applies). */
+  gate?: { gate: "act" | "approve" | "observe"; reason?: string; reasons?: string[] };
 }
 
 export interface Rehearsal {
@@ -205,6 +207,7 @@ function RehearsalView(props: { result: Rehearsal }) {
             {r.preemptive ? " (preemptive)" : ""} · {r.techniques.join(", ")}
           </h3>
           {r.chosen === null && <p className="problem">no candidate applies: nothing would run</p>}
+          {r.gate && <GateLine gate={r.gate} />}
           <ol className="candidates">
             {r.candidates.map((c) => (
               <li
@@ -244,5 +247,22 @@ function VerdictBadge(props: { verdict: Verdict }) {
     <span className="verdict error">error</span>
   ) : (
     <span className="verdict false">false</span>
+  );
+}
+
+/** Whether the chosen mitigation would run now, wait for a person, or only be recorded. */
+function GateLine(props: { gate: NonNullable<NodeReached["gate"]> }) {
+  const { gate } = props;
+  const [label, why] =
+    gate.gate === "act"
+      ? ["would run at once", ""]
+      : gate.gate === "approve"
+        ? ["would wait for a person's approval", (gate.reasons ?? []).join("; ")]
+        : ["would only be recorded (observe)", gate.reason ?? ""];
+  return (
+    <p data-testid="gate" data-gate={gate.gate}>
+      The chosen mitigation <span className={`decision gate-${gate.gate}`}>{label}</span>
+      {why && <span className="muted"> — {why}</span>}
+    </p>
   );
 }
