@@ -414,9 +414,18 @@ describe("the console in a browser", () => {
     try {
       const responder = await signedIn(tokens.responder, "responder");
       const viewer = await signedIn(tokens.viewer, "viewer");
-      const alert = wazuhAlert("100002-ncat-connection", host);
-      alert.rule = { ...(alert.rule as object), mitre: { id: ["T1486"] } };
-      expect((await admin.post("/api/alert", alert)).status).toBe(202);
+      const encryption = (on: string) => {
+        const alert = wazuhAlert("100002-ncat-connection", on);
+        alert.rule = { ...(alert.rule as object), mitre: { id: ["T1486"] } };
+        return alert;
+      };
+      /** The host's row among the recently decided. */
+      const decidedRow = (on: string) =>
+        responder
+          .getByTestId("decided")
+          .getByRole("row")
+          .filter({ has: responder.getByRole("link", { name: on, exact: true }) });
+      expect((await admin.post("/api/alert", encryption(host))).status).toBe(202);
 
       await responder.getByRole("link", { name: "Approvals" }).click();
       const held = responder.getByTestId("approval").filter({ hasText: host });
@@ -443,10 +452,7 @@ describe("the console in a browser", () => {
       await held.locator("textarea[name=comment]").fill("console test: isolate it");
       await held.getByTestId("approve").click();
 
-      const decided = responder
-        .getByTestId("decided")
-        .getByRole("row")
-        .filter({ has: responder.getByRole("link", { name: host }) });
+      const decided = decidedRow(host);
       await expect
         .poll(() => decided.getByTestId("decided-status").textContent(), { timeout: SEEN })
         .toBe("approved");
@@ -468,6 +474,34 @@ describe("the console in a browser", () => {
       expect(commands.body.items).toEqual([
         expect.objectContaining({ command: "isolate-host", status: "completed" }),
       ]);
+
+      // Denied: listed with its comment, recorded as the incident's decision, and nothing reaches
+      // the host's agent.
+      const other = ctx.host("denied");
+      const otherAgent = await simulatedAgent(other);
+      expect((await admin.post("/api/alert", encryption(other))).status).toBe(202);
+      await responder.getByRole("link", { name: "Approvals" }).click();
+      const second = responder.getByTestId("approval").filter({ hasText: other });
+      await second.waitFor({ timeout: SEEN });
+      await second.locator("textarea[name=comment]").fill("console test: a false positive");
+      await second.getByTestId("deny").click();
+      await expect
+        .poll(() => decidedRow(other).getByTestId("decided-status").textContent(), {
+          timeout: SEEN,
+        })
+        .toBe("denied");
+      expect(await decidedRow(other).textContent()).toContain("console test: a false positive");
+      const denial = await eventually("the denial's decision", async () => {
+        const res = await admin.get(
+          `/api/decisions?incident=${encodeURIComponent(`incident/${other}`)}`,
+        );
+        return res.body.items.find((d: { kind: string }) => d.kind === "approval_denied");
+      });
+      expect(denial.details).toMatchObject({
+        by: "operator:console-responder",
+        comment: "console test: a false positive",
+      });
+      expect((await admin.get(`/api/commands?agent=${otherAgent}`)).body.items).toEqual([]);
     } finally {
       await admin.delete("/api/workflow?id=console_isolate");
       await admin.delete("/api/attack-flow?id=console_approval");
