@@ -25,9 +25,8 @@ const SEEN = 30_000;
 let ctx: TestContext;
 let service: Service;
 let agent: RunningAgent;
-let hostAgent: TestAgent | undefined;
-/** The simulated agents of the dry-run and approval hosts. */
-const moreAgents: TestAgent[] = [];
+/** The simulated agents of the alerts' hosts (simulatedAgent). */
+const hostAgents: TestAgent[] = [];
 let browser: Browser;
 let work: string;
 const admin = restClient(() => service.apiUrl);
@@ -77,8 +76,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await agent?.stop();
-  await hostAgent?.close();
-  for (const a of moreAgents) await a.close();
+  for (const a of hostAgents) await a.close();
   await ctx?.cleanup();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -121,7 +119,7 @@ const ACTIONS = [
 async function simulatedAgent(host: string): Promise<string> {
   const token = (await admin.post("/api/enrollment-tokens", {})).body.token;
   const enrollment = await enrolled(service.gatewayUrl as string, token, host);
-  moreAgents.push(
+  hostAgents.push(
     await TestAgent.connect(service.gatewayUrl as string, enrollment.apiKey, host, {
       autoAnswer: succeed,
     }),
@@ -134,11 +132,7 @@ describe("the console in a browser", () => {
     const page = await signedIn(tokens.viewer, "viewer");
     const host = ctx.host("console");
     // The alert's host runs a simulated agent that answers every command at once, as the seed's does.
-    const token = (await admin.post("/api/enrollment-tokens", {})).body.token;
-    const enrollment = await enrolled(service.gatewayUrl as string, token, host);
-    hostAgent = await TestAgent.connect(service.gatewayUrl as string, enrollment.apiKey, host, {
-      autoAnswer: succeed,
-    });
+    await simulatedAgent(host);
     expect(
       (await admin.post("/api/alert", wazuhAlert("100002-ncat-connection", host))).status,
     ).toBe(202);
