@@ -9,6 +9,7 @@ import * as siemOutboxAndTracing from "./0007_siem_outbox_and_tracing.ts";
 import * as consoleSessions from "./0009_console_sessions.ts";
 import * as catalogVersion from "./0010_catalog_version.ts";
 import * as mitigationClaims from "./0011_mitigation_claims.ts";
+import * as approvalsAndModes from "./0012_approvals_and_modes.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
 // under tsx, vitest and bundlers; a test checks that no file of this folder is missing here.
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   "0009_console_sessions": consoleSessions,
   "0010_catalog_version": catalogVersion,
   "0011_mitigation_claims": mitigationClaims,
+  "0012_approvals_and_modes": approvalsAndModes,
 };

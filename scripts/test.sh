@@ -36,14 +36,9 @@ if [ $# = 0 ] && [ "${MM_TEST_TEMPORAL_SERVER:-1}" = 1 ]; then
   MM_TEMPORAL_MODE=server TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS%:*}:$((port + 100))" \
     npx vitest run --reporter=default --reporter=json --outputFile.json="$server_report" \
     "${SERVER_PASS[@]}" || status=$?
-  [ -f "$server_report" ] && node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(`tests (full Temporal server): ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
-  ' "$server_report"
+  [ -f "$server_report" ] && node scripts/test-summary.mjs "$server_report" "tests (full Temporal server)"
 fi
-# One plain closing line, the form CI systems read whatever the runner.
-[ -f "$report" ] && node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-' "$report"
+# Closing lines: each failed test with its first error lines, then one plain count, the form CI
+# systems read whatever the runner (and what survives when only a log's tail is kept).
+[ -f "$report" ] && node scripts/test-summary.mjs "$report" tests
 exit $status

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { type GatePolicy, MODES } from "./domain/approval.ts";
 import { allowEntryProblem } from "./domain/egress.ts";
 import { LINK_LOCAL, LOOPBACK, parseCidr } from "./domain/protected-addresses.ts";
 
@@ -157,6 +158,23 @@ const schema = z
     MM_CONSOLE_SESSION_TTL_SECONDS: z.coerce.number().int().min(1).max(604_800).default(28_800),
     MM_CONSOLE_SIGNINS_PER_MINUTE: z.coerce.number().int().min(1).default(10),
     MM_TEMPORAL_UI_URL: httpUrl.default("http://127.0.0.1:8233"),
+    // --- Operating modes and approval gates (src/domain/approval.ts) ---
+    MM_MODE: z.enum(MODES, { error: `must be one of ${MODES.join(", ")}` }).default("act"),
+    MM_APPROVAL_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(604_800).default(3_600),
+    MM_APPROVAL_ON_TIMEOUT: z
+      .enum(["approve", "deny"], { error: "must be approve or deny" })
+      .default("deny"),
+    MM_APPROVAL_CRITICAL_LABELS: list(
+      z
+        .string()
+        .regex(/^[^=\s]+=[^=\s]+$/, "must be key=value")
+        .transform((v) => {
+          const [key = "", value = ""] = v.split("=");
+          return { key, value };
+        }),
+    ).default([{ key: "criticality", value: "critical" }]),
+    MM_APPROVAL_ISOLATION_LIMIT: z.coerce.number().int().min(0).default(10),
+    MM_APPROVAL_ISOLATION_WINDOW_MINUTES: z.coerce.number().int().min(1).max(10_080).default(10),
   })
   .refine(
     (env) => (env.MM_GATEWAY_TLS_CERT === undefined) === (env.MM_GATEWAY_TLS_KEY === undefined),
@@ -300,6 +318,18 @@ function toConfig(env: z.infer<typeof schema>) {
       natsSubject: env.MM_SIEM_NATS_SUBJECT,
       /** Unsent events kept per sink; beyond it the oldest are dropped and counted. */
       queueMax: env.MM_SIEM_QUEUE_MAX,
+    },
+    approvals: {
+      /** The global mode until an operator sets one (PUT /api/modes/global). */
+      mode: env.MM_MODE,
+      /** How long a held mitigation waits for a person, and what happens then. */
+      timeoutMs: env.MM_APPROVAL_TIMEOUT_SECONDS * 1_000,
+      onTimeout: env.MM_APPROVAL_ON_TIMEOUT,
+      policy: {
+        criticalLabels: env.MM_APPROVAL_CRITICAL_LABELS,
+        isolationLimit: env.MM_APPROVAL_ISOLATION_LIMIT,
+        isolationWindowMinutes: env.MM_APPROVAL_ISOLATION_WINDOW_MINUTES,
+      } satisfies GatePolicy,
     },
     /** Addresses no mitigation may block: the engine skips such a step, the agent refuses it too. */
     protectedAddresses: [

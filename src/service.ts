@@ -5,6 +5,7 @@ import {
   agentCommandActivities,
   noAgentGateway,
 } from "./activities/agent-commands.ts";
+import { approvalActivities, gatePreview } from "./activities/approvals.ts";
 import { auditActivities } from "./activities/audit.ts";
 import { type EngineDeps, engineActivities, engineDryRun } from "./activities/engine.ts";
 import { isolationActivities } from "./activities/isolation.ts";
@@ -137,6 +138,7 @@ export async function startService(
         webhookTimeoutMs: config.webhookTimeoutMs,
         protectedAddresses: config.protectedAddresses,
         commandTtlMs: config.commands.ttlMs,
+        approvals: config.approvals,
       };
     };
 
@@ -148,6 +150,7 @@ export async function startService(
       const workerNats = await connectNats("worker");
       const activities = {
         ...engineActivities(engineDeps(agents)),
+        ...approvalActivities(engineDeps(agents)),
         ...isolationActivities({ db, commandTtlMs: config.commands.ttlMs }),
         runAgentCommand: agents.runAgentCommand.bind(agents),
         ...auditActivities({ db }),
@@ -209,14 +212,17 @@ export async function startService(
 
     if (roles.includes("api")) {
       const nc = await connectNats("api");
+      // A rehearsal resolves the host's agent as the engine would, and can send nothing.
+      const rehearsalDeps = engineDeps({
+        ...noAgentGateway,
+        resolveAgent: (host) => resolveHost(db, host),
+      });
       const app = createApi({
         db,
         temporal,
         intake,
-        // A rehearsal resolves the host's agent as the engine would, and can send nothing.
-        dryRun: engineDryRun(
-          engineDeps({ ...noAgentGateway, resolveAgent: (host) => resolveHost(db, host) }),
-        ),
+        dryRun: engineDryRun(rehearsalDeps),
+        gatePreview: gatePreview(rehearsalDeps),
         log,
         nats: nc,
         config,

@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from "@temporalio/activity";
 import neo4j, { type Driver, isRetryableError } from "neo4j-driver";
+import type { Config } from "../config.ts";
 import { resolveArgs } from "../domain/args.ts";
 import {
   advance,
@@ -47,6 +48,8 @@ export interface EngineDeps {
   protectedAddresses: readonly Protection[];
   /** Time to live of the engine's agent commands (config `commands.ttlMs`). */
   commandTtlMs: number;
+  /** Operating modes and approval gates (config `approvals`; src/activities/approvals.ts). */
+  approvals: Config["approvals"];
 }
 
 export interface RankedMitigation {
@@ -210,9 +213,7 @@ function engineCore(deps: EngineDeps) {
     return { holds: true } as const;
   }
 
-  const record = async (d: Decision) => {
-    if (await recordDecision(deps.db, d)) await measureDecision(deps.db, d);
-  };
+  const record = (d: Decision) => recordMeasured(deps.db, d);
 
   /** Why blocking `ip` would turn the mitigation into an outage, or null when it may be blocked. */
   function blockRefusal(ip: unknown): string | null {
@@ -435,16 +436,7 @@ export function engineActivities(deps: EngineDeps) {
           ...base,
           kind: "mitigation_chosen",
           reason: `${candidate.name} chosen (cost ${candidate.cost})${input.preemptive ? " preemptively" : ""}`,
-          details: {
-            cost: candidate.cost,
-            steps: steps.map((s) =>
-              s.kind === "webhook"
-                ? { webhook: s.url, body: s.body }
-                : s.kind === "rules"
-                  ? { push_rules: pushRulesRecord(s) }
-                  : { command: s.command, details: s.details },
-            ),
-          },
+          details: { cost: candidate.cost, steps: stepsRecord(steps) },
         });
         if (steps.some((s) => s.kind === "agent"))
           metrics.alertToCommand((Date.now() - alert.received_at.getTime()) / 1_000);
@@ -499,6 +491,17 @@ export function engineActivities(deps: EngineDeps) {
 
 export type EngineActivities = ReturnType<typeof engineActivities>;
 
+/** Planned steps as the decision log and the approvals queue show them. */
+export function stepsRecord(steps: PlannedStep[]): Record<string, unknown>[] {
+  return steps.map((s) =>
+    s.kind === "webhook"
+      ? { webhook: s.url, body: s.body }
+      : s.kind === "rules"
+        ? { push_rules: pushRulesRecord(s) }
+        : { command: s.command, details: s.details },
+  );
+}
+
 /** A planned push as the decision log shows it. */
 function pushRulesRecord(s: PlannedRulesStep) {
   return {
@@ -511,8 +514,12 @@ function pushRulesRecord(s: PlannedRulesStep) {
   };
 }
 
-/** Counts a decision once it is written; an outcome also times its mitigation from its choice. */
-async function measureDecision(db: Db, d: Decision): Promise<void> {
+/**
+ * Records a decision once and counts it when written; an outcome also times its mitigation from
+ * its choice. Every activity that records decisions records them through here.
+ */
+export async function recordMeasured(db: Db, d: Decision): Promise<void> {
+  if (!(await recordDecision(db, d))) return;
   metrics.decisionRecorded(d.kind);
   const outcome =
     d.kind === "mitigation_succeeded"

@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Client } from "@temporalio/client";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import type { gatePreview } from "../activities/approvals.ts";
 import type { engineDryRun } from "../activities/engine.ts";
 import type { Config } from "../config.ts";
 import type { AlertIntake } from "../ingest/intake.ts";
@@ -12,6 +13,7 @@ import type { Db } from "../store/db.ts";
 import { rulesStore } from "../store/rules.ts";
 import { agentsApi } from "./agents.ts";
 import { alertsApi } from "./alerts.ts";
+import { approvalsApi } from "./approvals.ts";
 import { auditApi } from "./audit.ts";
 import { type AuthEnv, operatorAuth } from "./auth.ts";
 import { catalogApi } from "./catalog.ts";
@@ -24,6 +26,7 @@ import { invalid, storableText, validationHook } from "./http.ts";
 import { incidentsApi } from "./incidents.ts";
 import { keysApi } from "./keys.ts";
 import { metricsApi } from "./metrics.ts";
+import { modesApi } from "./modes.ts";
 import { rulesApi } from "./rules.ts";
 import { rulesRolloutApi } from "./rules-rollout.ts";
 import { sessionApi } from "./session.ts";
@@ -35,6 +38,7 @@ export interface ApiDeps {
   intake: AlertIntake;
   /** The engine's rehearsal of an alert (POST /api/alert/dry-run). */
   dryRun: ReturnType<typeof engineDryRun>;
+  gatePreview: ReturnType<typeof gatePreview>;
   health: HealthCheck;
   log: Logger;
   /** Agent sessions are ended through NATS when their keys are revoked. */
@@ -81,6 +85,8 @@ export function createApi(deps: ApiDeps) {
   app.route("/api", keysApi({ db, nc: deps.nats, onlineWindowMs }));
   app.route("/api", commandsApi(deps));
   app.route("/api", auditApi(db));
+  app.route("/api", approvalsApi({ db, temporal }));
+  app.route("/api", modesApi({ db, configured: config.approvals.mode }));
   app.route("/api", tokensApi(db));
   app.route("/api", rulesApi(rulesStore(db), config.rules.archive));
   app.route("/api", rulesRolloutApi({ db, temporal, taskQueue: config.temporal.taskQueue }));

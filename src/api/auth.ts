@@ -3,7 +3,7 @@
 // and stored only as its SHA-256 digest.
 //
 //   viewer     reads everything operators read (agents, commands, alerts, incidents, audit, catalog)
-//   responder  a viewer who also issues agent commands and submits alerts
+//   responder  a viewer who also issues agent commands, submits alerts and answers approvals
 //   admin      everything: the catalog, agents' groups and labels, keys, enrollment and operator tokens
 //   ingest     submits alerts (POST /api/alert) and nothing else: for Wazuh's integration
 //
@@ -78,6 +78,8 @@ const ACCESS: { method: string; path: RegExp; needs: Requirement }[] = [
   { method: "POST", path: /^\/api\/commands$/, needs: "responder" },
   // A rehearsal has no effect, but it runs the catalog's queries and checks on the alert given.
   { method: "POST", path: /^\/api\/alert\/dry-run$/, needs: "responder" },
+  // Answering a held mitigation is a responder's call, like issuing the command itself.
+  { method: "POST", path: /^\/api\/approvals\/[^/]+$/, needs: "responder" },
   // Secrets and who holds them are admins' business even to read.
   {
     method: "GET",

@@ -4,6 +4,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Client } from "@temporalio/client";
 import { ApplicationFailure } from "@temporalio/common";
+import type { gatePreview } from "../activities/approvals.ts";
 import type { engineDryRun } from "../activities/engine.ts";
 import { normaliseAlert } from "../domain/alert.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
@@ -39,7 +40,11 @@ const rehearse = createRoute({
   },
 });
 
-export function dryRunApi(deps: { temporal: Client; dryRun: ReturnType<typeof engineDryRun> }) {
+export function dryRunApi(deps: {
+  temporal: Client;
+  dryRun: ReturnType<typeof engineDryRun>;
+  gatePreview: ReturnType<typeof gatePreview>;
+}) {
   const app = new OpenAPIHono();
   app.openapi(rehearse, async (c) => {
     const body = await readJson(c);
@@ -58,17 +63,35 @@ export function dryRunApi(deps: { temporal: Client; dryRun: ReturnType<typeof en
     // An alert for a host without an open incident would open a new one, with no instances.
     const open = incident.ok && incident.state.status === "open" ? incident.state : null;
     try {
+      const host = {
+        name: alert.host.name,
+        agentId: alert.host.agentId ?? null,
+        ip: alert.host.ip ?? null,
+      };
       const rehearsal = await deps.dryRun({
         alert: {
           raw: alert.raw,
-          host: alert.host.name,
-          agent_id: alert.host.agentId ?? null,
-          host_ip: alert.host.ip ?? null,
+          host: host.name,
+          agent_id: host.agentId,
+          host_ip: host.ip,
           techniques: alert.techniques,
         },
         instances: open?.instances ?? [],
         instanceCounter: open?.instanceCounter ?? 0,
       });
+      // Whether each chosen mitigation would run now, wait for a person or only be recorded.
+      const reached = [];
+      for (const r of rehearsal.reached) {
+        const chosen = r.candidates.find((c) => c.key === r.chosen);
+        reached.push(
+          chosen && "steps" in chosen
+            ? {
+                ...r,
+                gate: await deps.gatePreview({ mitigation: chosen.key, steps: chosen.steps, host }),
+              }
+            : r,
+        );
+      }
       return c.json(
         {
           dryRun: true,
@@ -80,6 +103,7 @@ export function dryRunApi(deps: { temporal: Client; dryRun: ReturnType<typeof en
           },
           incident: { id: incidentId, open: open !== null, instances: open?.instances ?? [] },
           ...rehearsal,
+          reached,
         },
         200,
       );

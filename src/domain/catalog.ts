@@ -103,6 +103,7 @@ const mitigationShape = z.object({
         }),
     )
     .optional(),
+  requires_approval: z.boolean({ error: "must be true or false" }).optional(),
 });
 
 const attackFlowShape = z.object({

@@ -85,6 +85,8 @@ export interface Mitigation {
   args: ArgSpec;
   conditions?: Identifier[];
   steps?: MitigationStep[];
+  /** Every run waits for a person's approval (approval gates, src/domain/approval.ts). */
+  requires_approval?: boolean;
 }
 
 export interface AttackFlowNode {

@@ -320,6 +320,16 @@ export async function getAgent(db: Db, id: string, onlineWindowMs: number) {
   return agentQuery(db, onlineWindowMs).where("a.id", "=", id).executeTakeFirst();
 }
 
+/** What approval gates read of an agent: its groups and labels (none for an unknown agent). */
+export async function agentGroupsAndLabels(db: Db, id: string) {
+  const row = await db
+    .selectFrom("agents")
+    .select(["groups", "labels"])
+    .where("id", "=", id)
+    .executeTakeFirst();
+  return row ?? { groups: [], labels: {} };
+}
+
 /** Operators' part of an agent: groups and labels. Null when there is no such agent. */
 export async function updateAgent(
   db: Db,

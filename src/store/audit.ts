@@ -44,7 +44,13 @@ export type AuditAction =
   | "rule.created"
   | "rule_macros.created"
   | "rule_set.created"
-  | "rule_set.assigned";
+  | "rule_set.assigned"
+  | "approval.requested"
+  | "approval.approved"
+  | "approval.denied"
+  | "approval.expired"
+  | "mode.set"
+  | "mode.cleared";
 
 export interface AuditEntry {
   /**

@@ -56,6 +56,43 @@ export interface MitigationClaimsTable {
   claimed_at: Timestamp;
 }
 
+/** A mitigation held for a person (migrations/0012_approvals_and_modes.ts). */
+export interface ApprovalsTable {
+  id: string;
+  status: ColumnType<ApprovalStatus, ApprovalStatus | undefined, ApprovalStatus>;
+  incident_id: string;
+  workflow_id: string;
+  alert_id: string | null;
+  host: string;
+  agent_id: string | null;
+  mitigation: string;
+  mitigation_name: string;
+  steps: JSONColumnType<unknown[], string, string>;
+  reasons: JSONColumnType<string[], string, string>;
+  on_timeout: "approve" | "deny";
+  requested_at: Timestamp;
+  deadline: Timestamp;
+  decided_by: string | null;
+  decided_at: NullableTimestamp;
+  comment: string | null;
+}
+
+export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
+
+/** `global` or `group:<name>`. */
+export interface OperatingModesTable {
+  scope: string;
+  mode: "act" | "approve" | "observe";
+  updated_by: string;
+  updated_at: Timestamp;
+}
+
+export interface IsolationAdmissionsTable {
+  attempt: string;
+  agent_id: string;
+  admitted_at: Timestamp;
+}
+
 export interface RejectedAlertsTable {
   id: Generated<string>;
   received_at: Timestamp;
@@ -278,6 +315,9 @@ export interface Database {
   catalog: CatalogTable;
   decisions: DecisionsTable;
   mitigation_claims: MitigationClaimsTable;
+  approvals: ApprovalsTable;
+  operating_modes: OperatingModesTable;
+  isolation_admissions: IsolationAdmissionsTable;
   rejected_alerts: RejectedAlertsTable;
   meta: MetaTable;
   enrollment_tokens: EnrollmentTokensTable;

@@ -10,9 +10,11 @@ import {
   setHandler,
   workflowInfo,
 } from "@temporalio/workflow";
+import type { ApprovalActivities } from "../activities/approvals.ts";
 import type { EngineActivities, PlannedStep } from "../activities/engine.ts";
 import type { IsolationActivities } from "../activities/isolation.ts";
 import type { PushRulesActivities } from "../activities/push-rules.ts";
+import { type ApprovalAnswer, approvalAnswerOf } from "../domain/approval.ts";
 import { touchedObjects } from "../domain/mitigation.ts";
 import { COMPLETION_ALLOWANCE_MS, commandActivities } from "./agent-command.ts";
 import { mitigationAttemptId, mitigationCommandId } from "./ids.ts";
@@ -40,6 +42,12 @@ export const objectsClaimSignal =
   defineSignal<[{ workflowId: string; objects: string[] }]>("objectsClaim");
 export const objectsGrantedSignal = defineSignal("objectsGranted");
 
+/**
+ * A person's answer to a held mitigation: from the REST API and the console (which name the
+ * approval and the operator) or the Temporal UI, e.g. `{"decision":"approve","comment":"…"}`.
+ */
+export const approvalSignal = defineSignal<[ApprovalAnswer]>("approval");
+
 /** A mitigation run's outcome, reported to its incident (which does not wait on its children). */
 export const mitigationOutcomeSignal =
   defineSignal<[MitigationOutcome & { workflowId: string }]>("mitigationOutcome");
@@ -47,10 +55,12 @@ export const mitigationOutcomeSignal =
 // Local: planning and recording are short database work beside the workflow. Retried without a
 // cap: while PostgreSQL or Neo4j is down the run waits (pending in the Temporal UI) and decides
 // once they are back; a permanent problem is a non-retryable failure, recorded as a decision.
-const { planNextMitigation, recordDecision } = proxyLocalActivities<EngineActivities>({
+const localPolicy = {
   startToCloseTimeout: "30 seconds",
   retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "30 seconds" },
-});
+} as const;
+const { planNextMitigation, recordDecision } = proxyLocalActivities<EngineActivities>(localPolicy);
+const { gateMitigation, answerApproval } = proxyLocalActivities<ApprovalActivities>(localPolicy);
 
 // A SOAR webhook gets a few quick attempts before the next candidate is tried: acting in seconds
 // matters more than insisting on one mitigation. 4xx answers are permanent (non-retryable).
@@ -64,6 +74,10 @@ const OUTCOME_SIGNAL = "mitigation-outcome-signal";
 /** Since this patch an isolate-host step is the agent's isolation workflow (held, verified, released). */
 const HOST_ORDERING = "mitigation-host-ordering";
 const ISOLATION_WORKFLOW = "engine-isolation-workflow";
+/** Since this patch a chosen mitigation passes its approval gate (modes, catalog, blast radius) first. */
+const APPROVAL_GATE = "mitigation-approval-gate";
+/** Answers kept per run: one per approval, and a bound against a flood of signals. */
+const MAX_ANSWERS = 16;
 
 // A push waits for the host agent's rules_status (its own deadline, heartbeating meanwhile); a
 // rejection is final for this candidate, so the next one is tried at once.
@@ -104,6 +118,41 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
   setHandler(objectsGrantedSignal, () => {
     granted = true;
   });
+  // An answer may arrive before the run waits for it (the API signals as soon as the approval is
+  // stored): kept by approval id, the first answer per approval counting.
+  const answers = new Map<string, ApprovalAnswer>();
+  let waitingFor: string | null = null;
+  setHandler(approvalSignal, (payload) => {
+    const answer = approvalAnswerOf(payload);
+    const id = answer?.approval_id ?? waitingFor;
+    if (!answer || !id || answers.has(id) || answers.size >= MAX_ANSWERS) return;
+    answers.set(id, answer);
+  });
+  /** Whether the chosen mitigation runs now: at once, after a person's approval, or not at all. */
+  const passGate = async (candidate: { key: string; name: string }, steps: PlannedStep[]) => {
+    if (!patched(APPROVAL_GATE)) return true;
+    const decided = { ...base, mitigation: candidate };
+    const gate = await gateMitigation({ ...decided, host: input.host, steps });
+    if (gate.gate !== "approve") return gate.gate === "act";
+    waitingFor = gate.approvalId;
+    const answered = await condition(
+      () => answers.has(gate.approvalId),
+      Math.max(gate.timeoutMs, 1_000),
+    );
+    waitingFor = null;
+    const answer = answers.get(gate.approvalId);
+    const runs = answered && answer ? answer.decision === "approve" : gate.onTimeout === "approve";
+    await answerApproval({
+      ...decided,
+      approvalId: gate.approvalId,
+      outcome: !answered ? "expired" : runs ? "approved" : "denied",
+      runs,
+      by: answered ? (answer?.by ?? "temporal signal") : "timeout",
+      comment: (answered && answer?.comment) || null,
+      isolatingAgentId: gate.isolatingAgentId,
+    });
+    return runs;
+  };
   /** Waits for this run's turn on the objects its steps touch (bounded: an incident may be gone). */
   const awaitTurn = async (steps: PlannedStep[]) => {
     const agentSteps = steps.flatMap((s) => (s.kind === "agent" ? [s] : []));
@@ -160,6 +209,9 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
     }
     const { candidate, steps } = next;
     const attemptId = mitigationAttemptId(workflowId, candidate.key);
+    // Not run (observed, denied or expired): recorded by the gate, and no fallback, since a
+    // person's "no" or observe mode is about acting at all, not about this candidate.
+    if (!(await passGate(candidate, steps))) return { outcome: "none", mitigation: candidate.key };
     await awaitTurn(steps);
     try {
       for (const [index, step] of steps.entries())
