@@ -115,6 +115,10 @@ const ACTIONS = [
   "group-mode-remove",
 ];
 
+/** A page of the console through the header's navigation (pages link to each other too). */
+const openTab = (page: Page, name: string) =>
+  page.locator("header nav").getByRole("link", { name }).click();
+
 /** A simulated agent, connected and answering every command with success, for `host`. */
 async function simulatedAgent(host: string): Promise<string> {
   const token = (await admin.post("/api/enrollment-tokens", {})).body.token;
@@ -322,7 +326,7 @@ describe("the console in a browser", () => {
     expect((await admin.post("/api/workflow", probe)).status).toBe(201);
     try {
       const page = await signedIn(tokens.responder, "responder");
-      await page.getByRole("link", { name: "Dry-run" }).click();
+      await openTab(page, "Dry-run");
       const editor = page.locator("textarea[name=alert]");
       // Not JSON, then not an alert: each said at the editor, and nothing is drawn.
       await editor.fill("{ not json");
@@ -355,6 +359,8 @@ describe("the console in a browser", () => {
         await page.getByTestId("candidate").evaluateAll((els) => els.map((e) => e.dataset.key)),
       ).toEqual(["console_probe", "close_conn"]);
       expect(await page.getByTestId("nodes-tried").textContent()).toContain("ncat_connection");
+      // In act mode, with nothing asking for a person, the chosen one would run at once.
+      expect(await page.getByTestId("gate").getAttribute("data-gate")).toBe("act");
       await page
         .locator("[data-testid=rehearsal] [data-testid=flow-graph] [data-reached=true]")
         .first()
@@ -375,9 +381,9 @@ describe("the console in a browser", () => {
 
   it("a viewer sees the dry-run page and the approvals and modes without any button", async () => {
     const page = await signedIn(tokens.viewer, "viewer");
-    await page.getByRole("link", { name: "Dry-run" }).click();
+    await openTab(page, "Dry-run");
     expect(await page.getByTestId("rehearse-denied").textContent()).toContain("responder");
-    await page.getByRole("link", { name: "Approvals" }).click();
+    await openTab(page, "Approvals");
     await page.getByTestId("global-mode").waitFor({ timeout: SEEN });
     expect(await page.locator("select").count()).toBe(0);
     for (const id of ACTIONS) expect(await page.getByTestId(id).count(), id).toBe(0);
@@ -421,7 +427,7 @@ describe("the console in a browser", () => {
           .filter({ has: responder.getByRole("link", { name: on, exact: true }) });
       expect((await admin.post("/api/alert", encryption(host))).status).toBe(202);
 
-      await responder.getByRole("link", { name: "Approvals" }).click();
+      await openTab(responder, "Approvals");
       const held = responder.getByTestId("approval").filter({ hasText: host });
       await held.waitFor({ timeout: SEEN });
       await expect
@@ -435,7 +441,7 @@ describe("the console in a browser", () => {
       await shot(responder, "approvals");
 
       // The viewer sees the same queue and nothing to press.
-      await viewer.getByRole("link", { name: "Approvals" }).click();
+      await openTab(viewer, "Approvals");
       await viewer.getByTestId("approval").filter({ hasText: host }).waitFor({ timeout: SEEN });
       for (const id of ACTIONS) expect(await viewer.getByTestId(id).count(), id).toBe(0);
 
@@ -474,7 +480,7 @@ describe("the console in a browser", () => {
       const other = ctx.host("denied");
       const otherAgent = await simulatedAgent(other);
       expect((await admin.post("/api/alert", encryption(other))).status).toBe(202);
-      await responder.getByRole("link", { name: "Approvals" }).click();
+      await openTab(responder, "Approvals");
       const second = responder.getByTestId("approval").filter({ hasText: other });
       await second.waitFor({ timeout: SEEN });
       await second.locator("textarea[name=comment]").fill("console test: a false positive");
@@ -504,7 +510,7 @@ describe("the console in a browser", () => {
 
   it("an admin sets, changes and removes an agent group's operating mode", async () => {
     const page = await signedIn(ctx.config.adminToken as string, "admin");
-    await page.getByRole("link", { name: "Approvals" }).click();
+    await openTab(page, "Approvals");
     const modes = page.getByTestId("modes");
     await modes.getByTestId("global-mode").waitFor({ timeout: SEEN });
     const group = "console-group";
