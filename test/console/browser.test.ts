@@ -379,6 +379,54 @@ describe("the console in a browser", () => {
     }
   });
 
+  it("a rehearsal shows each condition's verdict: holds, false, or an error with its reason", async () => {
+    const condition = (identifier: string, check: string) => ({
+      identifier,
+      name: identifier,
+      params: {},
+      args: { pid: "alert.data.pid" },
+      check,
+    });
+    const conditions = [
+      condition("console_holds", 'args.pid == "3613"'),
+      condition("console_false", 'args.pid == "1"'),
+      // Valid CEL that fails on this alert: a pid with a letter is no integer.
+      condition("console_error", 'int(args.pid + "x") > 0'),
+    ];
+    for (const c of conditions) expect((await admin.post("/api/condition", c)).status).toBe(201);
+    // A technique of its own (T1490), so no other test's alert meets these conditions.
+    const flow = {
+      identifier: "console_verdicts",
+      name: "Console verdicts",
+      start: ["gate"],
+      nodes: [
+        { id: "gate", techniques: ["T1490"], conditions: conditions.map((c) => c.identifier) },
+      ],
+    };
+    expect((await admin.post("/api/attack-flow", flow)).status).toBe(201);
+    try {
+      const page = await signedIn(tokens.responder, "responder");
+      await openTab(page, "Dry-run");
+      const alert = wazuhAlert("100002-ncat-connection", ctx.host("verdicts"));
+      alert.rule = { ...(alert.rule as object), mitre: { id: ["T1490"] } };
+      await page.locator("textarea[name=alert]").fill(JSON.stringify(alert));
+      await page.getByTestId("rehearse").click();
+      const node = page.locator("[data-testid=nodes-tried] > li[data-node=gate]");
+      await node.waitFor({ timeout: SEEN });
+      expect(await node.textContent()).toContain("not reached");
+      const verdicts = await node.getByTestId("verdict").allTextContents();
+      expect(verdicts).toHaveLength(3);
+      expect(verdicts[0]).toBe("console_holds holds");
+      expect(verdicts[1]).toBe("console_false false condition console_false is false");
+      expect(verdicts[2]).toMatch(/^console_error error condition console_error: check failed: /);
+      expect(await page.getByTestId("reached").count()).toBe(0);
+      await shot(page, "dry-run-verdicts");
+    } finally {
+      await admin.delete("/api/attack-flow?id=console_verdicts");
+      for (const c of conditions) await admin.delete(`/api/condition?id=${c.identifier}`);
+    }
+  });
+
   it("a viewer sees the dry-run page and the approvals and modes without any button", async () => {
     const page = await signedIn(tokens.viewer, "viewer");
     await openTab(page, "Dry-run");
