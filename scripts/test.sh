@@ -28,6 +28,7 @@ npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$
 # whole suite (a run of chosen files is someone's fast loop); MM_TEST_TEMPORAL_SERVER=0 skips it.
 SERVER_PASS=(test/integration/engine.test.ts test/integration/mitigation.test.ts
   test/integration/intake-batch.test.ts test/integration/alert-scope.test.ts
+  test/integration/approvals.test.ts
   test/gateway/engine-path.test.ts test/gateway/isolation.test.ts test/gateway/commands.test.ts)
 if [ $# = 0 ] && [ "${MM_TEST_TEMPORAL_SERVER:-1}" = 1 ]; then
   echo "▸ running the workflow tests against the full Temporal server"

@@ -19,6 +19,7 @@ const names = {
   incident: `incident-seed-scenario${label}`,
   agentSteps: `mitigation-agent-steps${label}`,
   fallback: `mitigation-fallback-after-webhook-failure${label}`,
+  approved: `mitigation-held-then-approved${label}`,
 };
 const files = newHistoryFiles(Object.values(names));
 
@@ -60,10 +61,39 @@ const runOf = (nodeId: string) => {
   return run.workflowId;
 };
 
+// A mitigation held by its approval gate (the catalog's requires_approval), then approved.
+await rest.post("/api/workflow", {
+  identifier: "held_soar",
+  name: "held_soar",
+  url: hooks.url("/held"),
+  effective_attacks: ["T1566"],
+  cost: 0,
+  requires_approval: true,
+});
+await rest.post("/api/attack-flow", {
+  identifier: "phishing",
+  name: "phishing",
+  nodes: [{ id: "phish", techniques: ["T1566"] }],
+  start: ["phish"],
+});
+const heldHost = `${host}-held`;
+const phish = wazuhAlert("100002-ncat-connection", heldHost);
+(phish.rule as { mitre: { id: string[] } }).mitre.id = ["T1566"];
+await rest.post("/api/alert", phish);
+let approval: { id: string; workflow_id: string } | undefined;
+for (let i = 0; !approval && i < 300; i++) {
+  await new Promise((r) => setTimeout(r, 100));
+  approval = (await rest.get("/api/approvals?status=pending")).body.items[0];
+}
+if (!approval) throw new Error("the held mitigation never asked for approval");
+await rest.post(`/api/approvals/${approval.id}`, { decision: "approve", comment: "recorded" });
+await client.workflow.getHandle(approval.workflow_id).result();
+
 const histories: Record<string, string> = {
   [names.incident]: `incident/${host}`,
   [names.agentSteps]: runOf("ncat_connection"),
   [names.fallback]: runOf("ransomware_file"),
+  [names.approved]: approval.workflow_id,
 };
 for (const [name, workflowId] of Object.entries(histories))
   saveHistory(config.temporal.address, workflowId, files[name] as string);
