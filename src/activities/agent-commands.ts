@@ -109,7 +109,10 @@ export function agentCommandActivities(deps: {
           command: input.command,
           priority: input.priority,
           details,
-          origin: input.requestedBy ? "operator" : "engine",
+          // The engine's isolations reach here through the isolation workflow, which names the
+          // mitigation run that asked (`workflow:<id>`): still the engine's, not an operator's.
+          origin:
+            input.requestedBy && !input.requestedBy.startsWith("workflow:") ? "operator" : "engine",
           requestedBy: input.requestedBy ?? `workflow:${workflowId ?? info.activityId}`,
           workflowId,
           ttlMs: input.ttlMs ?? deps.commands.ttlMs,

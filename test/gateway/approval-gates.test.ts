@@ -71,6 +71,15 @@ describe("approval gates on the host's agent", () => {
     expect(answer.status).toBe(202);
     await decided(host, "mitigation_succeeded");
     expect(agent.commands().map((c) => c.command)).toEqual(["isolate-host"]);
+    // Approved by a person, yet the engine's action (through the isolation workflow).
+    const rows = await g.db
+      .selectFrom("commands")
+      .select(["origin", "requested_by"])
+      .where("agent_id", "=", agent.agentId)
+      .execute();
+    expect(rows).toEqual([
+      { origin: "engine", requested_by: expect.stringMatching(/^workflow:mitigation\//) },
+    ]);
   });
 
   it("follows the mode of the agent's group over the global one", async () => {
