@@ -80,6 +80,12 @@ const schema = z
     TEMPORAL_TLS_KEY: z.string().min(1).optional(),
     TEMPORAL_TLS_CA: z.string().min(1).optional(),
     MM_TASK_QUEUE: z.string().min(1).default("mitigation-manager"),
+    // Worker tuning (README "Performance"): unset keeps the Temporal SDK's defaults.
+    MM_WORKER_WORKFLOW_TASK_SLOTS: z.coerce.number().int().min(2).max(1_000).optional(),
+    MM_WORKER_WORKFLOW_POLLERS: z.coerce.number().int().min(2).max(100).optional(),
+    MM_WORKER_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(10_000).optional(),
+    MM_WORKER_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).optional(),
+    MM_WORKER_WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).optional(),
     NEO4J_URI: z
       .string()
       .regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\/.+/, "must be a bolt:// or neo4j:// URI")
@@ -187,6 +193,15 @@ const schema = z
     message: "MM_API_TLS_CERT and MM_API_TLS_KEY are set together or not at all",
     path: ["MM_API_TLS_CERT"],
   })
+  .refine(
+    (env) =>
+      env.MM_WORKER_WORKFLOW_POLLERS === undefined ||
+      env.MM_WORKER_WORKFLOW_POLLERS <= (env.MM_WORKER_WORKFLOW_TASK_SLOTS ?? 40),
+    {
+      message: "MM_WORKER_WORKFLOW_POLLERS cannot exceed the workflow task slots (default 40)",
+      path: ["MM_WORKER_WORKFLOW_POLLERS"],
+    },
+  )
   .refine((env) => (env.TEMPORAL_TLS_CERT === undefined) === (env.TEMPORAL_TLS_KEY === undefined), {
     message: "TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY are set together or not at all",
     path: ["TEMPORAL_TLS_CERT"],
@@ -254,6 +269,14 @@ function toConfig(env: z.infer<typeof schema>) {
       address: env.TEMPORAL_ADDRESS,
       namespace: env.TEMPORAL_NAMESPACE,
       taskQueue: env.MM_TASK_QUEUE,
+      /** Worker options; an absent one is the SDK's default. */
+      worker: {
+        maxConcurrentWorkflowTaskExecutions: env.MM_WORKER_WORKFLOW_TASK_SLOTS,
+        maxConcurrentWorkflowTaskPolls: env.MM_WORKER_WORKFLOW_POLLERS,
+        maxConcurrentActivityTaskExecutions: env.MM_WORKER_ACTIVITY_SLOTS,
+        maxCachedWorkflows: env.MM_WORKER_CACHED_WORKFLOWS,
+        workflowThreadPoolSize: env.MM_WORKER_WORKFLOW_THREADS,
+      },
       /** TLS (mTLS with a client certificate) to the frontend; unset: plain, as to the loopback dev server. */
       tls:
         env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_CA

@@ -84,6 +84,10 @@ export async function startWorker(opts: {
     taskQueue: opts.config.temporal.taskQueue,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath }),
     activities: opts.activities,
+    // The tuning configured (MM_WORKER_*); the SDK's defaults for the rest.
+    ...Object.fromEntries(
+      Object.entries(opts.config.temporal.worker).filter(([, v]) => v !== undefined),
+    ),
     interceptors: {
       activity: tracing.activityInterceptors,
       // A prebuilt bundle has them already (bundleWorkflows); bundling here adds them.
