@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from "@temporalio/activity";
+import { ApplicationFailure } from "@temporalio/activity";
 import neo4j, { type Driver, isRetryableError } from "neo4j-driver";
 import type { Config } from "../config.ts";
 import { resolveArgs } from "../domain/args.ts";
@@ -15,6 +15,7 @@ import { rankMitigations, stepDetails } from "../domain/mitigation.ts";
 import {
   type AgentCommand,
   type AttackFlow,
+  type Condition,
   type Identifier,
   identifierKey,
   PUSH_RULES,
@@ -117,26 +118,18 @@ interface AlertFacts {
 
 /**
  * A query or check over its budget may be the catalog's fault (a costly condition) or the moment's
- * (a cold Neo4j after a restart, a loaded machine). The activity retries it; over budget on
- * BUDGET_ATTEMPTS attempts in a row it is the condition's verdict. Outside an activity (dry-run)
- * the first overrun is the verdict.
+ * (a cold Neo4j after a restart, a loaded machine). The engine tries it again, after 1 s then 2 s;
+ * over budget BUDGET_ATTEMPTS times in a row is the condition's verdict. Counted within one
+ * evaluation, so the attempts an activity spent waiting out an outage never count. A rehearsal
+ * (dry-run) answers at once: its first overrun is the verdict.
  */
 const BUDGET_ATTEMPTS = 3;
-function overBudgetOnce(message: string): void {
-  let attempt = BUDGET_ATTEMPTS;
-  try {
-    attempt = Context.current().info.attempt;
-  } catch {
-    // not in an activity
-  }
-  if (attempt < BUDGET_ATTEMPTS)
-    throw ApplicationFailure.retryable(`${message} (attempt ${attempt})`, "OverBudget");
-}
 
 type ConditionVerdict = { holds: true } | { holds: false; reason: string; error?: boolean };
+type Evaluation = ConditionVerdict | { overBudget: string };
 
 /** What the engine reads and decides, without recording: shared by the activities and dry-run. */
-function engineCore(deps: EngineDeps) {
+function engineCore(deps: EngineDeps, budgetAttempts: number) {
   const catalog = catalogStore(deps.db);
 
   async function loadAlert(alertId: string) {
@@ -156,15 +149,29 @@ function engineCore(deps: EngineDeps) {
     const args = resolveArgs(condition.args ?? {}, alert);
     if (!args.ok)
       return { holds: false, reason: `condition ${id}: missing args ${args.missing.join(", ")}` };
+    for (let attempt = 1; ; attempt++) {
+      const evaluation = await evaluateOnce(id, condition, args.values, alert);
+      if (!("overBudget" in evaluation)) return evaluation;
+      if (attempt >= budgetAttempts)
+        return { holds: false, error: true, reason: `condition ${id}: ${evaluation.overBudget}` };
+      await new Promise((r) => setTimeout(r, 1_000 * attempt));
+    }
+  }
+
+  /** The condition's query (if any), then its check, each within its budget. */
+  async function evaluateOnce(
+    id: Identifier,
+    condition: Condition,
+    args: Record<string, unknown>,
+    alert: Record<string, unknown>,
+  ): Promise<Evaluation> {
     let rows: Record<string, unknown>[] = [];
     if (condition.query?.trim()) {
       const session = deps.neo4j.session({ defaultAccessMode: neo4j.session.READ });
       try {
         const result = await session.executeRead(
-          (tx) => tx.run(condition.query ?? "", { ...condition.params, ...args.values }),
-          {
-            timeout: deps.queryTimeoutMs,
-          },
+          (tx) => tx.run(condition.query ?? "", { ...condition.params, ...args }),
+          { timeout: deps.queryTimeoutMs },
         );
         rows = toRows(result.records);
       } catch (err) {
@@ -176,7 +183,7 @@ function engineCore(deps: EngineDeps) {
             "GraphUnavailable",
           );
         if (String((err as { code?: unknown }).code).includes("TransactionTimedOut"))
-          overBudgetOnce(`condition ${id}: query exceeded its time limit`);
+          return { overBudget: `query failed: ${(err as Error).message}` };
         return {
           holds: false,
           error: true,
@@ -188,12 +195,12 @@ function engineCore(deps: EngineDeps) {
     }
     const check = await deps.checks.evaluate(condition.check, {
       params: condition.params ?? {},
-      args: args.values,
+      args,
       alert,
       rows,
     });
     if (!check.ok) {
-      if (check.overBudget) overBudgetOnce(`condition ${id}: ${check.error}`);
+      if (check.overBudget) return { overBudget: `check failed: ${check.error}` };
       return { holds: false, error: true, reason: `condition ${id}: check failed: ${check.error}` };
     }
     return check.value ? { holds: true } : { holds: false, reason: `condition ${id} is false` };
@@ -313,7 +320,10 @@ function engineCore(deps: EngineDeps) {
 }
 
 export function engineActivities(deps: EngineDeps) {
-  const { catalog, loadAlert, evaluateAll, record, plan, rankedFor } = engineCore(deps);
+  const { catalog, loadAlert, evaluateAll, record, plan, rankedFor } = engineCore(
+    deps,
+    BUDGET_ATTEMPTS,
+  );
 
   /**
    * For each alert of a batch, in order, the nodes it could reach whose conditions all hold; every
@@ -546,7 +556,7 @@ export interface DryRunInput {
  * Not an activity: the API answers it (POST /api/alert/dry-run).
  */
 export function engineDryRun(deps: EngineDeps) {
-  const { catalog, evaluateCondition, plan, rankedFor } = engineCore(deps);
+  const { catalog, evaluateCondition, plan, rankedFor } = engineCore(deps, 1);
   return async (input: DryRunInput) => {
     const flows = await catalog.list("attack_flow");
     const candidates = candidateNodes(flows, input.instances, input.alert.techniques);
