@@ -66,9 +66,25 @@ export async function createScratch(
       const nc = await connectNatsAs(config.nats, "ingest", { reconnect: false });
       await (await jetstreamManager(nc)).streams.delete(config.nats.alertStream).catch(() => {});
       await nc.close();
-      await adminQuery(base.databaseUrl, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await dropDatabase(base.databaseUrl, database);
     },
   };
+}
+
+/**
+ * FORCE ends the test's own connections, but not an autovacuum worker busy in the database (a
+ * process of no role the test may signal: "must be a member of the role whose process is being
+ * terminated"); it finishes within moments, so the drop is tried again.
+ */
+async function dropDatabase(baseUrl: string, database: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await adminQuery(baseUrl, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "42501" || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 async function adminQuery(baseUrl: string, sql: string): Promise<void> {

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { WorkflowHandle } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentCommandInput, AgentCommandResult } from "../../src/activities/agent-commands.ts";
+import type { GateResult } from "../../src/activities/approvals.ts";
 import type { NextMitigation } from "../../src/activities/engine.ts";
 import {
   advance,
@@ -107,6 +108,10 @@ function stubEngine(opts: { agentStep?: boolean } = {}) {
       };
     },
     async recordDecision(): Promise<void> {},
+    // Every chosen mitigation passes its approval gate (modes and policies are the integration tests').
+    async gateMitigation(): Promise<GateResult> {
+      return { gate: "act" };
+    },
     async callWebhook(): Promise<{ status: number }> {
       return { status: 200 };
     },
