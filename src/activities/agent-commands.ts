@@ -135,7 +135,8 @@ export function agentCommandActivities(deps: {
         await markReported(deps.db, row.id);
         return settle(row.status, row.result);
       }
-      metrics.command("issued");
+      // A retry (commandActivities re-issues every minute) is the same command, counted once.
+      if (row.inserted) metrics.command("issued");
       deps.nc.publish(commandSubject(input.agentId), encode({ ids: [input.commandId] }));
       throw new CompleteAsyncError();
     },

@@ -8,6 +8,9 @@ export interface TimedCommandActivities {
 
 export type AgentCommandRequest = AgentCommandInput & { requestedBy: string; ttlMs: number };
 
+/** How long an issued command's activity waits before it is tried again (see commandActivities). */
+export const COMMAND_REISSUE_MS = 60_000;
+
 /** Time an agent gets to finish a command it acknowledged, on top of the delivery deadline. */
 export const COMPLETION_ALLOWANCE_MS = 10 * 60_000;
 
@@ -21,6 +24,11 @@ export const COMPLETION_ALLOWANCE_MS = 10 * 60_000;
 export function commandActivities(ttlMs: number) {
   return proxyActivities<TimedCommandActivities>({
     startToCloseTimeout: ttlMs + COMPLETION_ALLOWANCE_MS,
+    // The activity issues the command and completes asynchronously (the gateway reports the
+    // outcome), so nothing heartbeats it: every minute it is tried again, which re-issues the same
+    // command (a no-op but for a fresh notice to the gateway). A worker killed before it issued the
+    // command thus costs a minute, not the whole timeout above.
+    heartbeatTimeout: COMMAND_REISSUE_MS,
     retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
   });
 }
