@@ -221,6 +221,14 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
   }
 
   const record = (d: Decision) => recordMeasured(deps.db, d);
+  /**
+   * Verdicts are written once every one of them is known: an activity that fails part-way (Neo4j
+   * gone for the next condition) is retried and may decide otherwise, and a verdict written
+   * before that failure would stand beside the retry's contrary one.
+   */
+  const recordAll = async (decisions: Decision[]) => {
+    for (const d of decisions) await record(d);
+  };
 
   /** Why blocking `ip` would turn the mitigation into an outage, or null when it may be blocked. */
   function blockRefusal(ip: unknown): string | null {
@@ -316,11 +324,11 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
     }));
   }
 
-  return { catalog, loadAlert, evaluateCondition, evaluateAll, record, plan, rankedFor };
+  return { catalog, loadAlert, evaluateCondition, evaluateAll, record, recordAll, plan, rankedFor };
 }
 
 export function engineActivities(deps: EngineDeps) {
-  const { catalog, loadAlert, evaluateAll, record, plan, rankedFor } = engineCore(
+  const { catalog, loadAlert, evaluateAll, record, recordAll, plan, rankedFor } = engineCore(
     deps,
     BUDGET_ATTEMPTS,
   );
@@ -343,6 +351,7 @@ export function engineActivities(deps: EngineDeps) {
     let instances = input.instances;
     let counter = input.instanceCounter;
     const holdingPerAlert: NodeCandidate[][] = [];
+    const verdicts: Decision[] = [];
     for (const a of input.alerts) {
       const candidates = candidateNodes(all, instances, a.techniques);
       const holding: NodeCandidate[] = [];
@@ -354,7 +363,7 @@ export function engineActivities(deps: EngineDeps) {
       for (const candidate of candidates) {
         const verdict = await evaluateAll(candidate.conditions, alert.raw, cache);
         if (verdict.holds) holding.push(candidate);
-        await record({
+        verdicts.push({
           incidentId: input.incidentId,
           alertId: a.id,
           workflowId: null,
@@ -375,6 +384,7 @@ export function engineActivities(deps: EngineDeps) {
       if (holding.length)
         instances = advance(all, instances, holding, () => instanceIdOf(++counter)).instances;
     }
+    await recordAll(verdicts);
     // A flow missing here would finish its instances in the workflow: send every one in use.
     for (const i of instances) needed.add(i.flowId);
     return {
@@ -410,12 +420,13 @@ export function engineActivities(deps: EngineDeps) {
       const ranked = await rankedFor(input.techniques);
       const alert = await loadAlert(input.alertId);
       const passedOver: string[] = [];
+      const skipped: Decision[] = [];
       for (const candidate of ranked) {
         if (input.tried.includes(candidate.key)) continue;
         const base = { ...decisionBase(input), mitigation: candidate.key };
         const steps = await plan(alert, candidate, input.techniques);
         if (typeof steps === "string") {
-          await record({
+          skipped.push({
             ...base,
             kind: "mitigation_skipped",
             reason: `${candidate.name} skipped: ${steps}`,
@@ -430,28 +441,35 @@ export function engineActivities(deps: EngineDeps) {
           workflowId: input.workflowId,
         });
         if (owner !== input.workflowId) {
-          await record({
-            ...base,
-            kind: "mitigation_duplicate",
-            reason: `${candidate.name} already runs for this alert in ${owner}: not run twice`,
-            details: { cost: candidate.cost, owner },
-          });
+          await recordAll([
+            ...skipped,
+            {
+              ...base,
+              kind: "mitigation_duplicate",
+              reason: `${candidate.name} already runs for this alert in ${owner}: not run twice`,
+              details: { cost: candidate.cost, owner },
+            },
+          ]);
           return {
             found: false,
             candidates: ranked.length,
             duplicateOf: { mitigation: candidate.key, workflowId: owner },
           };
         }
-        await record({
-          ...base,
-          kind: "mitigation_chosen",
-          reason: `${candidate.name} chosen (cost ${candidate.cost})${input.preemptive ? " preemptively" : ""}`,
-          details: { cost: candidate.cost, steps: stepsRecord(steps) },
-        });
+        await recordAll([
+          ...skipped,
+          {
+            ...base,
+            kind: "mitigation_chosen",
+            reason: `${candidate.name} chosen (cost ${candidate.cost})${input.preemptive ? " preemptively" : ""}`,
+            details: { cost: candidate.cost, steps: stepsRecord(steps) },
+          },
+        ]);
         if (steps.some((s) => s.kind === "agent"))
           metrics.alertToCommand((Date.now() - alert.received_at.getTime()) / 1_000);
         return { found: true, candidate, steps, passedOver };
       }
+      await recordAll(skipped);
       return { found: false, candidates: ranked.length };
     },
 
