@@ -13,6 +13,7 @@ const COUNTED = [
   "nodesUndecided",
   "decisionsDuplicated",
   "commandsExecutedTwice",
+  "contradictions",
 ] as const;
 
 it("survives a SIGKILL of every process and server, an agent's, and a cut gateway: nothing lost, decided twice or run twice", async () => {

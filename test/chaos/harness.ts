@@ -120,6 +120,8 @@ const MUST_BE_ZERO = [
   "nodesUndecided",
   "decisionsDuplicated",
   "commandsExecutedTwice",
+  // A candidate recorded as skipped and as chosen by one run: a verdict written too early.
+  "contradictions",
 ] as const;
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
