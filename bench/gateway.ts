@@ -30,7 +30,7 @@ import { sql } from "kysely";
 import { connectNatsAs, temporalConnection } from "../src/connections.ts";
 import { commandSubject, encode } from "../src/gateway/subjects.ts";
 import { issueCommand } from "../src/store/commands.ts";
-import { createDb } from "../src/store/db.ts";
+import { createDb, migrate } from "../src/store/db.ts";
 import { createEnrollmentToken } from "../src/store/enrollment-tokens.ts";
 import { agentCommandWorkflow } from "../src/workflows/agent-command.ts";
 import { createScratch } from "../test/support/scratch.ts";
@@ -301,6 +301,7 @@ function trickle(agents: Identity[], prefix: string, rate: number, count: number
 }
 
 // --- the run -------------------------------------------------------------------------------------
+await migrate(db); // the gateways would on start; the enrollment token is needed before the first
 const temporalInfo = temporalMode ? await checkTemporalMode(config, temporalMode) : null;
 const token = await createEnrollmentToken(db, {
   group: "bench",

@@ -25,13 +25,24 @@ import type { Logger } from "../log.ts";
 import { describeIssues } from "../protocol/messages.ts";
 import { bearerToken, newId } from "../secrets.ts";
 import { type AgentCredentials, authenticateAgent } from "../store/agent-keys.ts";
-import type { OutcomeToReport } from "../store/commands.ts";
+import {
+  claimForDelivery,
+  type OutcomeToReport,
+  recordAcks,
+  recordCompletions,
+} from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 import { enroll } from "../store/enrollment-tokens.ts";
-import { AgentSession, CLOSE } from "./session.ts";
+import { Batcher } from "./batcher.ts";
+import { AgentSession, CLOSE, type CommandWrites } from "./session.ts";
 import { loadCommandSigningKey } from "./signing-key.ts";
 
 const SWEEP_MS = 1_000;
+/**
+ * Commands, acks or completions written by one statement at most. A statement of 1,000 rows holds
+ * the audit chain's lock for tens of milliseconds; larger ones only make the next wait longer.
+ */
+const MAX_WRITE_BATCH = 1_000;
 const WS_PATH = "/agent/ws";
 
 const EnrollRequest = z.object({
@@ -125,6 +136,11 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   );
 
   const report = (outcome: OutcomeToReport) => reportOutcome(deps, outcome);
+  const writes: CommandWrites = {
+    claim: new Batcher((claims) => claimForDelivery(deps.db, gatewayId, claims), MAX_WRITE_BATCH),
+    ack: new Batcher((acks) => recordAcks(deps.db, acks), MAX_WRITE_BATCH),
+    complete: new Batcher((done) => recordCompletions(deps.db, done), MAX_WRITE_BATCH),
+  };
   const sessionDeps = {
     db: deps.db,
     nc: deps.nc,
@@ -136,6 +152,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     signingKey,
     sessions,
     report,
+    writes,
   };
 
   const accept = (ws: WebSocket, agent: AgentCredentials) => {

@@ -30,11 +30,14 @@ import {
 } from "../store/agents.ts";
 import { rejectAlert } from "../store/alerts.ts";
 import { appendAudit } from "../store/audit.ts";
-import {
-  claimForDelivery,
-  type OutcomeToReport,
-  recordAck,
-  recordCompletion,
+import type {
+  AgentAck,
+  AgentCompletion,
+  AgentReport,
+  Claim,
+  CompletionReport,
+  DeliverableCommand,
+  OutcomeToReport,
 } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 import {
@@ -47,6 +50,7 @@ import {
   ruleSetFiles,
 } from "../store/rules-rollout.ts";
 import { contextOf, inSpan, startSpanFrom } from "../tracing.ts";
+import type { Batcher } from "./batcher.ts";
 import type { CommandSigningKey } from "./signing-key.ts";
 import {
   agentSubjects,
@@ -100,6 +104,14 @@ export interface SessionDeps {
   sessions: Map<string, AgentSession>;
   /** Tells the waiting activity about a recorded completion. */
   report(outcome: OutcomeToReport): Promise<void>;
+  /** The gateway's command writes, many sessions' in one statement (batcher.ts). */
+  writes: CommandWrites;
+}
+
+export interface CommandWrites {
+  claim: Batcher<Claim, DeliverableCommand[]>;
+  ack: Batcher<AgentAck, AgentReport>;
+  complete: Batcher<AgentCompletion, CompletionReport>;
 }
 
 export class AgentSession {
@@ -312,7 +324,7 @@ export class AgentSession {
         "mm.command.id": message.command_id,
         "mm.agent.id": this.agentId,
       })?.span.end();
-      const ack = await recordAck(this.deps.db, {
+      const ack = await this.deps.writes.ack.submit({
         agentId: this.agentId,
         commandId: message.command_id,
         timestamp: message.timestamp,
@@ -438,7 +450,7 @@ export class AgentSession {
       details: completion.details,
       timestamp: completion.timestamp,
     };
-    const done = await recordCompletion(this.deps.db, {
+    const done = await this.deps.writes.complete.submit({
       agentId: this.agentId,
       commandId: completion.command_id,
       outcome,
@@ -536,10 +548,9 @@ export class AgentSession {
     }
     const backlog = !ids || this.backlogDue;
     this.backlogDue = false;
-    const commands = await claimForDelivery(this.deps.db, {
+    const commands = await this.deps.writes.claim.submit({
       agentId: this.agentId,
       sessionId: this.id,
-      gatewayId: this.deps.gatewayId,
       ...(!backlog && { ids }),
     });
     metrics.command("delivered", commands.length);
