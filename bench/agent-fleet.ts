@@ -6,7 +6,8 @@
 //
 //   parent → fleet  {type: "connect", url, agents: [{agentId, apiKey, hostname}], width}
 //                   {type: "close"}
-//   fleet → parent  {type: "connected", ok, failed, ms}
+//   fleet → parent  {type: "ready"}                                          loaded, waiting
+//                   {type: "connected", ok, failed, ms}
 //                   {type: "received", frames: [[commandId, epochMs], …]}   batched, bounded
 //                   {type: "lost", agentId, code}                          a session the gateway ended
 import WebSocket from "ws";
@@ -124,3 +125,5 @@ process.on("message", async (message: FromParent) => {
 
 // The parent gone (killed, crashed): nothing is left holding sockets.
 process.on("disconnect", () => process.exit(0));
+// Loaded and listening: the connect phase's clock starts after every fleet's start-up.
+send({ type: "ready" });

@@ -36,8 +36,10 @@ import { agentCommandWorkflow } from "../src/workflows/agent-command.ts";
 import { createScratch } from "../test/support/scratch.ts";
 import {
   checkTemporalMode,
+  cpuMeter,
   cpuSeconds,
   latencySummary,
+  pidsOf,
   report,
   residentMiB,
   round,
@@ -116,6 +118,7 @@ async function startRole(role: string, ready: string, nodeOptions = ""): Promise
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
+  if (process.env.MM_DEBUG_BATCH) child.stderr?.on("data", (d) => { if (String(d).includes('"batch"')) process.stdout.write(String(d).split("\n").filter((l) => l.includes('"batch"')).join("\n") + "\n"); });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {
     if (child.exitCode === null) child.kill("SIGTERM");
@@ -150,18 +153,25 @@ const lost: { agentId: string; code: number }[] = [];
 
 interface Fleet {
   child: ChildProcess;
+  ready: Promise<void>;
   connected: Promise<{ ok: number; failed: number; ms: number }>;
 }
 
-function startFleet(url: string, agents: Identity[], width: number): Fleet {
+/** A fleet process, loaded; a `connect` message then opens its agents' sessions. */
+function startFleet(): Fleet {
   const child = fork(path.join(import.meta.dirname, "agent-fleet.ts"), [], {
     execArgv: ["--import", "tsx"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
+  let ready = () => {};
+  const loaded = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
   const connected = new Promise<{ ok: number; failed: number; ms: number }>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`agent fleet exited with ${code}`)));
     child.on("message", (m: { type: string } & Record<string, unknown>) => {
-      if (m.type === "connected")
+      if (m.type === "ready") ready();
+      else if (m.type === "connected")
         resolve(m as unknown as { ok: number; failed: number; ms: number });
       else if (m.type === "received")
         for (const [id, at] of m.frames as [string, number][]) received.set(id, at);
@@ -169,8 +179,7 @@ function startFleet(url: string, agents: Identity[], width: number): Fleet {
     });
   });
   connected.catch(() => {}); // awaited by the caller; a late exit is not unhandled
-  child.send({ type: "connect", url, agents, width });
-  return { child, connected };
+  return { child, ready: loaded, connected };
 }
 
 async function stopFleet(fleet: Fleet) {
@@ -198,14 +207,25 @@ function rssSampler(pid: number) {
   };
 }
 
-/** CPU seconds of the gateway over a phase, and the share of one core that is. */
-function cpuPhase(pid: number) {
+/**
+ * CPU seconds of the gateway over a phase and the share of one core that is; beside it what
+ * PostgreSQL and the fleets used (where the rest of the machine went).
+ */
+function cpuPhase(pid: number, fleets: Fleet[] = []) {
   const cpu0 = cpuSeconds(pid) ?? 0;
+  const others = cpuMeter({
+    postgres: pidsOf("postgres"),
+    fleets: fleets.map((f) => f.child.pid as number),
+  });
   const t0 = performance.now();
   return () => {
     const seconds = (cpuSeconds(pid) ?? 0) - cpu0;
     const wall = (performance.now() - t0) / 1000;
-    return { seconds: round(seconds, 2), percent: round((seconds / wall) * 100, 0) };
+    return {
+      seconds: round(seconds, 2),
+      percent: round((seconds / wall) * 100, 0),
+      ...others(),
+    };
   };
 }
 
@@ -303,13 +323,20 @@ function trickle(agents: Identity[], prefix: string, rate: number, count: number
 // --- the run -------------------------------------------------------------------------------------
 await migrate(db); // the gateways would on start; the enrollment token is needed before the first
 const temporalInfo = temporalMode ? await checkTemporalMode(config, temporalMode) : null;
-const token = await createEnrollmentToken(db, {
-  group: "bench",
-  description: null,
-  maxUses: Math.max(...SIZES),
-  expiresInMs: 6 * 3_600_000,
-  createdBy: "bench",
-});
+// One token per enrollment lane: an enrollment locks its token's row until it commits, so one
+// token shared by the fleet would measure that lock rather than the gateway.
+const ENROLL_WIDTH = 32;
+const tokens = await Promise.all(
+  Array.from({ length: ENROLL_WIDTH }, () =>
+    createEnrollmentToken(db, {
+      group: "bench",
+      description: null,
+      maxUses: Math.ceil(Math.max(...SIZES) / ENROLL_WIDTH) + 1,
+      expiresInMs: 6 * 3_600_000,
+      createdBy: "bench",
+    }),
+  ),
+);
 const identities: Identity[] = [];
 const rows: Record<string, unknown>[] = [];
 const extra: Record<string, unknown> = {};
@@ -338,11 +365,12 @@ for (const [round_, size] of SIZES.entries()) {
     { length: Math.max(0, size - identities.length) },
     (_, i) => `bench-${tag}-${identities.length + i}`,
   );
-  await pool(fresh, 32, async (hostname) => {
+  await pool(fresh, ENROLL_WIDTH, async (hostname) => {
+    const lane = Number(hostname.slice(hostname.lastIndexOf("-") + 1)) % ENROLL_WIDTH;
     const res = await fetch(`${url}/api/enroll`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ token: token.token, hostname }),
+      body: JSON.stringify({ token: (tokens[lane] as { token: string }).token, hostname }),
     });
     const body = (await res.json()) as { agent_id: string; api_key: string };
     if (res.status !== 201) throw new Error(`enrollment: ${res.status} ${JSON.stringify(body)}`);
@@ -351,16 +379,23 @@ for (const [round_, size] of SIZES.entries()) {
   if (fresh.length) row.enrollPerS = round((fresh.length / (performance.now() - t)) * 1000, 0);
   const agents = identities.slice(0, size);
 
-  // Connect: every fleet its share, handshakes bounded.
-  let cpu = cpuPhase(gateway.pid);
+  // Connect: every fleet its share, handshakes bounded; the clock starts once they are loaded.
+  const fleets = Array.from({ length: Math.min(FLEETS, size) }, startFleet);
+  await Promise.race([
+    Promise.all(fleets.map((f) => f.ready)),
+    sleep(60_000).then(() => {
+      throw new Error("the fleet processes did not start in 60 s");
+    }),
+  ]);
+  let cpu = cpuPhase(gateway.pid, fleets);
   t = performance.now();
-  const fleets = Array.from({ length: Math.min(FLEETS, size) }, (_, k) =>
-    startFleet(
+  for (const [k, fleet] of fleets.entries())
+    fleet.child.send({
+      type: "connect",
       url,
-      agents.filter((_, i) => i % FLEETS === k),
-      Math.ceil(CONNECT_WIDTH / FLEETS),
-    ),
-  );
+      agents: agents.filter((_, i) => i % fleets.length === k),
+      width: Math.ceil(CONNECT_WIDTH / fleets.length),
+    });
   const results = await Promise.race([
     Promise.all(fleets.map((f) => f.connected)),
     sleep(PHASE_MS).then(() => {
@@ -375,14 +410,14 @@ for (const [round_, size] of SIZES.entries()) {
   row.connectPeakRssMiB = rss.reset();
 
   // Idle: heartbeats only.
-  cpu = cpuPhase(gateway.pid);
+  cpu = cpuPhase(gateway.pid, fleets);
   await sleep(IDLE_MS);
   row.idleRssMiB = residentMiB(gateway.pid);
   row.idleCpu = cpu();
   rss.reset();
 
   // Paced: latency without queueing.
-  cpu = cpuPhase(gateway.pid);
+  cpu = cpuPhase(gateway.pid, fleets);
   const paced = Math.min(PACED, size);
   await trickle(agents, `${prefix}paced/`, RATE, paced).done;
   await until(async () => (await completed(`${prefix}paced/`)) === paced, PHASE_MS, "paced");
@@ -412,7 +447,7 @@ for (const [round_, size] of SIZES.entries()) {
       )
       .execute();
   }
-  cpu = cpuPhase(gateway.pid);
+  cpu = cpuPhase(gateway.pid, fleets);
   rss.reset();
   const publishedAt = epochNow();
   t = performance.now();

@@ -26,6 +26,8 @@ import { describeIssues } from "../protocol/messages.ts";
 import { bearerToken, newId } from "../secrets.ts";
 import { type AgentCredentials, authenticateAgent } from "../store/agent-keys.ts";
 import {
+  type AgentReport,
+  type CompletionReport,
   claimForDelivery,
   type OutcomeToReport,
   recordAcks,
@@ -34,8 +36,9 @@ import {
 import type { Db } from "../store/db.ts";
 import { enroll } from "../store/enrollment-tokens.ts";
 import { Batcher } from "./batcher.ts";
-import { AgentSession, CLOSE, type CommandWrites } from "./session.ts";
+import { AgentSession, type AgentWrite, CLOSE, type CommandWrites } from "./session.ts";
 import { loadCommandSigningKey } from "./signing-key.ts";
+import { DeliveryWindow } from "./window.ts";
 
 const SWEEP_MS = 1_000;
 /**
@@ -138,9 +141,9 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const report = (outcome: OutcomeToReport) => reportOutcome(deps, outcome);
   const writes: CommandWrites = {
     claim: new Batcher((claims) => claimForDelivery(deps.db, gatewayId, claims), MAX_WRITE_BATCH),
-    ack: new Batcher((acks) => recordAcks(deps.db, acks), MAX_WRITE_BATCH),
-    complete: new Batcher((done) => recordCompletions(deps.db, done), MAX_WRITE_BATCH),
+    report: new Batcher((writes) => recordReports(deps.db, writes), MAX_WRITE_BATCH),
   };
+  const window = new DeliveryWindow(limits.deliveryWindow);
   const sessionDeps = {
     db: deps.db,
     nc: deps.nc,
@@ -153,6 +156,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     sessions,
     report,
     writes,
+    window,
   };
 
   const accept = (ws: WebSocket, agent: AgentCredentials) => {
@@ -221,6 +225,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const session of opened) {
+      session.releaseUnanswered(now);
       if (!session.isWelcomed && now - session.openedAt > limits.handshakeTimeoutMs) {
         session.close(CLOSE.noHello, `no hello within ${limits.handshakeTimeoutMs / 1000} s`);
       } else if (session.isWelcomed && now - session.lastFrameAt > silenceMs) {
@@ -253,3 +258,23 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
  * Answers an upgrade with a bare status and closes the connection; a client that keeps its side
  * open (the server allows half-open sockets) is cut a second later.
  */
+
+/**
+ * A batch of agents' acks and completions: the acks first, so a command acknowledged and completed
+ * within one batch is recorded in that order; answers in the order given.
+ */
+async function recordReports(db: Db, writes: AgentWrite[]) {
+  const acks = await recordAcks(
+    db,
+    writes.filter((w) => w.kind === "ack"),
+  );
+  const completions = await recordCompletions(
+    db,
+    writes.filter((w) => w.kind === "completion"),
+  );
+  let a = 0;
+  let c = 0;
+  return writes.map(
+    (w) => (w.kind === "ack" ? acks[a++] : completions[c++]) as AgentReport | CompletionReport,
+  );
+}

@@ -60,6 +60,7 @@ import {
   encode,
   type RulesNotice,
 } from "./subjects.ts";
+import type { DeliveryWindow } from "./window.ts";
 
 /** WebSocket close codes of this gateway (4000-4999 are the application's). */
 export const CLOSE = {
@@ -81,6 +82,17 @@ const BACKPRESSURE_RETRY_MS = 100;
 const RULES_FRAME_TTL_MS = 10 * 60_000;
 /** Commands of one session whose trace context is kept for their ack and completion spans. */
 const MAX_TRACED_COMMANDS = 1_000;
+/**
+ * Noticed command ids a session keeps while the delivery window is full; past it they are
+ * forgotten and the agent's whole backlog is claimed instead (the commands are in PostgreSQL).
+ */
+const MAX_NOTICED = 10_000;
+/**
+ * A sent command holds its slot of the delivery window until acknowledged, or this long: an agent
+ * that never answers does not shrink the window for the others (the supervisor expires the command
+ * after the same grace).
+ */
+export const UNACKED_HOLD_MS = 10_000;
 
 export interface SessionLimits {
   /** Invalid frames tolerated within a minute; the next one closes the session. */
@@ -106,12 +118,16 @@ export interface SessionDeps {
   report(outcome: OutcomeToReport): Promise<void>;
   /** The gateway's command writes, many sessions' in one statement (batcher.ts). */
   writes: CommandWrites;
+  /** Commands sent and not yet acknowledged, gateway-wide (window.ts). */
+  window: DeliveryWindow;
 }
+
+/** An agent's ack or completion, recorded in the order the agent sent them. */
+export type AgentWrite = ({ kind: "ack" } & AgentAck) | ({ kind: "completion" } & AgentCompletion);
 
 export interface CommandWrites {
   claim: Batcher<Claim, DeliverableCommand[]>;
-  ack: Batcher<AgentAck, AgentReport>;
-  complete: Batcher<AgentCompletion, CompletionReport>;
+  report: Batcher<AgentWrite, AgentReport | CompletionReport>;
 }
 
 export class AgentSession {
@@ -150,6 +166,8 @@ export class AgentSession {
   private flushing = false;
   /** Command id → the traceparent its frame carried (src/tracing.ts); oldest forgotten first. */
   private traces = new Map<string, string>();
+  /** Sent commands holding a slot of the delivery window, with when they were sent. */
+  private unacked = new Map<string, number>();
 
   constructor(
     readonly credentials: AgentCredentials,
@@ -243,6 +261,15 @@ export class AgentSession {
       return;
     }
     this.queuedFrames++;
+    if (!("type" in message)) {
+      // Acks and completions are handed to the gateway's next statement in the order they came,
+      // without waiting for the previous one to commit: an agent answering many commands gets
+      // them recorded together (ack before completion: the writer records acks first).
+      this.frames = this.frames.then(() => {
+        void this.guard(() => this.onFrame(message)).finally(() => this.queuedFrames--);
+      });
+      return;
+    }
     this.frames = this.frames
       .then(() => this.guard(() => this.onFrame(message)))
       .finally(() => this.queuedFrames--);
@@ -279,6 +306,8 @@ export class AgentSession {
     if (this.welcomed) metrics.sessionClosed();
     if (this.retry) clearTimeout(this.retry);
     this.outbox = [];
+    this.deps.window.release(this.unacked.size);
+    this.unacked.clear();
     this.subscription?.unsubscribe();
     if (this.deps.sessions.get(this.agentId) === this) this.deps.sessions.delete(this.agentId);
     const reason =
@@ -314,7 +343,8 @@ export class AgentSession {
         const live = await touchSession(this.deps.db, { ...this.credentials, sessionId: this.id });
         if (!live) this.close(CLOSE.revoked, "this session was replaced or its API key revoked");
         // A command notice lost on NATS costs at most a heartbeat: the backlog is claimed here too.
-        else await this.deliver();
+        // Not awaited: a full delivery window must not hold back this agent's acks behind it.
+        else void this.guard(() => this.deliver());
         return;
       }
       return recordRulesReport(this.deps.db, this.agentId, message);
@@ -324,12 +354,14 @@ export class AgentSession {
         "mm.command.id": message.command_id,
         "mm.agent.id": this.agentId,
       })?.span.end();
-      const ack = await this.deps.writes.ack.submit({
+      const ack = (await this.deps.writes.report.submit({
+        kind: "ack",
         agentId: this.agentId,
         commandId: message.command_id,
         timestamp: message.timestamp,
         actor: `agent:${this.agentId}`,
-      });
+      })) as AgentReport;
+      this.answered(message.command_id);
       if (ack.kind === "recorded") this.acks.acknowledged(message.command_id);
       if (ack.kind === "unknown")
         this.bad("unknown_command", "no such command was sent to this agent", message.command_id);
@@ -450,12 +482,15 @@ export class AgentSession {
       details: completion.details,
       timestamp: completion.timestamp,
     };
-    const done = await this.deps.writes.complete.submit({
+    const done = (await this.deps.writes.report.submit({
+      kind: "completion",
       agentId: this.agentId,
       commandId: completion.command_id,
       outcome,
       actor: `agent:${this.agentId}`,
-    });
+    })) as CompletionReport;
+    // A re-sent acknowledged command is answered with its completion alone.
+    this.answered(completion.command_id);
     if (done.kind === "unknown") {
       this.bad("unknown_command", "no such command was sent to this agent", completion.command_id);
       return;
@@ -518,7 +553,24 @@ export class AgentSession {
 
   private notice(ids: string[]): void {
     for (const id of ids) this.noticed.add(id);
+    if (this.noticed.size > MAX_NOTICED) {
+      this.noticed.clear();
+      this.backlogDue = true;
+    }
     if (this.welcomed) void this.flush();
+  }
+
+  /** The agent answered a sent command: its slot of the delivery window is free. */
+  private answered(commandId: string): void {
+    if (this.unacked.delete(commandId)) this.deps.window.release(1);
+  }
+
+  /** Frees the window slots of commands sent longer ago than `UNACKED_HOLD_MS` (server sweep). */
+  releaseUnanswered(now: number): void {
+    for (const [id, sentAt] of this.unacked) {
+      if (now - sentAt < UNACKED_HOLD_MS) break; // oldest first: the rest are younger
+      this.answered(id);
+    }
   }
 
   /** Notices arriving together are claimed with one query. */
@@ -526,10 +578,12 @@ export class AgentSession {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.noticed.size && !this.ended) {
+      while ((this.noticed.size || this.backlogDue) && !this.ended) {
         const ids = [...this.noticed];
         this.noticed.clear();
         await this.guard(() => this.deliver(ids));
+        // Held back by the socket (deliver set a retry): the retry claims what is left.
+        if (this.outbox.length) break;
       }
     } finally {
       this.flushing = false;
@@ -548,11 +602,28 @@ export class AgentSession {
     }
     const backlog = !ids || this.backlogDue;
     this.backlogDue = false;
-    const commands = await this.deps.writes.claim.submit({
-      agentId: this.agentId,
-      sessionId: this.id,
-      ...(!backlog && { ids }),
-    });
+    // Room in the gateway's delivery window first; ids beyond it wait in the notice set.
+    const reserved = await this.deps.window.reserve(backlog ? 1 : (ids as string[]).length);
+    let claim = ids;
+    if (!backlog && ids && ids.length > reserved) {
+      claim = ids.slice(0, reserved);
+      for (const id of ids.slice(reserved)) this.noticed.add(id);
+    }
+    let commands: DeliverableCommand[] = [];
+    try {
+      if (!this.ended)
+        commands = await this.deps.writes.claim.submit({
+          agentId: this.agentId,
+          sessionId: this.id,
+          ...(!backlog && { ids: claim }),
+        });
+    } finally {
+      const holding = this.ended ? [] : commands.filter((c) => !this.unacked.has(c.id));
+      if (holding.length > reserved) this.deps.window.take(holding.length - reserved);
+      else this.deps.window.release(reserved - holding.length);
+      const now = Date.now();
+      for (const c of holding) this.unacked.set(c.id, now);
+    }
     metrics.command("delivered", commands.length);
     for (const c of commands) {
       // The seed's command frame, keys in the seed's order, then what lets the agent trust it.
