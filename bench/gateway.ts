@@ -118,7 +118,6 @@ async function startRole(role: string, ready: string, nodeOptions = ""): Promise
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  if (process.env.MM_DEBUG_BATCH) child.stderr?.on("data", (d) => { if (String(d).includes('"batch"')) process.stdout.write(String(d).split("\n").filter((l) => l.includes('"batch"')).join("\n") + "\n"); });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {
     if (child.exitCode === null) child.kill("SIGTERM");

@@ -33,16 +33,7 @@ export class Batcher<In, Out> {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.maxBatch);
         try {
-          const t0 = performance.now();
           const answers = await this.write(batch.map((b) => b.item));
-          if (process.env.MM_DEBUG_BATCH)
-            console.error(
-              JSON.stringify({
-                batch: batch.length,
-                ms: performance.now() - t0,
-                write: this.write.toString().slice(0, 30),
-              }),
-            );
           for (const [i, b] of batch.entries()) b.resolve(answers[i] as Out);
         } catch (err) {
           // Each waiting session answers its agent (session.ts guard); the next batch still runs.

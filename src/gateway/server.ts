@@ -25,6 +25,7 @@ import type { Logger } from "../log.ts";
 import { describeIssues } from "../protocol/messages.ts";
 import { bearerToken, newId } from "../secrets.ts";
 import { type AgentCredentials, authenticateAgent } from "../store/agent-keys.ts";
+import { touchSessions } from "../store/agents.ts";
 import {
   type AgentReport,
   type CompletionReport,
@@ -140,6 +141,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
 
   const report = (outcome: OutcomeToReport) => reportOutcome(deps, outcome);
   const writes: CommandWrites = {
+    touch: new Batcher((sessions) => touchSessions(deps.db, sessions), MAX_WRITE_BATCH),
     claim: new Batcher((claims) => claimForDelivery(deps.db, gatewayId, claims), MAX_WRITE_BATCH),
     report: new Batcher((writes) => recordReports(deps.db, writes), MAX_WRITE_BATCH),
   };

@@ -26,7 +26,6 @@ import {
   recordDisconnect,
   recordHello,
   recordIsolation,
-  touchSession,
 } from "../store/agents.ts";
 import { rejectAlert } from "../store/alerts.ts";
 import { appendAudit } from "../store/audit.ts";
@@ -126,6 +125,8 @@ export interface SessionDeps {
 export type AgentWrite = ({ kind: "ack" } & AgentAck) | ({ kind: "completion" } & AgentCompletion);
 
 export interface CommandWrites {
+  /** Heartbeats: is the session still the agent's, with a valid key? */
+  touch: Batcher<{ agentId: string; keyId: string; sessionId: string }, boolean>;
   claim: Batcher<Claim, DeliverableCommand[]>;
   report: Batcher<AgentWrite, AgentReport | CompletionReport>;
 }
@@ -340,7 +341,10 @@ export class AgentSession {
     if (!this.welcomed) return;
     if ("type" in message) {
       if (message.type === "heartbeat") {
-        const live = await touchSession(this.deps.db, { ...this.credentials, sessionId: this.id });
+        const live = await this.deps.writes.touch.submit({
+          ...this.credentials,
+          sessionId: this.id,
+        });
         if (!live) this.close(CLOSE.revoked, "this session was replaced or its API key revoked");
         // A command notice lost on NATS costs at most a heartbeat: the backlog is claimed here too.
         // Not awaited: a full delivery window must not hold back this agent's acks behind it.
@@ -583,7 +587,7 @@ export class AgentSession {
         this.noticed.clear();
         await this.guard(() => this.deliver(ids));
         // Held back by the socket (deliver set a retry): the retry claims what is left.
-        if (this.outbox.length) break;
+        if (this.retry) break;
       }
     } finally {
       this.flushing = false;
