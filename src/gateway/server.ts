@@ -27,8 +27,6 @@ import { bearerToken, newId } from "../secrets.ts";
 import { type AgentCredentials, authenticateAgent } from "../store/agent-keys.ts";
 import { touchSessions } from "../store/agents.ts";
 import {
-  type AgentReport,
-  type CompletionReport,
   claimForDelivery,
   type OutcomeToReport,
   recordAcks,
@@ -37,7 +35,7 @@ import {
 import type { Db } from "../store/db.ts";
 import { enroll } from "../store/enrollment-tokens.ts";
 import { Batcher } from "./batcher.ts";
-import { AgentSession, type AgentWrite, CLOSE, type CommandWrites } from "./session.ts";
+import { AgentSession, CLOSE, type CommandWrites } from "./session.ts";
 import { loadCommandSigningKey } from "./signing-key.ts";
 import { DeliveryWindow } from "./window.ts";
 
@@ -143,7 +141,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const writes: CommandWrites = {
     touch: new Batcher((sessions) => touchSessions(deps.db, sessions), MAX_WRITE_BATCH),
     claim: new Batcher((claims) => claimForDelivery(deps.db, gatewayId, claims), MAX_WRITE_BATCH),
-    report: new Batcher((writes) => recordReports(deps.db, writes), MAX_WRITE_BATCH),
+    ack: new Batcher((acks) => recordAcks(deps.db, acks), MAX_WRITE_BATCH),
+    complete: new Batcher((done) => recordCompletions(deps.db, done), MAX_WRITE_BATCH),
   };
   const window = new DeliveryWindow(limits.deliveryWindow);
   const sessionDeps = {
@@ -260,23 +259,3 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
  * Answers an upgrade with a bare status and closes the connection; a client that keeps its side
  * open (the server allows half-open sockets) is cut a second later.
  */
-
-/**
- * A batch of agents' acks and completions: the acks first, so a command acknowledged and completed
- * within one batch is recorded in that order; answers in the order given.
- */
-async function recordReports(db: Db, writes: AgentWrite[]) {
-  const acks = await recordAcks(
-    db,
-    writes.filter((w) => w.kind === "ack"),
-  );
-  const completions = await recordCompletions(
-    db,
-    writes.filter((w) => w.kind === "completion"),
-  );
-  let a = 0;
-  let c = 0;
-  return writes.map(
-    (w) => (w.kind === "ack" ? acks[a++] : completions[c++]) as AgentReport | CompletionReport,
-  );
-}

@@ -121,14 +121,12 @@ export interface SessionDeps {
   window: DeliveryWindow;
 }
 
-/** An agent's ack or completion, recorded in the order the agent sent them. */
-export type AgentWrite = ({ kind: "ack" } & AgentAck) | ({ kind: "completion" } & AgentCompletion);
-
 export interface CommandWrites {
   /** Heartbeats: is the session still the agent's, with a valid key? */
   touch: Batcher<{ agentId: string; keyId: string; sessionId: string }, boolean>;
   claim: Batcher<Claim, DeliverableCommand[]>;
-  report: Batcher<AgentWrite, AgentReport | CompletionReport>;
+  ack: Batcher<AgentAck, AgentReport>;
+  complete: Batcher<AgentCompletion, CompletionReport>;
 }
 
 export class AgentSession {
@@ -169,6 +167,8 @@ export class AgentSession {
   private traces = new Map<string, string>();
   /** Sent commands holding a slot of the delivery window, with when they were sent. */
   private unacked = new Map<string, number>();
+  /** Acks being recorded, by command id: that command's completion waits for its ack. */
+  private acking = new Map<string, Promise<AgentReport>>();
 
   constructor(
     readonly credentials: AgentCredentials,
@@ -263,9 +263,9 @@ export class AgentSession {
     }
     this.queuedFrames++;
     if (!("type" in message)) {
-      // Acks and completions are handed to the gateway's next statement in the order they came,
+      // Acks and completions are handed to the gateway's next statements in the order they came,
       // without waiting for the previous one to commit: an agent answering many commands gets
-      // them recorded together (ack before completion: the writer records acks first).
+      // them recorded together (a completion waits for its own command's ack, see completed()).
       this.frames = this.frames.then(() => {
         void this.guard(() => this.onFrame(message)).finally(() => this.queuedFrames--);
       });
@@ -358,13 +358,16 @@ export class AgentSession {
         "mm.command.id": message.command_id,
         "mm.agent.id": this.agentId,
       })?.span.end();
-      const ack = (await this.deps.writes.report.submit({
-        kind: "ack",
+      const writing = this.deps.writes.ack.submit({
         agentId: this.agentId,
         commandId: message.command_id,
         timestamp: message.timestamp,
         actor: `agent:${this.agentId}`,
-      })) as AgentReport;
+      });
+      this.acking.set(message.command_id, writing);
+      const ack = await writing.finally(() => {
+        if (this.acking.get(message.command_id) === writing) this.acking.delete(message.command_id);
+      });
       this.answered(message.command_id);
       if (ack.kind === "recorded") this.acks.acknowledged(message.command_id);
       if (ack.kind === "unknown")
@@ -486,13 +489,15 @@ export class AgentSession {
       details: completion.details,
       timestamp: completion.timestamp,
     };
-    const done = (await this.deps.writes.report.submit({
-      kind: "completion",
+    // Acks and completions are separate statements, so an ack never waits behind completions; a
+    // completion is recorded after its own command's ack (the audit log keeps the agent's order).
+    await this.acking.get(completion.command_id)?.catch(() => {});
+    const done = await this.deps.writes.complete.submit({
       agentId: this.agentId,
       commandId: completion.command_id,
       outcome,
       actor: `agent:${this.agentId}`,
-    })) as CompletionReport;
+    });
     // A re-sent acknowledged command is answered with its completion alone.
     this.answered(completion.command_id);
     if (done.kind === "unknown") {
