@@ -309,7 +309,12 @@ function trickle(agents: Identity[], prefix: string, rate: number, count: number
   const done = (async () => {
     const t0 = performance.now();
     for (; sent < count && !stopped; sent++) {
-      const agent = agents[Math.floor((sent * agents.length) / count) % agents.length] as Identity;
+      // Spread over the fleet: evenly for a known count, by a stride coprime with most sizes else.
+      const k =
+        Number.isFinite(count) && count <= agents.length
+          ? Math.floor((sent * agents.length) / count)
+          : sent * 7_919;
+      const agent = agents[k % agents.length] as Identity;
       await issue(agent.agentId, `${prefix}${sent}`);
       const wait = t0 + ((sent + 1) / rate) * 1000 - performance.now();
       if (wait > 0) await sleep(wait);
@@ -466,7 +471,7 @@ for (const [round_, size] of SIZES.entries()) {
     [...agents].reverse(),
     `${prefix}probe/`,
     PROBE_RATE,
-    Number.MAX_SAFE_INTEGER,
+    Number.POSITIVE_INFINITY,
   );
   await until(
     async () => (await completed(`${prefix}burst/`)) === BURST,

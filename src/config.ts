@@ -284,7 +284,7 @@ function toConfig(env: z.infer<typeof schema>) {
       handshakeTimeoutMs: env.MM_GATEWAY_HANDSHAKE_TIMEOUT_MS,
       /** Upgrades whose API key is still being checked. */
       maxPendingUpgrades: env.MM_GATEWAY_MAX_PENDING_UPGRADES,
-      /** Commands sent and not yet acknowledged, across the gateway's sessions (window.ts). */
+      /** Commands sent and not yet completed, across the gateway's sessions (window.ts). */
       deliveryWindow: env.MM_GATEWAY_DELIVERY_WINDOW,
     },
     /** The service's Ed25519 command signing key (PKCS#8 PEM), created on first start. */

@@ -87,9 +87,9 @@ const MAX_TRACED_COMMANDS = 1_000;
  */
 const MAX_NOTICED = 10_000;
 /**
- * A sent command holds its slot of the delivery window until acknowledged, or this long: an agent
- * that never answers does not shrink the window for the others (the supervisor expires the command
- * after the same grace).
+ * A sent command holds its slot of the delivery window until its completion is recorded, or this
+ * long: an agent that never answers, or runs a long command, does not shrink the window for the
+ * others for longer (the supervisor expires an unacknowledged command after the same grace).
  */
 export const UNACKED_HOLD_MS = 10_000;
 
@@ -117,7 +117,7 @@ export interface SessionDeps {
   report(outcome: OutcomeToReport): Promise<void>;
   /** The gateway's command writes, many sessions' in one statement (batcher.ts). */
   writes: CommandWrites;
-  /** Commands sent and not yet acknowledged, gateway-wide (window.ts). */
+  /** Commands sent and not yet completed, gateway-wide (window.ts). */
   window: DeliveryWindow;
 }
 
@@ -165,7 +165,7 @@ export class AgentSession {
   private flushing = false;
   /** Command id → the traceparent its frame carried (src/tracing.ts); oldest forgotten first. */
   private traces = new Map<string, string>();
-  /** Sent commands holding a slot of the delivery window, with when they were sent. */
+  /** Sent commands holding a slot of the delivery window (until completed), with when sent. */
   private unacked = new Map<string, number>();
   /** Acks being recorded, by command id: that command's completion waits for its ack. */
   private acking = new Map<string, Promise<AgentReport>>();
@@ -368,7 +368,6 @@ export class AgentSession {
       const ack = await writing.finally(() => {
         if (this.acking.get(message.command_id) === writing) this.acking.delete(message.command_id);
       });
-      this.answered(message.command_id);
       if (ack.kind === "recorded") this.acks.acknowledged(message.command_id);
       if (ack.kind === "unknown")
         this.bad("unknown_command", "no such command was sent to this agent", message.command_id);
@@ -498,7 +497,8 @@ export class AgentSession {
       outcome,
       actor: `agent:${this.agentId}`,
     });
-    // A re-sent acknowledged command is answered with its completion alone.
+    // Its slot is freed by the completion, not the ack: a window freed by acks alone would let
+    // completions waiting to be recorded pile up without bound (and fill the session's frame queue).
     this.answered(completion.command_id);
     if (done.kind === "unknown") {
       this.bad("unknown_command", "no such command was sent to this agent", completion.command_id);
@@ -569,7 +569,7 @@ export class AgentSession {
     if (this.welcomed) void this.flush();
   }
 
-  /** The agent answered a sent command: its slot of the delivery window is free. */
+  /** The agent completed a sent command: its slot of the delivery window is free. */
   private answered(commandId: string): void {
     if (this.unacked.delete(commandId)) this.deps.window.release(1);
   }
@@ -611,8 +611,12 @@ export class AgentSession {
     }
     const backlog = !ids || this.backlogDue;
     this.backlogDue = false;
-    // Room in the gateway's delivery window first; ids beyond it wait in the notice set.
-    const reserved = await this.deps.window.reserve(backlog ? 1 : (ids as string[]).length);
+    // Room in the gateway's delivery window first; ids beyond it wait in the notice set. One
+    // session never has more out than half its frame queue holds (an ack and a completion each).
+    const room = Math.max(1, Math.floor(this.deps.limits.maxQueuedFrames / 2) - this.unacked.size);
+    const reserved = await this.deps.window.reserve(
+      Math.min(room, backlog ? 1 : (ids as string[]).length),
+    );
     let claim = ids;
     if (!backlog && ids && ids.length > reserved) {
       claim = ids.slice(0, reserved);

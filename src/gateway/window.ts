@@ -1,4 +1,4 @@
-// How many commands one gateway has sent and not yet seen acknowledged, across all its sessions.
+// How many commands one gateway has sent and not yet seen completed, across all its sessions.
 // Without a bound, a burst (20,000 commands noticed at once) is claimed and written to the sockets
 // all at once: every frame, every ack and completion waiting to be recorded is in memory together,
 // and an ack waits behind thousands of others, seconds after its agent sent it. With it, the rest
@@ -31,7 +31,7 @@ export class DeliveryWindow {
     this.used += n;
   }
 
-  /** Gives slots back (acknowledged, unused, or their session ended) and wakes as many waiters. */
+  /** Gives slots back (completed, unused, or their session ended) and wakes as many waiters. */
   release(n: number): void {
     this.used = Math.max(0, this.used - n);
     for (let room = this.limit - this.used; room > 0 && this.waiting.length; room--)
