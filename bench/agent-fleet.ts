@@ -7,7 +7,7 @@
 //   parent → fleet  {type: "connect", url, agents: [{agentId, apiKey, hostname}], width}
 //                   {type: "close"}
 //   fleet → parent  {type: "ready"}                                          loaded, waiting
-//                   {type: "connected", ok, failed, ms}
+//                   {type: "connected", ok, failed: [agentId…], ms}
 //                   {type: "received", frames: [[commandId, epochMs], …]}   batched, bounded
 //                   {type: "lost", agentId, code}                          a session the gateway ended
 import WebSocket from "ws";
@@ -109,14 +109,14 @@ process.on("message", async (message: FromParent) => {
   const started = now();
   let next = 0;
   let ok = 0;
-  let failed = 0;
+  const failed: string[] = [];
   // A bounded number of handshakes at a time, as agents starting over a few minutes would.
   await Promise.all(
     Array.from({ length: message.width }, async () => {
       while (next < message.agents.length) {
         const agent = message.agents[next++] as Identity;
         if (await connectOne(message.url, agent)) ok++;
-        else failed++;
+        else failed.push(agent.agentId);
       }
     }),
   );

@@ -155,7 +155,7 @@ const lost: { agentId: string; code: number }[] = [];
 interface Fleet {
   child: ChildProcess;
   ready: Promise<void>;
-  connected: Promise<{ ok: number; failed: number; ms: number }>;
+  connected: Promise<{ ok: number; failed: string[]; ms: number }>;
 }
 
 /** A fleet process, loaded; a `connect` message then opens its agents' sessions. */
@@ -168,12 +168,12 @@ function startFleet(): Fleet {
   const loaded = new Promise<void>((resolve) => {
     ready = resolve;
   });
-  const connected = new Promise<{ ok: number; failed: number; ms: number }>((resolve, reject) => {
+  const connected = new Promise<{ ok: number; failed: string[]; ms: number }>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`agent fleet exited with ${code}`)));
     child.on("message", (m: { type: string } & Record<string, unknown>) => {
       if (m.type === "ready") ready();
       else if (m.type === "connected")
-        resolve(m as unknown as { ok: number; failed: number; ms: number });
+        resolve(m as unknown as { ok: number; failed: string[]; ms: number });
       else if (m.type === "received")
         for (const [id, at] of m.frames as [string, number][]) received.set(id, at);
       else if (m.type === "lost") lost.push(m as unknown as { agentId: string; code: number });
@@ -413,8 +413,13 @@ for (const [round_, size] of SIZES.entries()) {
     }),
   ]);
   const connectMs = performance.now() - t;
-  const failed = results.reduce((n, r) => n + r.failed, 0);
-  if (failed) throw new Error(`${failed} of ${size} agents could not connect`);
+  // A few refused handshakes (a loaded machine's timeouts) are counted, and those agents get no
+  // commands; more than 1% fails the run.
+  const failed = new Set(results.flatMap((r) => r.failed));
+  if (failed.size > size / 100)
+    throw new Error(`${failed.size} of ${size} agents could not connect`);
+  if (failed.size) row.connectFailed = failed.size;
+  const online = agents.filter((a) => !failed.has(a.agentId));
   row.connectPerS = round((size / connectMs) * 1000, 0);
   row.connectCpu = cpu();
   row.connectPeakRssMiB = rss.reset();
@@ -429,7 +434,7 @@ for (const [round_, size] of SIZES.entries()) {
   // Paced: latency without queueing.
   cpu = cpuPhase(gateway.pid, fleets);
   const paced = Math.min(PACED, size);
-  await trickle(agents, `${prefix}paced/`, RATE, paced).done;
+  await trickle(online, `${prefix}paced/`, RATE, paced).done;
   await until(async () => (await completed(`${prefix}paced/`)) === paced, PHASE_MS, "paced");
   const light = await ackTimes(`${prefix}paced/`);
   row.pacedAck = latencySummary(light.stored);
@@ -445,7 +450,7 @@ for (const [round_, size] of SIZES.entries()) {
       .values(
         burst.slice(i, i + 1_000).map((id, k) => ({
           id,
-          agent_id: (agents[(i + k) % size] as Identity).agentId,
+          agent_id: (online[(i + k) % online.length] as Identity).agentId,
           command: "kill-process",
           priority: "high" as const,
           details: JSON.stringify({ pid: i + k + 1 }),
@@ -463,12 +468,15 @@ for (const [round_, size] of SIZES.entries()) {
   t = performance.now();
   for (const [i, id] of burst.entries()) {
     issuedAt.set(id, publishedAt);
-    nc.publish(commandSubject((agents[i % size] as Identity).agentId), encode({ ids: [id] }));
+    nc.publish(
+      commandSubject((online[i % online.length] as Identity).agentId),
+      encode({ ids: [id] }),
+    );
   }
   await nc.flush();
   // The probe goes to the agents the burst reaches last (the fleet's other end from paced).
   const probe = trickle(
-    [...agents].reverse(),
+    [...online].reverse(),
     `${prefix}probe/`,
     PROBE_RATE,
     Number.POSITIVE_INFINITY,
@@ -494,7 +502,7 @@ for (const [round_, size] of SIZES.entries()) {
   row.afterRssMiB = residentMiB(gateway.pid);
   if (lost.length) row.sessionsLost = lost.length;
 
-  if (temporalMode && round_ === 0) extra.temporal = await temporalPhase(agents);
+  if (temporalMode && round_ === 0) extra.temporal = await temporalPhase(online);
 
   rss.stop();
   await Promise.all(fleets.map(stopFleet));
