@@ -346,9 +346,11 @@ export class AgentSession {
           sessionId: this.id,
         });
         if (!live) this.close(CLOSE.revoked, "this session was replaced or its API key revoked");
-        // A command notice lost on NATS costs at most a heartbeat: the backlog is claimed here too.
-        // Not awaited: a full delivery window must not hold back this agent's acks behind it.
-        else void this.guard(() => this.deliver());
+        // A command notice lost on NATS costs at most a heartbeat: the backlog is claimed here too,
+        // when the delivery window has room. Not while it is full: 20,000 agents' heartbeats would
+        // queue hundreds of waiting claims a second (memory) and take the slots of real commands;
+        // the agent's own notices are delivered meanwhile, and a later heartbeat checks again.
+        else if (!this.flushing && this.deps.window.hasRoom) void this.guard(() => this.deliver());
         return;
       }
       return recordRulesReport(this.deps.db, this.agentId, message);

@@ -18,6 +18,10 @@ export class DeliveryWindow {
     return this.used;
   }
 
+  get hasRoom(): boolean {
+    return this.used < this.limit;
+  }
+
   /** Waits for room, then reserves between one and `want` slots; answers how many. */
   async reserve(want: number): Promise<number> {
     while (this.used >= this.limit) await new Promise<void>((wake) => this.waiting.push(wake));
