@@ -1,45 +1,112 @@
-// Command delivery through one agent gateway with 1,000 connected agents.
-//   npx tsx bench/gateway.ts [agents=1000] [commands=20000]     (the stack must be up)
-//   MM_PG_POOL_SIZE=40 npx tsx bench/gateway.ts                  (the gateway's PostgreSQL pool)
+// One agent gateway (`mm gateway`, its own process) under fleets of simulated agents.
+//   npm run bench:gateway -- [--agents 1000,5000,10000,20000] [--burst 20000] [--paced 1000]
+//       [--rate 200] [--idle 30] [--fleets 4] [--timeout 300] [--cpu-prof] [--temporal [dev|server]]
+//   MM_PG_POOL_SIZE=40 npm run bench:gateway                 (the gateway's PostgreSQL pool)
 //
-// The gateway runs as its own process (`mm gateway`); the simulated agents are WebSocket clients
-// in this process that acknowledge and complete every command at once. Commands are issued the
-// way the agent-command activity issues them (stored in PostgreSQL, then a NATS notice), so the
-// figures are the gateway's: Temporal is measured separately at the end, through real workflows.
-//   ack round trip   command stored → NATS → gateway claims it → agent → ack recorded (PostgreSQL clock)
-//   delivery         issue call starts → the command frame reaches the agent (this process's clock)
-//   commands/s       a burst: every command claimed, sent, acknowledged and its completion recorded
-import { type ChildProcess, spawn } from "node:child_process";
+// For each fleet size a fresh gateway is started; the agents run in `--fleets` processes of their
+// own (bench/agent-fleet.ts) so the gateway's resident memory and CPU (/proc/<pid>) are its own.
+// Each agent says hello, heartbeats every 30 s (the gateway's interval) and acknowledges and
+// completes every command at once. Commands are issued the way the agent-command activity issues
+// them (stored in PostgreSQL, then a NATS notice), so the figures are the gateway's.
+//   connect     enrolled agents open their WebSocket and say hello, 128 handshakes at a time
+//   idle        `--idle` seconds of heartbeats only: resident memory and CPU of a connected fleet
+//   paced       `--paced` commands at `--rate`/s, to agents spread over the fleet:
+//               ack = command stored → ack recorded (PostgreSQL's clock: NATS, claim, agent, ack)
+//   burst       `--burst` commands stored up front, then every notice published at once:
+//               commands/s until the last completion is recorded; ack = frame at the agent → ack
+//               recorded (what mm_gateway_ack_seconds measures, less the loopback hop), and from
+//               the claim (delivered_at) → ack recorded: the round trip the delivery window keeps
+//               short while the rest of the burst waits in PostgreSQL;
+//               queued = notice → ack recorded (includes waiting behind the rest of the burst);
+//               probe = a `--rate`/10 trickle of commands issued during the burst, stored → ack
+//               (what a new mitigation command meets while the gateway is busy)
+// `--temporal` adds agent-command workflows through Temporal (needs a worker: measured elsewhere).
+// Every phase is bounded by `--timeout` seconds; everything is on loopback.
+import { type ChildProcess, fork, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { connect } from "@nats-io/transport-node";
 import { Client, Connection } from "@temporalio/client";
 import { sql } from "kysely";
-import WebSocket from "ws";
+import { connectNatsAs, temporalConnection } from "../src/connections.ts";
 import { commandSubject, encode } from "../src/gateway/subjects.ts";
 import { issueCommand } from "../src/store/commands.ts";
-import { createDb } from "../src/store/db.ts";
+import { createDb, migrate } from "../src/store/db.ts";
 import { createEnrollmentToken } from "../src/store/enrollment-tokens.ts";
 import { agentCommandWorkflow } from "../src/workflows/agent-command.ts";
-import { helloFor } from "../test/gateway/support/agent.ts";
 import { createScratch } from "../test/support/scratch.ts";
-import { answerCommand } from "./support.ts";
+import {
+  checkTemporalMode,
+  cpuMeter,
+  cpuSeconds,
+  latencySummary,
+  pidsOf,
+  report,
+  residentMiB,
+  round,
+  type TemporalMode,
+  until,
+} from "./support.ts";
 
-const AGENTS = Number(process.argv[2] ?? 1000);
-const COMMANDS = Number(process.argv[3] ?? 20_000);
-const PACED = AGENTS; // one command per agent, spread over a few seconds
-const PACED_RATE = 200; // commands/s, well under capacity: latency without queueing
-const WORKFLOWS = 500;
+// --- arguments ---------------------------------------------------------------------------------
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  const value = i >= 0 ? argv[i + 1] : undefined;
+  return value && !value.startsWith("--") ? value : fallback;
+};
+const positiveInt = (name: string, fallback: number) => {
+  const value = Number(option(name, String(fallback)));
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`--${name} must be a positive integer`);
+  return value;
+};
+const SIZES = option("agents", "1000")
+  .split(",")
+  .map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n <= 0) throw new Error("--agents must be a list of integers");
+    return n;
+  });
+const BURST = positiveInt("burst", 20_000);
+const PACED = positiveInt("paced", 1_000);
+const RATE = positiveInt("rate", 200);
+const IDLE_MS = positiveInt("idle", 30) * 1_000;
+const FLEETS = positiveInt("fleets", 4);
+const PHASE_MS = positiveInt("timeout", 300) * 1_000;
+const CPU_PROFILE = flag("cpu-prof");
+const PROBE_RATE = Math.max(1, Math.round(RATE / 10));
+/** Handshakes in flight across the fleets: below the gateway's MM_GATEWAY_MAX_PENDING_UPGRADES. */
+const CONNECT_WIDTH = 128;
+let temporalMode: TemporalMode | null = null;
+if (flag("temporal")) {
+  temporalMode = option("temporal", "dev") === "server" ? "server" : "dev";
+  // The full server's address is the dev server's + 100 (bench/support.ts), set before config.
+  if (temporalMode === "server" && !process.env.MM_BENCH_KEEP_ADDRESS) {
+    const address = process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233";
+    const at = address.lastIndexOf(":");
+    process.env.TEMPORAL_ADDRESS = `${address.slice(0, at)}:${Number(address.slice(at + 1)) + 100}`;
+  }
+}
+
 const tag = randomBytes(3).toString("hex");
-
 const scratch = await createScratch("bench_gateway", { logLevel: "error", loadDefaults: false });
 const { config } = scratch;
 const root = path.resolve(import.meta.dirname, "..");
-const children: ChildProcess[] = [];
+const profiles = path.resolve(process.env.MM_DATA_DIR ?? ".data", "artifacts", "bench-gateway");
 
-/** A service role as its own process, e.g. `mm gateway`; resolves with its "listening" log line. */
-async function startRole(role: string, ready: string): Promise<Record<string, string>> {
+// --- processes -----------------------------------------------------------------------------------
+interface Role {
+  child: ChildProcess;
+  pid: number;
+  url?: string;
+  stop(): Promise<void>;
+}
+
+/** A service role as its own process, e.g. `mm gateway`; resolves on its "listening" log line. */
+async function startRole(role: string, ready: string, nodeOptions = ""): Promise<Role> {
   const child = spawn(path.join(root, "bin/mm"), [role], {
     env: {
       ...process.env,
@@ -49,27 +116,119 @@ async function startRole(role: string, ready: string): Promise<Record<string, st
       MM_TASK_QUEUE: config.temporal.taskQueue,
       MM_LOAD_DEFAULTS: "false",
       MM_LOG_LEVEL: "info",
+      ...(nodeOptions && { NODE_OPTIONS: nodeOptions }),
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  children.push(child);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await exited;
+  };
   const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
-  return new Promise((resolve, reject) => {
+  const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`mm ${role}: not ready in 60 s`)), 60_000);
     child.once("exit", (code) => reject(new Error(`mm ${role} exited with ${code}`)));
-    lines.on("line", (line) => {
-      if (line.includes(ready)) resolve(JSON.parse(line));
+    lines.on("line", (text) => {
+      if (text.includes(ready)) {
+        clearTimeout(timer);
+        resolve(JSON.parse(text));
+      }
     });
   });
+  // bin/mm execs node: the spawned pid is the service's own process.
+  return { child, pid: child.pid as number, url: line.url as string | undefined, stop };
 }
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return (
-    sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
-  );
-};
-const summary = (values: number[]) =>
-  `p50 ${percentile(values, 50).toFixed(1)} ms, p99 ${percentile(values, 99).toFixed(1)} ms, max ${Math.max(...values).toFixed(1)} ms`;
+interface Identity {
+  agentId: string;
+  apiKey: string;
+  hostname: string;
+}
+
+/** Receive times reported by the fleets, by command id (epoch ms). */
+const received = new Map<string, number>();
+const lost: { agentId: string; code: number }[] = [];
+
+interface Fleet {
+  child: ChildProcess;
+  ready: Promise<void>;
+  connected: Promise<{ ok: number; failed: string[]; ms: number }>;
+}
+
+/** A fleet process, loaded; a `connect` message then opens its agents' sessions. */
+function startFleet(): Fleet {
+  const child = fork(path.join(import.meta.dirname, "agent-fleet.ts"), [], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let ready = () => {};
+  const loaded = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
+  const connected = new Promise<{ ok: number; failed: string[]; ms: number }>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`agent fleet exited with ${code}`)));
+    child.on("message", (m: { type: string } & Record<string, unknown>) => {
+      if (m.type === "ready") ready();
+      else if (m.type === "connected")
+        resolve(m as unknown as { ok: number; failed: string[]; ms: number });
+      else if (m.type === "received")
+        for (const [id, at] of m.frames as [string, number][]) received.set(id, at);
+      else if (m.type === "lost") lost.push(m as unknown as { agentId: string; code: number });
+    });
+  });
+  connected.catch(() => {}); // awaited by the caller; a late exit is not unhandled
+  return { child, ready: loaded, connected };
+}
+
+async function stopFleet(fleet: Fleet) {
+  if (fleet.child.exitCode !== null) return;
+  const exited = new Promise((r) => fleet.child.once("exit", r));
+  fleet.child.send({ type: "close" });
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (fleet.child.exitCode === null) fleet.child.kill("SIGKILL");
+}
+
+/** The gateway's resident memory, sampled every 100 ms: the peak of each phase. */
+function rssSampler(pid: number) {
+  let peak = residentMiB(pid) ?? 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, residentMiB(pid) ?? 0);
+  }, 100);
+  return {
+    /** The peak since the last reset, then a new phase begins. */
+    reset(): number {
+      const p = Math.max(peak, residentMiB(pid) ?? 0);
+      peak = residentMiB(pid) ?? 0;
+      return p;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+/**
+ * CPU seconds of the gateway over a phase and the share of one core that is; beside it what
+ * PostgreSQL and the fleets used (where the rest of the machine went).
+ */
+function cpuPhase(pid: number, fleets: Fleet[] = []) {
+  const cpu0 = cpuSeconds(pid) ?? 0;
+  const others = cpuMeter({
+    postgres: pidsOf("postgres"),
+    fleets: fleets.map((f) => f.child.pid as number),
+  });
+  const t0 = performance.now();
+  return () => {
+    const seconds = (cpuSeconds(pid) ?? 0) - cpu0;
+    const wall = (performance.now() - t0) / 1000;
+    return {
+      seconds: round(seconds, 2),
+      percent: round((seconds / wall) * 100, 0),
+      ...others(),
+    };
+  };
+}
 
 async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>) {
   let next = 0;
@@ -80,100 +239,23 @@ async function pool<T>(items: T[], width: number, work: (item: T) => Promise<voi
   );
 }
 
-async function until(probe: () => Promise<boolean>, timeoutMs = 600_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error("benchmark timed out");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const epochNow = () => performance.timeOrigin + performance.now();
 
-// --- the gateway and the fleet --------------------------------------------------------------------
+// --- commands, issued as the agent-command activity does --------------------------------------------
 const db = createDb(config.databaseUrl, 16);
-const nc = await connect({ servers: config.nats.url });
-const gateway = await startRole("gateway", '"agent gateway listening"');
-const gatewayUrl = gateway.url as string;
-console.log(`gateway: one mm gateway process, PostgreSQL pool of ${config.databasePoolSize}`);
-const token = await createEnrollmentToken(db, {
-  group: "bench",
-  description: null,
-  maxUses: AGENTS,
-  expiresInMs: 3_600_000,
-  createdBy: "bench",
-});
-
-let t = performance.now();
-const identities: { agentId: string; apiKey: string; hostname: string }[] = [];
-await pool(
-  Array.from({ length: AGENTS }, (_, i) => `bench-${tag}-${i}`),
-  32,
-  async (hostname) => {
-    const res = await fetch(`${gatewayUrl}/api/enroll`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ token: token.token, hostname }),
-    });
-    const body = (await res.json()) as { agent_id: string; api_key: string };
-    if (res.status !== 201) throw new Error(`enrollment: ${res.status} ${JSON.stringify(body)}`);
-    identities.push({ agentId: body.agent_id, apiKey: body.api_key, hostname });
-  },
-);
-const enrollMs = performance.now() - t;
-
-const received = new Map<string, number>(); // command id → when its frame arrived here
-const sockets: WebSocket[] = [];
-const timers: NodeJS.Timeout[] = [];
-t = performance.now();
-await pool(identities, 50, async ({ apiKey, hostname }) => {
-  const ws = new WebSocket(`${gatewayUrl.replace(/^http/, "ws")}/agent/ws`, {
-    headers: { authorization: `Bearer ${apiKey}` },
-  });
-  sockets.push(ws);
-  await new Promise<void>((resolve, reject) => {
-    ws.once("error", reject);
-    ws.on("message", (data) => {
-      const frame = JSON.parse(data.toString());
-      if (frame.type === "welcome") {
-        // Heartbeats as the reference agent sends them, spread over the interval.
-        const every = frame.heartbeat_interval_ms as number;
-        setTimeout(() => {
-          timers.push(
-            setInterval(
-              () =>
-                ws.send(JSON.stringify({ type: "heartbeat", timestamp: new Date().toISOString() })),
-              every,
-            ),
-          );
-        }, Math.random() * every);
-        resolve();
-        return;
-      }
-      if (!("command" in frame)) return;
-      received.set(frame.id, performance.now());
-      answerCommand(ws, String(frame.id));
-    });
-    ws.once("open", () =>
-      ws.send(JSON.stringify(helloFor(hostname, { agent_version: "bench", ips: ["10.0.0.1"] }))),
-    );
-  });
-});
-const connectMs = performance.now() - t;
-console.log(
-  `fleet: ${AGENTS} agents enrolled in ${(enrollMs / 1000).toFixed(1)} s (${((AGENTS / enrollMs) * 1000).toFixed(0)}/s), ` +
-    `connected (hello → welcome) in ${(connectMs / 1000).toFixed(1)} s`,
-);
-
-// --- issuing, as the agent-command activity does ----------------------------------------------------
+// Workers publish command notices: the same NATS user, the same permissions.
+const nc = await connectNatsAs(config.nats, "worker", { reconnect: false });
 const issuedAt = new Map<string, number>();
-async function issue(agentId: string, n: number) {
-  const id = `bench/${tag}/${n}`;
-  issuedAt.set(id, performance.now());
+
+async function issue(agentId: string, id: string) {
+  issuedAt.set(id, epochNow());
   await issueCommand(db, {
     id,
     agentId,
     command: "kill-process",
     priority: "high",
-    details: { pid: 1000 + n },
+    details: { pid: 4242 },
     origin: "operator",
     requestedBy: "operator:bench",
     workflowId: null,
@@ -181,148 +263,333 @@ async function issue(agentId: string, n: number) {
     taskToken: null,
   });
   nc.publish(commandSubject(agentId), encode({ ids: [id] }));
-  return id;
 }
 
-const completedCount = async (ids: string[]) =>
+const completed = async (prefix: string) =>
   Number(
     (
       await db
         .selectFrom("commands")
         .select((eb) => eb.fn.countAll<string>().as("n"))
-        .where("id", "in", ids)
+        .where("id", "like", `${prefix}%`)
         .where("status", "=", "completed")
         .executeTakeFirstOrThrow()
     ).n,
   );
 
-async function timings(ids: string[]) {
+/** Per command: stored → ack, sent → ack, and ack after a given instant (all PostgreSQL's clock). */
+async function ackTimes(prefix: string, since = 0) {
   const rows = await db
     .selectFrom("commands")
     .select([
       "id",
-      sql<number>`extract(epoch from acknowledged_at - created_at) * 1000`.as("ack_ms"),
+      sql<number>`extract(epoch from acknowledged_at - created_at) * 1000`.as("stored"),
+      sql<number>`extract(epoch from acknowledged_at - delivered_at) * 1000`.as("sent"),
+      sql<number>`extract(epoch from acknowledged_at) * 1000 - ${since}`.as("after"),
+      sql<number>`extract(epoch from acknowledged_at) * 1000`.as("acked"),
     ])
-    .where("id", "in", ids)
+    .where("id", "like", `${prefix}%`)
     .execute();
   return {
-    ack: rows.map((r) => Number(r.ack_ms)),
-    delivery: ids.map((id) => (received.get(id) ?? Number.NaN) - (issuedAt.get(id) ?? 0)),
+    stored: rows.map((r) => Number(r.stored)),
+    claimed: rows.map((r) => Number(r.sent)),
+    // The frame at its agent → the ack recorded: the round trip the gateway's own metric
+    // (mm_gateway_ack_seconds, send → recorded) measures, less the loopback hop.
+    sent: rows.map((r) => Number(r.acked) - (received.get(r.id) ?? Number.NaN)),
+    after: rows.map((r) => Number(r.after)),
+    // Same machine: the fleets' clock and this process's are one.
+    delivery: rows.map((r) => (received.get(r.id) ?? Number.NaN) - (issuedAt.get(r.id) ?? 0)),
   };
 }
 
-// Paced: one command per agent at a steady rate.
-const paced: string[] = [];
-t = performance.now();
-for (let i = 0; i < PACED; i++) {
-  const agent = identities[i % identities.length] as (typeof identities)[0];
-  paced.push(await issue(agent.agentId, i));
-  const due = t + ((i + 1) / PACED_RATE) * 1000;
-  const wait = due - performance.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+/** Commands at a steady rate to agents spread over the fleet, until `stop()` or `count` are sent. */
+function trickle(agents: Identity[], prefix: string, rate: number, count: number) {
+  let stopped = false;
+  let sent = 0;
+  const done = (async () => {
+    const t0 = performance.now();
+    for (; sent < count && !stopped; sent++) {
+      // Spread over the fleet: evenly for a known count, by a stride coprime with most sizes else.
+      const k =
+        Number.isFinite(count) && count <= agents.length
+          ? Math.floor((sent * agents.length) / count)
+          : sent * 7_919;
+      const agent = agents[k % agents.length] as Identity;
+      await issue(agent.agentId, `${prefix}${sent}`);
+      const wait = t0 + ((sent + 1) / rate) * 1000 - performance.now();
+      if (wait > 0) await sleep(wait);
+    }
+  })();
+  return {
+    done,
+    stop: async () => {
+      stopped = true;
+      await done;
+      return sent;
+    },
+  };
 }
-await until(async () => (await completedCount(paced)) === paced.length);
-const light = await timings(paced);
-console.log(`paced: ${PACED} commands at ${PACED_RATE}/s, one per agent`);
-console.log(`  ack round trip   ${summary(light.ack)}`);
-console.log(`  delivery         ${summary(light.delivery)}`);
 
-// Burst: the gateway's own rate. Issuing from this one process (a transaction per command, while
-// it also plays 1,000 agents) tops out below what the gateway takes, so the burst's commands are
-// stored up front, as many workers would have issued them, and then all notified at once.
-const burst = Array.from({ length: COMMANDS }, (_, i) => `bench/${tag}/burst/${i}`);
-for (let i = 0; i < COMMANDS; i += 1_000) {
-  await db
-    .insertInto("commands")
-    .values(
-      burst.slice(i, i + 1_000).map((id, k) => ({
-        id,
-        agent_id: (identities[(i + k) % identities.length] as (typeof identities)[0]).agentId,
-        command: "kill-process",
-        priority: "high" as const,
-        details: JSON.stringify({ pid: i + k + 1 }),
-        status: "pending" as const,
-        origin: "operator" as const,
-        requested_by: "operator:bench",
-        expires_at: sql<Date>`now() + interval '10 minutes'`,
-      })),
-    )
-    .execute();
-}
-const publishedAt = Date.now();
-t = performance.now();
-for (const [i, id] of burst.entries()) {
-  issuedAt.set(id, t);
-  nc.publish(
-    commandSubject((identities[i % identities.length] as (typeof identities)[0]).agentId),
-    encode({ ids: [id] }),
+// --- the run -------------------------------------------------------------------------------------
+await migrate(db); // the gateways would on start; the enrollment token is needed before the first
+const temporalInfo = temporalMode ? await checkTemporalMode(config, temporalMode) : null;
+// One token per enrollment lane: an enrollment locks its token's row until it commits, so one
+// token shared by the fleet would measure that lock rather than the gateway.
+const ENROLL_WIDTH = 32;
+const tokens = await Promise.all(
+  Array.from({ length: ENROLL_WIDTH }, () =>
+    createEnrollmentToken(db, {
+      group: "bench",
+      description: null,
+      maxUses: Math.ceil(Math.max(...SIZES) / ENROLL_WIDTH) + 1,
+      expiresInMs: 6 * 3_600_000,
+      createdBy: "bench",
+    }),
+  ),
+);
+const identities: Identity[] = [];
+const rows: Record<string, unknown>[] = [];
+const extra: Record<string, unknown> = {};
+console.log(
+  `gateway benchmark: fleets of ${SIZES.join(", ")} agents in ${FLEETS} processes, ` +
+    `burst ${BURST}, paced ${PACED} at ${RATE}/s, PostgreSQL pool ${config.databasePoolSize}`,
+);
+
+for (const [round_, size] of SIZES.entries()) {
+  if (CPU_PROFILE) mkdirSync(profiles, { recursive: true });
+  const gateway = await startRole(
+    "gateway",
+    '"agent gateway listening"',
+    CPU_PROFILE
+      ? `--cpu-prof --cpu-prof-dir=${profiles} --cpu-prof-name=gateway-${size}.cpuprofile`
+      : "",
   );
-}
-await until(async () => (await completedCount(burst)) === burst.length);
-const wallMs = performance.now() - t;
-// Same machine, so PostgreSQL's clock and this process's agree to well under a millisecond.
-const since = await db
-  .selectFrom("commands")
-  .select([
-    sql<number>`extract(epoch from acknowledged_at) * 1000 - ${publishedAt}`.as("ack_ms"),
-    sql<number>`extract(epoch from completed_at) * 1000 - ${publishedAt}`.as("done_ms"),
-  ])
-  .where("id", "in", burst)
-  .execute();
-console.log(
-  `burst: ${COMMANDS} commands to ${AGENTS} agents (${COMMANDS / AGENTS} each), all notified at once`,
-);
-console.log(
-  `  commands/s       ${((COMMANDS / wallMs) * 1000).toFixed(0)} (last completion recorded after ${(wallMs / 1000).toFixed(1)} s)`,
-);
-console.log(`  ack recorded     ${summary(since.map((r) => Number(r.ack_ms)))} after the notice`);
-console.log(
-  `  delivery         ${summary(burst.map((id) => (received.get(id) ?? Number.NaN) - t))} after the notice`,
-);
+  const url = gateway.url as string;
+  const rss = rssSampler(gateway.pid);
+  const row: Record<string, unknown> = { agents: size, startRssMiB: residentMiB(gateway.pid) };
+  const prefix = `bench/${tag}/${size}/`;
 
-// --- through Temporal: operator command workflows, asynchronously completed by the gateway ---------
-await startRole("worker", '"worker polling"');
-const connection = await Connection.connect({ address: config.temporal.address });
-const temporal = new Client({ connection, namespace: config.temporal.namespace });
-t = performance.now();
-const results: number[] = [];
-await pool(
-  Array.from({ length: WORKFLOWS }, (_, i) => i),
-  32,
-  async (i) => {
-    const agent = identities[i % identities.length] as (typeof identities)[0];
-    const started = performance.now();
-    const result = await temporal.workflow.execute(agentCommandWorkflow, {
-      workflowId: `bench/${tag}/wf/${i}`,
-      taskQueue: config.temporal.taskQueue,
-      args: [
-        {
-          agentId: agent.agentId,
-          command: "kill-process",
-          details: { pid: i + 1 },
-          priority: "high",
-          commandId: `bench/${tag}/wf/${i}`,
-          requestedBy: "operator:bench",
-          ttlMs: 300_000,
-        },
-      ],
+  // Enrollment of the agents this size adds (the earlier sizes' are reused).
+  let t = performance.now();
+  const fresh = Array.from(
+    { length: Math.max(0, size - identities.length) },
+    (_, i) => `bench-${tag}-${identities.length + i}`,
+  );
+  await pool(fresh, ENROLL_WIDTH, async (hostname) => {
+    const lane = Number(hostname.slice(hostname.lastIndexOf("-") + 1)) % ENROLL_WIDTH;
+    const res = await fetch(`${url}/api/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: (tokens[lane] as { token: string }).token, hostname }),
     });
-    if (!result.success) throw new Error(result.message);
-    results.push(performance.now() - started);
+    const body = (await res.json()) as { agent_id: string; api_key: string };
+    if (res.status !== 201) throw new Error(`enrollment: ${res.status} ${JSON.stringify(body)}`);
+    identities.push({ agentId: body.agent_id, apiKey: body.api_key, hostname });
+  });
+  if (fresh.length) row.enrollPerS = round((fresh.length / (performance.now() - t)) * 1000, 0);
+  const agents = identities.slice(0, size);
+
+  // Connect: every fleet its share, handshakes bounded; the clock starts once they are loaded.
+  const fleets = Array.from({ length: Math.min(FLEETS, size) }, startFleet);
+  await Promise.race([
+    Promise.all(fleets.map((f) => f.ready)),
+    sleep(60_000).then(() => {
+      throw new Error("the fleet processes did not start in 60 s");
+    }),
+  ]);
+  let cpu = cpuPhase(gateway.pid, fleets);
+  t = performance.now();
+  for (const [k, fleet] of fleets.entries())
+    fleet.child.send({
+      type: "connect",
+      url,
+      agents: agents.filter((_, i) => i % fleets.length === k),
+      width: Math.ceil(CONNECT_WIDTH / fleets.length),
+    });
+  const results = await Promise.race([
+    Promise.all(fleets.map((f) => f.connected)),
+    sleep(PHASE_MS).then(() => {
+      throw new Error(`connect of ${size} agents: not done in ${PHASE_MS / 1000} s`);
+    }),
+  ]);
+  const connectMs = performance.now() - t;
+  // A few refused handshakes (a loaded machine's timeouts) are counted, and those agents get no
+  // commands; more than 1% fails the run.
+  const failed = new Set(results.flatMap((r) => r.failed));
+  if (failed.size > size / 100)
+    throw new Error(`${failed.size} of ${size} agents could not connect`);
+  if (failed.size) row.connectFailed = failed.size;
+  const online = agents.filter((a) => !failed.has(a.agentId));
+  row.connectPerS = round((size / connectMs) * 1000, 0);
+  row.connectCpu = cpu();
+  row.connectPeakRssMiB = rss.reset();
+
+  // Idle: heartbeats only.
+  cpu = cpuPhase(gateway.pid, fleets);
+  await sleep(IDLE_MS);
+  row.idleRssMiB = residentMiB(gateway.pid);
+  row.idleCpu = cpu();
+  rss.reset();
+
+  // Paced: latency without queueing.
+  cpu = cpuPhase(gateway.pid, fleets);
+  const paced = Math.min(PACED, size);
+  await trickle(online, `${prefix}paced/`, RATE, paced).done;
+  await until(async () => (await completed(`${prefix}paced/`)) === paced, PHASE_MS, "paced");
+  const light = await ackTimes(`${prefix}paced/`);
+  row.pacedAck = latencySummary(light.stored);
+  row.pacedDelivery = latencySummary(light.delivery);
+  row.pacedCpu = cpu();
+  rss.reset();
+
+  // Burst: stored up front (as many workers would have issued them), then all notified at once.
+  const burst = Array.from({ length: BURST }, (_, i) => `${prefix}burst/${i}`);
+  for (let i = 0; i < BURST; i += 1_000) {
+    await db
+      .insertInto("commands")
+      .values(
+        burst.slice(i, i + 1_000).map((id, k) => ({
+          id,
+          agent_id: (online[(i + k) % online.length] as Identity).agentId,
+          command: "kill-process",
+          priority: "high" as const,
+          details: JSON.stringify({ pid: i + k + 1 }),
+          status: "pending" as const,
+          origin: "operator" as const,
+          requested_by: "operator:bench",
+          expires_at: sql<Date>`now() + interval '10 minutes'`,
+        })),
+      )
+      .execute();
+  }
+  cpu = cpuPhase(gateway.pid, fleets);
+  rss.reset();
+  const publishedAt = epochNow();
+  t = performance.now();
+  for (const [i, id] of burst.entries()) {
+    issuedAt.set(id, publishedAt);
+    nc.publish(
+      commandSubject((online[i % online.length] as Identity).agentId),
+      encode({ ids: [id] }),
+    );
+  }
+  await nc.flush();
+  // The probe goes to the agents the burst reaches last (the fleet's other end from paced).
+  const probe = trickle(
+    [...online].reverse(),
+    `${prefix}probe/`,
+    PROBE_RATE,
+    Number.POSITIVE_INFINITY,
+  );
+  await until(
+    async () => (await completed(`${prefix}burst/`)) === BURST,
+    PHASE_MS,
+    "burst",
+  ).finally(() => probe.stop());
+  const wallMs = performance.now() - t;
+  const probes = await probe.stop();
+  await until(async () => (await completed(`${prefix}probe/`)) === probes, PHASE_MS, "probe");
+  const heavy = await ackTimes(`${prefix}burst/`, publishedAt);
+  const probed = await ackTimes(`${prefix}probe/`);
+  row.burstPerS = round((BURST / wallMs) * 1000, 0);
+  row.burstSeconds = round(wallMs / 1000, 1);
+  row.burstAck = latencySummary(heavy.sent);
+  row.burstClaimedAck = latencySummary(heavy.claimed);
+  row.burstQueued = latencySummary(heavy.after);
+  row.burstProbeAck = latencySummary(probed.stored);
+  row.burstPeakRssMiB = rss.reset();
+  row.burstCpu = cpu();
+  row.afterRssMiB = residentMiB(gateway.pid);
+  if (lost.length) row.sessionsLost = lost.length;
+
+  if (temporalMode && round_ === 0) extra.temporal = await temporalPhase(online);
+
+  rss.stop();
+  await Promise.all(fleets.map(stopFleet));
+  await gateway.stop();
+  rows.push(row);
+  console.log(JSON.stringify(row));
+  received.clear();
+  issuedAt.clear();
+}
+
+/** Operator command workflows through Temporal, completed asynchronously by the gateway. */
+async function temporalPhase(agents: Identity[]) {
+  const WORKFLOWS = 500;
+  const worker = await startRole("worker", '"worker polling"');
+  const connection = await Connection.connect(temporalConnection(config.temporal));
+  try {
+    const temporal = new Client({ connection, namespace: config.temporal.namespace });
+    const t = performance.now();
+    const results: number[] = [];
+    await pool(
+      Array.from({ length: WORKFLOWS }, (_, i) => i),
+      32,
+      async (i) => {
+        const agent = agents[i % agents.length] as Identity;
+        const started = performance.now();
+        const result = await temporal.workflow.execute(agentCommandWorkflow, {
+          workflowId: `bench/${tag}/wf/${i}`,
+          taskQueue: config.temporal.taskQueue,
+          workflowExecutionTimeout: PHASE_MS,
+          args: [
+            {
+              agentId: agent.agentId,
+              command: "kill-process",
+              details: { pid: i + 1 },
+              priority: "high",
+              commandId: `bench/${tag}/wf/${i}`,
+              requestedBy: "operator:bench",
+              ttlMs: 300_000,
+            },
+          ],
+        });
+        if (!result.success) throw new Error(result.message);
+        results.push(performance.now() - started);
+      },
+    );
+    return {
+      mode: temporalInfo,
+      workflows: WORKFLOWS,
+      perS: round((WORKFLOWS / (performance.now() - t)) * 1000, 0),
+      startToResult: latencySummary(results),
+    };
+  } finally {
+    await connection.close();
+    await worker.stop();
+  }
+}
+
+// The table: one row per fleet size, the figures the README quotes.
+const ms = (s: unknown) => (s as { p99: number }).p99;
+const table = rows.map((r) => ({
+  agents: r.agents,
+  "enroll/s": r.enrollPerS ?? "",
+  "connect/s": r.connectPerS,
+  "idle RSS MiB": r.idleRssMiB,
+  "idle CPU %": (r.idleCpu as { percent: number }).percent,
+  "paced ack p50/p99 ms": `${(r.pacedAck as { p50: number }).p50} / ${ms(r.pacedAck)}`,
+  "burst cmds/s": r.burstPerS,
+  "burst ack p99 ms (sent / claimed)": `${ms(r.burstAck)} / ${ms(r.burstClaimedAck)}`,
+  "probe ack p99 ms": ms(r.burstProbeAck),
+  "burst queued p99 ms": ms(r.burstQueued),
+  "burst peak RSS MiB": r.burstPeakRssMiB,
+  "burst CPU %": (r.burstCpu as { percent: number }).percent,
+}));
+report(
+  `gateway: ${BURST}-command burst, paced ${PACED} at ${RATE}/s, ${FLEETS} fleet processes`,
+  table,
+  {
+    fleets: FLEETS,
+    burst: BURST,
+    paced: { commands: PACED, rate: RATE },
+    poolSize: config.databasePoolSize,
+    ...(CPU_PROFILE && { profiles }),
+    ...extra,
+    details: rows,
   },
 );
-const workflowMs = performance.now() - t;
-console.log(`temporal: ${WORKFLOWS} agentCommandWorkflow runs, 32 at a time`);
-console.log(`  workflows/s      ${((WORKFLOWS / workflowMs) * 1000).toFixed(0)}`);
-console.log(`  workflow start → result  ${summary(results)}`);
 
-for (const timer of timers) clearInterval(timer);
-for (const ws of sockets) ws.terminate();
-await connection.close();
-for (const child of children) child.kill("SIGTERM");
-await Promise.all(
-  children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))),
-);
 await nc.close();
 await db.destroy();
 await scratch.drop();

@@ -121,6 +121,7 @@ const schema = z
     MM_GATEWAY_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1_024).default(4_194_304),
     MM_GATEWAY_HANDSHAKE_TIMEOUT_MS: positiveMs.min(100).default(10_000),
     MM_GATEWAY_MAX_PENDING_UPGRADES: z.coerce.number().int().min(1).default(256),
+    MM_GATEWAY_DELIVERY_WINDOW: z.coerce.number().int().min(1).default(256),
     MM_DATA_DIR: z.string().min(1).default(".data"),
     MM_COMMAND_SIGNING_KEY_FILE: z.string().min(1).optional(),
     // Below the mitigation workflow's 10-minute activity limit, so expiry is what an engine command meets first.
@@ -324,6 +325,8 @@ function toConfig(env: z.infer<typeof schema>) {
       handshakeTimeoutMs: env.MM_GATEWAY_HANDSHAKE_TIMEOUT_MS,
       /** Upgrades whose API key is still being checked. */
       maxPendingUpgrades: env.MM_GATEWAY_MAX_PENDING_UPGRADES,
+      /** Commands sent and not yet completed, across the gateway's sessions (window.ts). */
+      deliveryWindow: env.MM_GATEWAY_DELIVERY_WINDOW,
     },
     /** The service's Ed25519 command signing key (PKCS#8 PEM), created on first start. */
     commandSigningKeyFile: path.resolve(

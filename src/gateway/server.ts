@@ -25,13 +25,26 @@ import type { Logger } from "../log.ts";
 import { describeIssues } from "../protocol/messages.ts";
 import { bearerToken, newId } from "../secrets.ts";
 import { type AgentCredentials, authenticateAgent } from "../store/agent-keys.ts";
-import type { OutcomeToReport } from "../store/commands.ts";
+import { touchSessions } from "../store/agents.ts";
+import {
+  claimForDelivery,
+  type OutcomeToReport,
+  recordAcks,
+  recordCompletions,
+} from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 import { enroll } from "../store/enrollment-tokens.ts";
-import { AgentSession, CLOSE } from "./session.ts";
+import { Batcher } from "./batcher.ts";
+import { AgentSession, CLOSE, type CommandWrites } from "./session.ts";
 import { loadCommandSigningKey } from "./signing-key.ts";
+import { DeliveryWindow } from "./window.ts";
 
 const SWEEP_MS = 1_000;
+/**
+ * Commands, acks or completions written by one statement at most. A statement of 1,000 rows holds
+ * the audit chain's lock for tens of milliseconds; larger ones only make the next wait longer.
+ */
+const MAX_WRITE_BATCH = 1_000;
 const WS_PATH = "/agent/ws";
 
 const EnrollRequest = z.object({
@@ -125,6 +138,13 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   );
 
   const report = (outcome: OutcomeToReport) => reportOutcome(deps, outcome);
+  const writes: CommandWrites = {
+    touch: new Batcher((sessions) => touchSessions(deps.db, sessions), MAX_WRITE_BATCH),
+    claim: new Batcher((claims) => claimForDelivery(deps.db, gatewayId, claims), MAX_WRITE_BATCH),
+    ack: new Batcher((acks) => recordAcks(deps.db, acks), MAX_WRITE_BATCH),
+    complete: new Batcher((done) => recordCompletions(deps.db, done), MAX_WRITE_BATCH),
+  };
+  const window = new DeliveryWindow(limits.deliveryWindow);
   const sessionDeps = {
     db: deps.db,
     nc: deps.nc,
@@ -136,6 +156,8 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
     signingKey,
     sessions,
     report,
+    writes,
+    window,
   };
 
   const accept = (ws: WebSocket, agent: AgentCredentials) => {
@@ -204,6 +226,7 @@ export async function startGateway(deps: GatewayDeps): Promise<Gateway> {
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const session of opened) {
+      session.releaseUnanswered(now);
       if (!session.isWelcomed && now - session.openedAt > limits.handshakeTimeoutMs) {
         session.close(CLOSE.noHello, `no hello within ${limits.handshakeTimeoutMs / 1000} s`);
       } else if (session.isWelcomed && now - session.lastFrameAt > silenceMs) {

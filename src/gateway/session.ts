@@ -26,15 +26,17 @@ import {
   recordDisconnect,
   recordHello,
   recordIsolation,
-  touchSession,
 } from "../store/agents.ts";
 import { rejectAlert } from "../store/alerts.ts";
 import { appendAudit } from "../store/audit.ts";
-import {
-  claimForDelivery,
-  type OutcomeToReport,
-  recordAck,
-  recordCompletion,
+import type {
+  AgentAck,
+  AgentCompletion,
+  AgentReport,
+  Claim,
+  CompletionReport,
+  DeliverableCommand,
+  OutcomeToReport,
 } from "../store/commands.ts";
 import type { Db } from "../store/db.ts";
 import {
@@ -47,6 +49,7 @@ import {
   ruleSetFiles,
 } from "../store/rules-rollout.ts";
 import { contextOf, inSpan, startSpanFrom } from "../tracing.ts";
+import type { Batcher } from "./batcher.ts";
 import type { CommandSigningKey } from "./signing-key.ts";
 import {
   agentSubjects,
@@ -56,6 +59,7 @@ import {
   encode,
   type RulesNotice,
 } from "./subjects.ts";
+import type { DeliveryWindow } from "./window.ts";
 
 /** WebSocket close codes of this gateway (4000-4999 are the application's). */
 export const CLOSE = {
@@ -77,6 +81,17 @@ const BACKPRESSURE_RETRY_MS = 100;
 const RULES_FRAME_TTL_MS = 10 * 60_000;
 /** Commands of one session whose trace context is kept for their ack and completion spans. */
 const MAX_TRACED_COMMANDS = 1_000;
+/**
+ * Noticed command ids a session keeps while the delivery window is full; past it they are
+ * forgotten and the agent's whole backlog is claimed instead (the commands are in PostgreSQL).
+ */
+const MAX_NOTICED = 10_000;
+/**
+ * A sent command holds its slot of the delivery window until its completion is recorded, or this
+ * long: an agent that never answers, or runs a long command, does not shrink the window for the
+ * others for longer (the supervisor expires an unacknowledged command after the same grace).
+ */
+export const UNACKED_HOLD_MS = 10_000;
 
 export interface SessionLimits {
   /** Invalid frames tolerated within a minute; the next one closes the session. */
@@ -100,6 +115,18 @@ export interface SessionDeps {
   sessions: Map<string, AgentSession>;
   /** Tells the waiting activity about a recorded completion. */
   report(outcome: OutcomeToReport): Promise<void>;
+  /** The gateway's command writes, many sessions' in one statement (batcher.ts). */
+  writes: CommandWrites;
+  /** Commands sent and not yet completed, gateway-wide (window.ts). */
+  window: DeliveryWindow;
+}
+
+export interface CommandWrites {
+  /** Heartbeats: is the session still the agent's, with a valid key? */
+  touch: Batcher<{ agentId: string; keyId: string; sessionId: string }, boolean>;
+  claim: Batcher<Claim, DeliverableCommand[]>;
+  ack: Batcher<AgentAck, AgentReport>;
+  complete: Batcher<AgentCompletion, CompletionReport>;
 }
 
 export class AgentSession {
@@ -138,6 +165,10 @@ export class AgentSession {
   private flushing = false;
   /** Command id → the traceparent its frame carried (src/tracing.ts); oldest forgotten first. */
   private traces = new Map<string, string>();
+  /** Sent commands holding a slot of the delivery window (until completed), with when sent. */
+  private unacked = new Map<string, number>();
+  /** Acks being recorded, by command id: that command's completion waits for its ack. */
+  private acking = new Map<string, Promise<AgentReport>>();
 
   constructor(
     readonly credentials: AgentCredentials,
@@ -231,6 +262,15 @@ export class AgentSession {
       return;
     }
     this.queuedFrames++;
+    if (!("type" in message)) {
+      // Acks and completions are handed to the gateway's next statements in the order they came,
+      // without waiting for the previous one to commit: an agent answering many commands gets
+      // them recorded together (a completion waits for its own command's ack, see completed()).
+      this.frames = this.frames.then(() => {
+        void this.guard(() => this.onFrame(message)).finally(() => this.queuedFrames--);
+      });
+      return;
+    }
     this.frames = this.frames
       .then(() => this.guard(() => this.onFrame(message)))
       .finally(() => this.queuedFrames--);
@@ -267,6 +307,8 @@ export class AgentSession {
     if (this.welcomed) metrics.sessionClosed();
     if (this.retry) clearTimeout(this.retry);
     this.outbox = [];
+    this.deps.window.release(this.unacked.size);
+    this.unacked.clear();
     this.subscription?.unsubscribe();
     if (this.deps.sessions.get(this.agentId) === this) this.deps.sessions.delete(this.agentId);
     const reason =
@@ -299,10 +341,16 @@ export class AgentSession {
     if (!this.welcomed) return;
     if ("type" in message) {
       if (message.type === "heartbeat") {
-        const live = await touchSession(this.deps.db, { ...this.credentials, sessionId: this.id });
+        const live = await this.deps.writes.touch.submit({
+          ...this.credentials,
+          sessionId: this.id,
+        });
         if (!live) this.close(CLOSE.revoked, "this session was replaced or its API key revoked");
-        // A command notice lost on NATS costs at most a heartbeat: the backlog is claimed here too.
-        else await this.deliver();
+        // A command notice lost on NATS costs at most a heartbeat: the backlog is claimed here too,
+        // when the delivery window has room. Not while it is full: 20,000 agents' heartbeats would
+        // queue hundreds of waiting claims a second (memory) and take the slots of real commands;
+        // the agent's own notices are delivered meanwhile, and a later heartbeat checks again.
+        else if (!this.flushing && this.deps.window.hasRoom) void this.guard(() => this.deliver());
         return;
       }
       return recordRulesReport(this.deps.db, this.agentId, message);
@@ -312,11 +360,15 @@ export class AgentSession {
         "mm.command.id": message.command_id,
         "mm.agent.id": this.agentId,
       })?.span.end();
-      const ack = await recordAck(this.deps.db, {
+      const writing = this.deps.writes.ack.submit({
         agentId: this.agentId,
         commandId: message.command_id,
         timestamp: message.timestamp,
         actor: `agent:${this.agentId}`,
+      });
+      this.acking.set(message.command_id, writing);
+      const ack = await writing.finally(() => {
+        if (this.acking.get(message.command_id) === writing) this.acking.delete(message.command_id);
       });
       if (ack.kind === "recorded") this.acks.acknowledged(message.command_id);
       if (ack.kind === "unknown")
@@ -438,12 +490,18 @@ export class AgentSession {
       details: completion.details,
       timestamp: completion.timestamp,
     };
-    const done = await recordCompletion(this.deps.db, {
+    // Acks and completions are separate statements, so an ack never waits behind completions; a
+    // completion is recorded after its own command's ack (the audit log keeps the agent's order).
+    await this.acking.get(completion.command_id)?.catch(() => {});
+    const done = await this.deps.writes.complete.submit({
       agentId: this.agentId,
       commandId: completion.command_id,
       outcome,
       actor: `agent:${this.agentId}`,
     });
+    // Its slot is freed by the completion, not the ack: a window freed by acks alone would let
+    // completions waiting to be recorded pile up without bound (and fill the session's frame queue).
+    this.answered(completion.command_id);
     if (done.kind === "unknown") {
       this.bad("unknown_command", "no such command was sent to this agent", completion.command_id);
       return;
@@ -506,7 +564,24 @@ export class AgentSession {
 
   private notice(ids: string[]): void {
     for (const id of ids) this.noticed.add(id);
+    if (this.noticed.size > MAX_NOTICED) {
+      this.noticed.clear();
+      this.backlogDue = true;
+    }
     if (this.welcomed) void this.flush();
+  }
+
+  /** The agent completed a sent command: its slot of the delivery window is free. */
+  private answered(commandId: string): void {
+    if (this.unacked.delete(commandId)) this.deps.window.release(1);
+  }
+
+  /** Frees the window slots of commands sent longer ago than `UNACKED_HOLD_MS` (server sweep). */
+  releaseUnanswered(now: number): void {
+    for (const [id, sentAt] of this.unacked) {
+      if (now - sentAt < UNACKED_HOLD_MS) break; // oldest first: the rest are younger
+      this.answered(id);
+    }
   }
 
   /** Notices arriving together are claimed with one query. */
@@ -514,10 +589,12 @@ export class AgentSession {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.noticed.size && !this.ended) {
+      while ((this.noticed.size || this.backlogDue) && !this.ended) {
         const ids = [...this.noticed];
         this.noticed.clear();
         await this.guard(() => this.deliver(ids));
+        // Held back by the socket (deliver set a retry): the retry claims what is left.
+        if (this.retry) break;
       }
     } finally {
       this.flushing = false;
@@ -536,12 +613,32 @@ export class AgentSession {
     }
     const backlog = !ids || this.backlogDue;
     this.backlogDue = false;
-    const commands = await claimForDelivery(this.deps.db, {
-      agentId: this.agentId,
-      sessionId: this.id,
-      gatewayId: this.deps.gatewayId,
-      ...(!backlog && { ids }),
-    });
+    // Room in the gateway's delivery window first; ids beyond it wait in the notice set. One
+    // session never has more out than half its frame queue holds (an ack and a completion each).
+    const room = Math.max(1, Math.floor(this.deps.limits.maxQueuedFrames / 2) - this.unacked.size);
+    const reserved = await this.deps.window.reserve(
+      Math.min(room, backlog ? 1 : (ids as string[]).length),
+    );
+    let claim = ids;
+    if (!backlog && ids && ids.length > reserved) {
+      claim = ids.slice(0, reserved);
+      for (const id of ids.slice(reserved)) this.noticed.add(id);
+    }
+    let commands: DeliverableCommand[] = [];
+    try {
+      if (!this.ended)
+        commands = await this.deps.writes.claim.submit({
+          agentId: this.agentId,
+          sessionId: this.id,
+          ...(!backlog && { ids: claim }),
+        });
+    } finally {
+      const holding = this.ended ? [] : commands.filter((c) => !this.unacked.has(c.id));
+      if (holding.length > reserved) this.deps.window.take(holding.length - reserved);
+      else this.deps.window.release(reserved - holding.length);
+      const now = Date.now();
+      for (const c of holding) this.unacked.set(c.id, now);
+    }
     metrics.command("delivered", commands.length);
     for (const c of commands) {
       // The seed's command frame, keys in the seed's order, then what lets the agent trust it.

@@ -167,20 +167,38 @@ export async function acceptIdentity(db: Db, agentId: string, actor: string) {
   });
 }
 
-/** A heartbeat: false when this session was replaced or its key revoked (the session must end). */
-export async function touchSession(
+/**
+ * Heartbeats: for each, false when that session was replaced or its key revoked (the session must
+ * end). Many sessions' are one statement: a gateway with 20,000 agents has hundreds a second.
+ */
+export async function touchSessions(
   db: Db,
-  s: { agentId: string; keyId: string; sessionId: string },
-): Promise<boolean> {
-  const row = await db
-    .updateTable("agents")
-    .set({ last_seen_at: sql<Date>`now()` })
-    .where("id", "=", s.agentId)
-    .where("session_id", "=", s.sessionId)
-    .where(activeKey(s.keyId))
-    .returning("id")
-    .executeTakeFirst();
-  return row !== undefined;
+  sessions: { agentId: string; keyId: string; sessionId: string }[],
+): Promise<boolean[]> {
+  if (!sessions.length) return [];
+  const input = sessions.map((s, i) => ({
+    i,
+    agent_id: s.agentId,
+    key_id: s.keyId,
+    session_id: s.sessionId,
+  }));
+  const { rows } = await sql<{ i: number }>`with input as (
+      select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+        as v(i int, agent_id text, key_id text, session_id text)
+    ),
+    touched as (
+      update agents a set last_seen_at = now()
+      from input v
+      where a.id = v.agent_id and a.session_id = v.session_id
+        and exists (select 1 from agent_keys k where k.id = v.key_id and k.revoked_at is null)
+      returning a.id, a.session_id
+    )
+    select v.i from input v join touched t on t.id = v.agent_id and t.session_id = v.session_id`.execute(
+    db,
+  );
+  const live = sessions.map(() => false);
+  for (const r of rows) live[r.i] = true;
+  return live;
 }
 
 export async function recordDisconnect(

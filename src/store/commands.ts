@@ -108,70 +108,99 @@ export interface DeliverableCommand {
   traceparent: string | null;
 }
 
+/** One session's claim: the given ids, or its agent's whole backlog when absent. */
+export interface Claim {
+  agentId: string;
+  sessionId: string;
+  ids?: string[];
+}
+
 /**
- * Claims open commands of an agent for delivery on a session: the given ids, or all of them (a new
- * session's backlog). Only the agent's current session can claim, and a session claims a command
- * once, so concurrent notifications never send one twice. Pending and delivered commands past
- * their deadline are never claimed (they expire instead); acknowledged ones are sent again so the
- * agent can answer with its stored completion, which it never runs twice. Critical first.
+ * Claims open commands for delivery on sessions: for each claim the given ids, or all of the
+ * agent's (a new session's backlog). Only the agent's current session can claim, and a session
+ * claims a command once, so concurrent notifications never send one twice. Pending and delivered
+ * commands past their deadline are never claimed (they expire instead); acknowledged ones are sent
+ * again so the agent can answer with its stored completion, which it never runs twice. Critical
+ * first. Many sessions' claims are one statement (one audit-chain lock, one commit): a gateway
+ * with thousands of agents claims them together (src/gateway/batcher.ts). Answers per claim.
  */
 export async function claimForDelivery(
   db: Db,
-  s: { agentId: string; sessionId: string; gatewayId: string; ids?: string[] },
-): Promise<DeliverableCommand[]> {
-  if (s.ids && s.ids.length === 0) return [];
-  let claim = db
-    .updateTable("commands as c")
-    .set((eb) => ({
-      status: sql<CommandStatus>`case when c.status = 'pending' then 'delivered' else c.status end`,
-      delivered_at: sql<Date>`now()`,
-      delivery_count: eb("c.delivery_count", "+", 1),
-      session_id: s.sessionId,
-      gateway_id: s.gatewayId,
-    }))
-    .where("c.agent_id", "=", s.agentId)
-    .where("c.status", "in", OPEN_STATUSES)
-    .where(sql<boolean>`c.session_id is distinct from ${s.sessionId}`)
-    .where(sql<boolean>`(c.status = 'acknowledged' or c.expires_at > now())`)
-    .where(
-      sql<boolean>`exists (select 1 from agents a where a.id = c.agent_id and a.session_id = ${s.sessionId})`,
-    );
-  if (s.ids) claim = claim.where("c.id", "in", s.ids);
-  const rows = await auditedCommandChange(
-    db,
-    claim.returning([
-      "c.id",
-      "c.agent_id",
-      "c.command",
-      "c.priority",
-      "c.details",
-      "c.status",
-      "c.delivery_count",
-      "c.created_at",
-      "c.expires_at",
-      "c.traceparent",
-    ]),
-    {
-      actor: `gateway:${s.gatewayId}`,
-      action: "command.delivered",
-      details: sql`jsonb_build_object('session', ${s.sessionId}::text, 'delivery', changed.delivery_count)`,
-    },
-  );
-  return rows
-    .sort(
-      (a, b) =>
-        PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] ||
-        a.created_at.getTime() - b.created_at.getTime(),
+  gatewayId: string,
+  claims: Claim[],
+): Promise<DeliverableCommand[][]> {
+  // One entry per agent: a backlog claim covers any ids claimed beside it.
+  const byAgent = new Map<string, { agent_id: string; session_id: string; ids: string[] | null }>();
+  for (const c of claims) {
+    if (c.ids?.length === 0) continue;
+    const entry = byAgent.get(c.agentId);
+    if (!entry || entry.session_id !== c.sessionId)
+      byAgent.set(c.agentId, { agent_id: c.agentId, session_id: c.sessionId, ids: c.ids ?? null });
+    else if (entry.ids) entry.ids = c.ids ? [...entry.ids, ...c.ids] : null;
+  }
+  if (!byAgent.size) return claims.map(() => []);
+  const { rows } = await sql<{
+    id: string;
+    agent_id: string;
+    session_id: string;
+    command: string;
+    priority: Priority;
+    details: Record<string, unknown>;
+    status: CommandStatus;
+    delivery_count: number;
+    created_at: Date;
+    expires_at: Date;
+    traceparent: string | null;
+  }>`with input as (
+      select * from jsonb_to_recordset(${JSON.stringify([...byAgent.values()])}::jsonb)
+        as v(agent_id text, session_id text, ids text[])
+    ),
+    changed as (
+      update commands c set
+        status = case when c.status = 'pending' then 'delivered' else c.status end,
+        delivered_at = now(),
+        delivery_count = c.delivery_count + 1,
+        session_id = v.session_id,
+        gateway_id = ${gatewayId}
+      from input v
+      where c.agent_id = v.agent_id
+        and c.status = any(${[...OPEN_STATUSES]}::text[])
+        and c.session_id is distinct from v.session_id
+        and (c.status = 'acknowledged' or c.expires_at > now())
+        and exists (select 1 from agents a where a.id = c.agent_id and a.session_id = v.session_id)
+        and (v.ids is null or c.id = any(v.ids))
+      returning c.id, c.agent_id, c.session_id, c.command, c.priority, c.details, c.status,
+        c.delivery_count, c.created_at, c.expires_at, c.traceparent
+    ),
+    logged as (
+      insert into audit_log (actor, action, agent_id, command_id, details)
+      select ${`gateway:${gatewayId}`}::text, 'command.delivered', changed.agent_id, changed.id,
+        jsonb_build_object('session', changed.session_id, 'delivery', changed.delivery_count)
+      from changed
     )
-    .map((r) => ({
-      id: r.id,
-      command: r.command,
-      priority: r.priority,
-      details: r.details,
-      status: r.status,
-      expiresAt: r.expires_at,
-      traceparent: r.traceparent,
-    }));
+    select * from changed`.execute(db);
+  const bySession = new Map<string, typeof rows>();
+  for (const r of rows) bySession.set(r.session_id, [...(bySession.get(r.session_id) ?? []), r]);
+  // A session asking twice in one batch gets its commands once, on its first claim.
+  return claims.map((c) => {
+    const mine = bySession.get(c.sessionId) ?? [];
+    bySession.delete(c.sessionId);
+    return mine
+      .sort(
+        (a, b) =>
+          PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] ||
+          a.created_at.getTime() - b.created_at.getTime(),
+      )
+      .map((r) => ({
+        id: r.id,
+        command: r.command,
+        priority: r.priority,
+        details: r.details,
+        status: r.status,
+        expiresAt: r.expires_at,
+        traceparent: r.traceparent,
+      }));
+  });
 }
 
 export type AgentReport =
@@ -181,33 +210,64 @@ export type AgentReport =
   /** Not a command this agent was sent. */
   | { kind: "unknown" };
 
-/** The agent's acknowledgment: the command reached it and will run (once). */
-export async function recordAck(
-  db: Db,
-  a: { agentId: string; commandId: string; timestamp: string; actor: string },
-): Promise<AgentReport> {
-  const rows = await auditedCommandChange(
-    db,
-    db
-      .updateTable("commands")
-      .set({
-        // An ack after expiry (it left in time, the ack was slow) is recorded; the status stays.
-        status: sql<CommandStatus>`case when status = 'delivered' then 'acknowledged' else status end`,
-        acknowledged_at: sql<Date>`now()`,
-      })
-      .where("id", "=", a.commandId)
-      .where("agent_id", "=", a.agentId)
-      .where("acknowledged_at", "is", null)
-      .where("delivered_at", "is not", null)
-      .returning(["id", "agent_id", "status"]),
-    {
-      actor: a.actor,
-      action: "command.acknowledged",
-      details: sql`jsonb_build_object('timestamp', ${a.timestamp}::text, 'status', changed.status)`,
-    },
-  );
-  if (rows[0]) return { kind: "recorded" };
-  return (await exists(db, a.agentId, a.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
+export interface AgentAck {
+  agentId: string;
+  commandId: string;
+  timestamp: string;
+  actor: string;
+}
+
+/**
+ * Agents' acknowledgments: each command reached its agent and will run (once). Many are one
+ * statement; answers in the order given. A repeat of a recorded ack (or of one earlier in the same
+ * batch) is "repeat"; an id not sent to that agent "unknown".
+ */
+export async function recordAcks(db: Db, acks: AgentAck[]): Promise<AgentReport[]> {
+  if (!acks.length) return [];
+  const input = acks.map((a, i) => ({
+    i,
+    agent_id: a.agentId,
+    command_id: a.commandId,
+    timestamp: a.timestamp,
+    actor: a.actor,
+  }));
+  const { rows } = await sql<{ i: number; recorded: boolean; known: boolean }>`with input as (
+      select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+        as v(i int, agent_id text, command_id text, timestamp text, actor text)
+    ),
+    changed as (
+      update commands c set
+        -- An ack after expiry (it left in time, the ack was slow) is recorded; the status stays.
+        status = case when c.status = 'delivered' then 'acknowledged' else c.status end,
+        acknowledged_at = now()
+      from (select distinct on (agent_id, command_id) * from input order by agent_id, command_id, i) v
+      where c.id = v.command_id and c.agent_id = v.agent_id
+        and c.acknowledged_at is null and c.delivered_at is not null
+      returning c.id, c.agent_id, c.status, v.i, v.timestamp, v.actor
+    ),
+    logged as (
+      insert into audit_log (actor, action, agent_id, command_id, details)
+      select actor, 'command.acknowledged', agent_id, id,
+        jsonb_build_object('timestamp', timestamp, 'status', status)
+      from changed order by i
+    )
+    select v.i, ch.i is not null as recorded,
+      exists (select 1 from commands k where k.id = v.command_id and k.agent_id = v.agent_id
+        and k.delivered_at is not null) as known
+    from input v left join changed ch on ch.i = v.i`.execute(db);
+  return answers(rows, acks.length, (r) => (r.recorded ? { kind: "recorded" } : null));
+}
+
+/** Answers in input order; rows not recorded are repeats of known commands, or unknown. */
+function answers<R extends { i: number; known: boolean }, T>(
+  rows: R[],
+  n: number,
+  recorded: (r: R) => T | null,
+): (T | { kind: "repeat" } | { kind: "unknown" })[] {
+  const out = new Array<T | { kind: "repeat" } | { kind: "unknown" }>(n);
+  for (const r of rows)
+    out[r.i] = recorded(r) ?? (r.known ? { kind: "repeat" } : { kind: "unknown" });
+  return out;
 }
 
 export type CompletionReport =
@@ -220,70 +280,83 @@ export type CompletionReport =
     }
   | Exclude<AgentReport, { kind: "recorded" }>;
 
-/**
- * The agent's completion. Recorded once; a completion for a command that expired after it was
- * delivered still records what really happened (the activity was already told it expired).
- */
-export async function recordCompletion(
-  db: Db,
-  c: { agentId: string; commandId: string; outcome: CommandOutcome; actor: string },
-): Promise<CompletionReport> {
-  const status: CommandStatus = c.outcome.success ? "completed" : "failed";
-  const rows = await auditedCommandChange(
-    db,
-    db
-      .updateTable("commands")
-      .set({
-        status,
-        completed_at: sql<Date>`now()`,
-        result: JSON.stringify(c.outcome),
-        // Nobody waits for a command issued without an activity: reported as it is recorded.
-        reported_at: sql<Date>`coalesce(reported_at, case when cardinality(task_tokens) = 0 then now() end)`,
-      })
-      .where("id", "=", c.commandId)
-      .where("agent_id", "=", c.agentId)
-      .where((eb) =>
-        eb.or([
-          eb("status", "in", ["delivered", "acknowledged"]),
-          eb.and([eb("status", "=", "expired"), eb("delivered_at", "is not", null)]),
-        ]),
-      )
-      .returning([
-        "id",
-        "agent_id",
-        "command",
-        "status",
-        "result",
-        "task_tokens",
-        "reported_at",
-        "workflow_id",
-      ]),
-    {
-      actor: c.actor,
-      action: c.outcome.success ? "command.completed" : "command.failed",
-      details: sql`${JSON.stringify(c.outcome)}::jsonb`,
-    },
-  );
-  const row = rows[0];
-  if (row)
-    return {
-      kind: "recorded",
-      command: row.command,
-      workflowId: row.workflow_id,
-      toReport: row.reported_at === null ? row : null,
-    };
-  return (await exists(db, c.agentId, c.commandId)) ? { kind: "repeat" } : { kind: "unknown" };
+export interface AgentCompletion {
+  agentId: string;
+  commandId: string;
+  outcome: CommandOutcome;
+  actor: string;
 }
 
-async function exists(db: Db, agentId: string, commandId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom("commands")
-    .select("id")
-    .where("id", "=", commandId)
-    .where("agent_id", "=", agentId)
-    .where("delivered_at", "is not", null)
-    .executeTakeFirst();
-  return row !== undefined;
+/**
+ * Agents' completions, each recorded once; a completion for a command that expired after it was
+ * delivered still records what really happened (the activity was already told it expired). Many
+ * are one statement; answers in the order given.
+ */
+export async function recordCompletions(
+  db: Db,
+  completions: AgentCompletion[],
+): Promise<CompletionReport[]> {
+  if (!completions.length) return [];
+  const input = completions.map((c, i) => ({
+    i,
+    agent_id: c.agentId,
+    command_id: c.commandId,
+    outcome: c.outcome,
+    actor: c.actor,
+  }));
+  const { rows } = await sql<
+    OutcomeToReport & {
+      i: number;
+      command: string;
+      workflow_id: string | null;
+      reported_at: Date | null;
+      recorded: boolean;
+      known: boolean;
+    }
+  >`with input as (
+      select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+        as v(i int, agent_id text, command_id text, outcome jsonb, actor text)
+    ),
+    changed as (
+      update commands c set
+        status = case when (v.outcome->>'success')::boolean then 'completed' else 'failed' end,
+        completed_at = now(),
+        result = v.outcome,
+        -- Nobody waits for a command issued without an activity: reported as it is recorded.
+        reported_at = coalesce(c.reported_at,
+          case when cardinality(c.task_tokens) = 0 then now() end)
+      from (select distinct on (agent_id, command_id) * from input order by agent_id, command_id, i) v
+      where c.id = v.command_id and c.agent_id = v.agent_id
+        and (c.status in ('delivered', 'acknowledged')
+          or (c.status = 'expired' and c.delivered_at is not null))
+      returning c.id, c.agent_id, c.command, c.status, c.result, c.task_tokens, c.reported_at,
+        c.workflow_id, v.i, v.actor
+    ),
+    logged as (
+      insert into audit_log (actor, action, agent_id, command_id, details)
+      select actor,
+        case when status = 'completed' then 'command.completed' else 'command.failed' end,
+        agent_id, id, result
+      from changed order by i
+    )
+    select v.i, ch.i is not null as recorded, ch.id, ch.command, ch.status, ch.result,
+      ch.task_tokens, ch.reported_at, ch.workflow_id,
+      exists (select 1 from commands k where k.id = v.command_id and k.agent_id = v.agent_id
+        and k.delivered_at is not null) as known
+    from input v left join changed ch on ch.i = v.i`.execute(db);
+  return answers(rows, completions.length, (r) =>
+    r.recorded
+      ? {
+          kind: "recorded" as const,
+          command: r.command,
+          workflowId: r.workflow_id,
+          toReport:
+            r.reported_at === null
+              ? { id: r.id, status: r.status, result: r.result, task_tokens: r.task_tokens }
+              : null,
+        }
+      : null,
+  );
 }
 
 export interface OutcomeToReport {
