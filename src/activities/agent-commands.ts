@@ -8,7 +8,7 @@ import type { Client } from "@temporalio/client";
 import { ActivityNotFoundError } from "@temporalio/client";
 import type { Config } from "../config.ts";
 import type { AgentCommand } from "../domain/model.ts";
-import { commandSubject, encode } from "../gateway/subjects.ts";
+import { type CommandNotice, commandSubject, encode } from "../gateway/subjects.ts";
 import type { Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { resolveHost } from "../store/agents.ts";
@@ -137,7 +137,11 @@ export function agentCommandActivities(deps: {
       }
       // A retry (commandActivities re-issues every minute) is the same command, counted once.
       if (row.inserted) metrics.command("issued");
-      deps.nc.publish(commandSubject(input.agentId), encode({ ids: [input.commandId] }));
+      const notice: CommandNotice = {
+        ids: [input.commandId],
+        ...(input.priority === "critical" && { critical: true }),
+      };
+      deps.nc.publish(commandSubject(input.agentId), encode(notice));
       throw new CompleteAsyncError();
     },
   };

@@ -162,6 +162,12 @@ export class AgentSession {
   /** Settles once hello is handled: alerts wait for it, so a refused session forwards none. */
   private greeted: Promise<void> = Promise.resolve();
   private noticed = new Set<string>();
+  /**
+   * Noticed critical commands (isolation): claimed and sent past a full delivery window, so an
+   * isolation never queues behind a burst of other agents' commands. Few by nature; the window
+   * bounds the rest.
+   */
+  private urgent = new Set<string>();
   private flushing = false;
   /** Command id → the traceparent its frame carried (src/tracing.ts); oldest forgotten first. */
   private traces = new Map<string, string>();
@@ -203,7 +209,7 @@ export class AgentSession {
           if (msg.subject.endsWith(".cmd")) {
             const notice = msg.json() as CommandNotice | RulesNotice;
             if ("rule_set" in notice) this.rulesNotice(notice);
-            else this.notice(notice.ids);
+            else this.notice(notice.ids, notice.critical === true);
           } else this.control(msg.json() as ControlMessage);
         } catch (error) {
           this.deps.log.warn("unreadable gateway notice", {
@@ -562,10 +568,11 @@ export class AgentSession {
 
   // --- to the agent ------------------------------------------------------------------------------
 
-  private notice(ids: string[]): void {
-    for (const id of ids) this.noticed.add(id);
-    if (this.noticed.size > MAX_NOTICED) {
+  private notice(ids: string[], critical = false): void {
+    for (const id of ids) (critical ? this.urgent : this.noticed).add(id);
+    if (this.noticed.size + this.urgent.size > MAX_NOTICED) {
       this.noticed.clear();
+      this.urgent.clear();
       this.backlogDue = true;
     }
     if (this.welcomed) void this.flush();
@@ -589,10 +596,11 @@ export class AgentSession {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while ((this.noticed.size || this.backlogDue) && !this.ended) {
-        const ids = [...this.noticed];
-        this.noticed.clear();
-        await this.guard(() => this.deliver(ids));
+      while ((this.urgent.size || this.noticed.size || this.backlogDue) && !this.ended) {
+        const urgent = this.urgent.size > 0;
+        const ids = [...(urgent ? this.urgent : this.noticed)];
+        (urgent ? this.urgent : this.noticed).clear();
+        await this.guard(() => this.deliver(ids, urgent));
         // Held back by the socket (deliver set a retry): the retry claims what is left.
         if (this.retry) break;
       }
@@ -605,22 +613,23 @@ export class AgentSession {
    * Claims and sends the given commands, or the agent's whole backlog; critical ones first. While
    * the agent is not reading, nothing is claimed: its commands wait in PostgreSQL meanwhile.
    */
-  private async deliver(ids?: string[]): Promise<void> {
+  private async deliver(ids?: string[], urgent = false): Promise<void> {
     if (this.outbox.length || this.buffered() >= this.deps.limits.maxBufferedBytes) {
       this.backlogDue = true;
       this.retryLater();
       return;
     }
-    const backlog = !ids || this.backlogDue;
-    this.backlogDue = false;
-    // Room in the gateway's delivery window first; ids beyond it wait in the notice set. One
-    // session never has more out than half its frame queue holds (an ack and a completion each).
+    const backlog = !urgent && (!ids || this.backlogDue);
+    if (backlog) this.backlogDue = false;
+    // Room in the gateway's delivery window first (but for critical commands, which take their
+    // slots without waiting); ids beyond it wait in the notice set. One session never has more
+    // out than half its frame queue holds (an ack and a completion each).
     const room = Math.max(1, Math.floor(this.deps.limits.maxQueuedFrames / 2) - this.unacked.size);
-    const reserved = await this.deps.window.reserve(
-      Math.min(room, backlog ? 1 : (ids as string[]).length),
-    );
+    const reserved = urgent
+      ? 0
+      : await this.deps.window.reserve(Math.min(room, backlog ? 1 : (ids as string[]).length));
     let claim = ids;
-    if (!backlog && ids && ids.length > reserved) {
+    if (!urgent && !backlog && ids && ids.length > reserved) {
       claim = ids.slice(0, reserved);
       for (const id of ids.slice(reserved)) this.noticed.add(id);
     }

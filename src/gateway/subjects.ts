@@ -30,6 +30,8 @@ export interface RulesNotice {
 
 export interface CommandNotice {
   ids: string[];
+  /** Critical commands (isolation): sent at once, past a full delivery window (session.ts). */
+  critical?: boolean;
 }
 
 export type ControlMessage =
