@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { wazuhAlert } from "../support/fixtures.ts";
+import { oneNodeFlow, wazuhAlert } from "../support/fixtures.ts";
 import { eventually } from "../support/wait.ts";
 import { succeed } from "./support/agent.ts";
 import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-context.ts";
@@ -9,21 +9,14 @@ import { type GatewayTestContext, gatewayTestContext } from "./support/gateway-c
 let g: GatewayTestContext;
 beforeAll(async () => {
   g = await gatewayTestContext("gw_gates");
-  const create = async (path: string, doc: unknown) =>
-    expect((await g.rest.post(path, doc)).status).toBe(201);
-  await create("/api/workflow", {
+  await g.rest.created("/api/workflow", {
     identifier: "isolate",
     name: "isolate the host",
     steps: [{ agent: "isolate-host" }],
     effective_attacks: ["T1048"],
     cost: 1,
   });
-  await create("/api/attack-flow", {
-    identifier: "exfil",
-    name: "exfiltration",
-    nodes: [{ id: "exfil", techniques: ["T1048"] }],
-    start: ["exfil"],
-  });
+  await g.rest.created("/api/attack-flow", oneNodeFlow("exfil", "T1048"));
 });
 afterAll(async () => {
   await g?.cleanup();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
-import { wazuhAlert } from "../support/fixtures.ts";
+import { oneNodeFlow, wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
@@ -35,9 +35,7 @@ beforeAll(async () => {
     expect(res.status).toBe(201);
     tokens[role] = res.body.token;
   }
-  const create = async (path: string, doc: unknown) =>
-    expect((await rest.post(path, doc)).status).toBe(201);
-  await create("/api/workflow", {
+  await rest.created("/api/workflow", {
     identifier: "gated_soar",
     name: "gated SOAR playbook",
     url: hooks.url("/gated"),
@@ -45,25 +43,15 @@ beforeAll(async () => {
     cost: 1,
     requires_approval: true,
   });
-  await create("/api/workflow", {
+  await rest.created("/api/workflow", {
     identifier: "isolate",
     name: "isolate the host",
     steps: [{ agent: "isolate-host" }],
     effective_attacks: ["T1048"],
     cost: 1,
   });
-  await create("/api/attack-flow", {
-    identifier: "phish",
-    name: "phishing",
-    nodes: [{ id: "phish", techniques: ["T1566"] }],
-    start: ["phish"],
-  });
-  await create("/api/attack-flow", {
-    identifier: "exfil",
-    name: "exfiltration",
-    nodes: [{ id: "exfil", techniques: ["T1048"] }],
-    start: ["exfil"],
-  });
+  await rest.created("/api/attack-flow", oneNodeFlow("phish", "T1566"));
+  await rest.created("/api/attack-flow", oneNodeFlow("exfil", "T1048"));
 });
 afterAll(async () => {
   await ctx?.cleanup();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Service } from "../../src/service.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
-import { wazuhAlert } from "../support/fixtures.ts";
+import { oneNodeFlow, wazuhAlert } from "../support/fixtures.ts";
 import { restClient } from "../support/http.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
@@ -22,15 +22,13 @@ beforeAll(async () => {
     agents: recordingAgents().gateway,
     config: { neo4j: { ...ctx.config.neo4j, queryTimeoutMs: 100 } },
   });
-  const create = async (path: string, doc: unknown) =>
-    expect((await rest.post(path, doc)).status).toBe(201);
-  await create("/api/condition", {
+  await rest.created("/api/condition", {
     identifier: "slow_graph",
     name: "a graph question too costly to answer",
     query: "UNWIND range(1, 200000000) AS x WITH x WHERE x % 7 = 3 RETURN count(x) AS n",
     check: "rows.size() > 0",
   });
-  await create("/api/workflow", {
+  await rest.created("/api/workflow", {
     identifier: "guarded",
     name: "guarded by the slow condition",
     url: hooks.url("/guarded"),
@@ -38,19 +36,14 @@ beforeAll(async () => {
     cost: 0,
     conditions: ["slow_graph"],
   });
-  await create("/api/workflow", {
+  await rest.created("/api/workflow", {
     identifier: "fallback",
     name: "fallback",
     url: hooks.url("/fallback"),
     effective_attacks: ["T1566"],
     cost: 1,
   });
-  await create("/api/attack-flow", {
-    identifier: "phish",
-    name: "phishing",
-    nodes: [{ id: "phish", techniques: ["T1566"] }],
-    start: ["phish"],
-  });
+  await rest.created("/api/attack-flow", oneNodeFlow("phish", "T1566"));
 });
 afterAll(async () => {
   await ctx?.cleanup();

@@ -32,11 +32,6 @@ afterAll(async () => {
   await hooks?.close();
 });
 
-async function create(path: string, doc: unknown) {
-  const res = await rest.post(path, doc);
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-}
-
 /** A seed alert for `host` carrying the given techniques. */
 function alertWith(host: string, techniques: string[], id: string) {
   const alert = wazuhAlert("100002-ncat-connection", host, id);
@@ -63,14 +58,14 @@ const settled = (host: string) =>
 
 describe("cost-ranked mitigation with fallback", () => {
   beforeAll(async () => {
-    await create("/api/condition", { identifier: "never", name: "never", check: "false" });
-    await create("/api/condition", {
+    await rest.created("/api/condition", { identifier: "never", name: "never", check: "false" });
+    await rest.created("/api/condition", {
       identifier: "broken",
       name: "broken",
       args: { pid: "alert.data.pid" },
       check: "int(args.pid + 'x') > 0",
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_missing_args",
       name: "needs a path",
       url: hooks.url("/ok/args"),
@@ -78,7 +73,7 @@ describe("cost-ranked mitigation with fallback", () => {
       cost: 0,
       args: { path: "alert.syscheck.path" },
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_condition_false",
       name: "guarded",
       url: hooks.url("/ok/guarded"),
@@ -86,7 +81,7 @@ describe("cost-ranked mitigation with fallback", () => {
       cost: 1,
       conditions: ["never"],
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_condition_error",
       name: "erroring",
       url: hooks.url("/ok/erroring"),
@@ -94,28 +89,28 @@ describe("cost-ranked mitigation with fallback", () => {
       cost: 2,
       conditions: ["broken"],
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_no_capability",
       name: "isolate",
       steps: [{ agent: "isolate-host" }],
       effective_attacks: ["T1566"],
       cost: 3,
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_500",
       name: "flaky soar",
       url: hooks.url("/fail500"),
       effective_attacks: ["T1566"],
       cost: 4,
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_400",
       name: "rejecting soar",
       url: hooks.url("/fail400"),
       effective_attacks: ["T1566"],
       cost: 5,
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_ok",
       name: "working soar",
       url: hooks.url("/ok/final"),
@@ -124,14 +119,14 @@ describe("cost-ranked mitigation with fallback", () => {
       params: { playbook: "phishing" },
       args: { pid: "alert.data.pid" },
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "m_never_reached",
       name: "dearer",
       url: hooks.url("/ok/dearer"),
       effective_attacks: ["T1566"],
       cost: 7,
     });
-    await create("/api/attack-flow", {
+    await rest.created("/api/attack-flow", {
       identifier: "phishing",
       name: "phishing",
       nodes: [{ id: "phish", techniques: ["T1566"] }],
@@ -181,13 +176,13 @@ describe("cost-ranked mitigation with fallback", () => {
 
 describe("hostile catalogue entries and alerts", () => {
   beforeAll(async () => {
-    await create("/api/condition", {
+    await rest.created("/api/condition", {
       identifier: "cubic",
       name: "cubic",
       args: { items: "alert.data.items" },
       check: "args.items.all(a, args.items.all(b, args.items.all(c, a + b + c >= 0)))",
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "e_over_budget",
       name: "guarded by a costly check",
       url: hooks.url("/ok/over-budget"),
@@ -195,28 +190,28 @@ describe("hostile catalogue entries and alerts", () => {
       cost: 0,
       conditions: ["cubic"],
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "e_metadata",
       name: "metadata service",
       url: "http://169.254.169.254/latest/meta-data/",
       effective_attacks: ["T1048"],
       cost: 1,
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "e_redirect",
       name: "redirecting soar",
       url: hooks.url("/redirect"),
       effective_attacks: ["T1048"],
       cost: 2,
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "e_ok",
       name: "working soar",
       url: hooks.url("/ok/egress"),
       effective_attacks: ["T1048"],
       cost: 3,
     });
-    await create("/api/attack-flow", {
+    await rest.created("/api/attack-flow", {
       identifier: "exfiltration",
       name: "exfiltration",
       nodes: [{ id: "exfil", techniques: ["T1048"] }],
@@ -257,7 +252,7 @@ describe("hostile catalogue entries and alerts", () => {
 
 describe("preemptive nodes", () => {
   beforeAll(async () => {
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "stop_lateral",
       name: "stop lateral movement",
       steps: [{ agent: "block-ip" }],
@@ -265,7 +260,7 @@ describe("preemptive nodes", () => {
       cost: 1,
       args: { ip: "alert.data.dst_ip" },
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "stop_discovery",
       name: "stop discovery",
       steps: [{ agent: "kill-process" }],
@@ -273,7 +268,7 @@ describe("preemptive nodes", () => {
       cost: 1,
       args: { pid: "alert.data.pid" },
     });
-    await create("/api/attack-flow", {
+    await rest.created("/api/attack-flow", {
       identifier: "recon_then_lateral",
       name: "discovery then lateral movement",
       nodes: [
@@ -349,7 +344,7 @@ describe("incident lifecycle", () => {
 
 describe("one alert, one run of each mitigation", () => {
   beforeAll(async () => {
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "d_hook",
       name: "notify soar",
       url: hooks.url("/ok/dedupe"),
@@ -357,7 +352,7 @@ describe("one alert, one run of each mitigation", () => {
       cost: 1,
     });
     for (const flow of ["user_execution_a", "user_execution_b"])
-      await create("/api/attack-flow", {
+      await rest.created("/api/attack-flow", {
         identifier: flow,
         name: flow,
         nodes: [{ id: "exec", techniques: ["T1204"] }],
@@ -408,21 +403,21 @@ describe("fallback by candidate identity", () => {
       release = resolve;
     });
     held = await webhookReceiver(() => 400, { before: () => gate });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "f_first",
       name: "first try",
       url: held.url("/held"),
       effective_attacks: ["T1059"],
       cost: 10,
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "f_second",
       name: "second try",
       url: hooks.url("/ok/second"),
       effective_attacks: ["T1059"],
       cost: 20,
     });
-    await create("/api/attack-flow", {
+    await rest.created("/api/attack-flow", {
       identifier: "scripting",
       name: "scripting",
       nodes: [{ id: "script", techniques: ["T1059"] }],
@@ -437,7 +432,7 @@ describe("fallback by candidate identity", () => {
     await eventually("the first candidate called", () => held.received.length === 1);
     // Two cheaper mitigations appear while the first is in flight: by position, the run would
     // now try f_first again (it moved to index 2); by identity it is done with it.
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "f_new_a",
       name: "new a",
       url: hooks.url("/ok/new-a"),
@@ -445,7 +440,7 @@ describe("fallback by candidate identity", () => {
       cost: 1,
       conditions: ["never"],
     });
-    await create("/api/workflow", {
+    await rest.created("/api/workflow", {
       identifier: "f_new_b",
       name: "new b",
       url: hooks.url("/fail400/new-b"),

@@ -28,22 +28,20 @@ beforeAll(async () => {
       neo4j: { ...ctx.config.neo4j, uri: `bolt://127.0.0.1:${graph.port}` },
     },
   });
-  const create = async (path: string, doc: unknown) =>
-    expect((await rest.post(path, doc)).status).toBe(201);
-  await create("/api/condition", {
+  await rest.created("/api/condition", {
     identifier: "graph_answers",
     name: "the graph answers",
     query: "RETURN 1 AS one",
     check: "size(rows) == 1",
   });
-  await create("/api/workflow", {
+  await rest.created("/api/workflow", {
     identifier: "o_hook",
     name: "notify soar",
     url: hooks.url("/outage"),
     effective_attacks: ["T1190"],
     cost: 1,
   });
-  await create("/api/attack-flow", {
+  await rest.created("/api/attack-flow", {
     identifier: "exploit",
     name: "exploit",
     nodes: [{ id: "exploit", techniques: ["T1190"], conditions: ["graph_answers"] }],

@@ -28,3 +28,13 @@ export function wazuhAlert(
   alert.id = id ?? `${alert.id}-${host}`;
   return alert;
 }
+
+/** An attack flow of one node, reached by one technique: the least a mitigation needs to run. */
+export function oneNodeFlow(identifier: string, technique: string) {
+  return {
+    identifier,
+    name: identifier,
+    nodes: [{ id: identifier, techniques: [technique] }],
+    start: [identifier],
+  };
+}

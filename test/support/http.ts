@@ -44,5 +44,12 @@ export function restClient(
     put: (path: string, body: unknown) => call("PUT", path, body),
     patch: (path: string, body: unknown) => call("PATCH", path, body),
     delete: (path: string) => call("DELETE", path),
+    /** POSTs a document that must be created (201), e.g. a catalog entry a test sets up. */
+    async created(path: string, body: unknown) {
+      const res = await call("POST", path, body);
+      if (res.status !== 201)
+        throw new Error(`POST ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+      return res;
+    },
   };
 }
