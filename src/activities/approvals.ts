@@ -28,6 +28,8 @@ export interface GateInput {
   host: string;
   mitigation: { key: string; name: string };
   steps: PlannedStep[];
+  /** The Temporal workflow that takes the answer, when not the run's own (an incident's run). */
+  approvalWorkflowId?: string;
 }
 
 export type GateResult =
@@ -42,7 +44,8 @@ export type GateResult =
       isolatingAgentId: string | null;
     };
 
-export interface ApprovalAnswerInput extends Omit<GateInput, "steps" | "host"> {
+export interface ApprovalAnswerInput
+  extends Omit<GateInput, "steps" | "host" | "approvalWorkflowId"> {
   approvalId: string;
   outcome: "approved" | "denied" | "expired";
   /** Whether the mitigation runs (an expired approval runs when MM_APPROVAL_ON_TIMEOUT=approve). */
@@ -91,7 +94,7 @@ async function gateFacts(
   };
 }
 
-const decisionBase = (i: Omit<GateInput, "steps" | "host">) => ({
+const decisionBase = (i: ApprovalAnswerInput | GateInput) => ({
   incidentId: i.incidentId,
   alertId: i.alertId,
   workflowId: i.workflowId,
@@ -108,7 +111,15 @@ export function approvalActivities(deps: EngineDeps) {
       const approvalId = approvalIdOf(input.workflowId, input.mitigation.key);
       // A retry after the approval was opened: the same approval, its deadline unchanged.
       const opened = await getApproval(db, approvalId);
-      if (opened) return heldFor(opened, isolatingAgent(input.steps));
+      if (opened?.status === "pending") return heldFor(opened, isolatingAgent(input.steps));
+      // A run resumed after its answer was recorded (its incident continued as new): the
+      // recorded answer stands, and is not asked for again.
+      if (opened) {
+        const ran =
+          opened.status === "approved" ||
+          (opened.status === "expired" && opened.on_timeout === "approve");
+        return { gate: ran ? "act" : "observe" };
+      }
       const facts = await gateFacts(
         deps,
         { mitigation: input.mitigation.key, steps: input.steps },
@@ -149,7 +160,7 @@ export function approvalActivities(deps: EngineDeps) {
         {
           id: approvalId,
           incidentId: input.incidentId,
-          workflowId: input.workflowId,
+          workflowId: input.approvalWorkflowId ?? input.workflowId,
           alertId: input.alertId,
           host: input.host,
           agentId: facts.agentId,

@@ -14,6 +14,8 @@ export interface IsolateHostInput {
   /** The command TTL (the configured one when absent). */
   ttlMs?: number;
   releaseAfterMs?: number;
+  /** The engine's run that asks (`workflow:<run>`); the calling workflow when absent. */
+  requestedBy?: string;
 }
 
 export interface IsolationActivities {
@@ -28,7 +30,8 @@ export function isolationActivities(deps: { db: Db; commandTtlMs: number }): Iso
     async isolateHost(input) {
       const context = Context.current();
       const { client, info } = context;
-      const requestedBy = `workflow:${info.workflowExecution?.workflowId ?? info.activityId}`;
+      const requestedBy =
+        input.requestedBy ?? `workflow:${info.workflowExecution?.workflowId ?? info.activityId}`;
       const workflowId = isolationWorkflowId(input.agentId);
       for (;;) {
         // Starts the isolation, or joins the one that runs (a second isolate request is a no-op).

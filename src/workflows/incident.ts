@@ -17,6 +17,7 @@ import {
 } from "@temporalio/workflow";
 import type { EngineActivities } from "../activities/engine.ts";
 import type { Severity } from "../domain/alert.ts";
+import type { ApprovalAnswer } from "../domain/approval.ts";
 import {
   advance,
   type FlowInstance,
@@ -28,11 +29,14 @@ import { objectsOverlap } from "../domain/mitigation.ts";
 import type { AttackFlow } from "../domain/model.ts";
 import { mitigationWorkflowId } from "./ids.ts";
 import {
+  ApprovalInbox,
+  approvalSignal,
   type MitigationOutcome,
   mitigationOutcomeSignal,
   mitigationWorkflow,
   objectsClaimSignal,
   objectsGrantedSignal,
+  runMitigation,
 } from "./mitigation.ts";
 import { HOST, INCIDENT_STATUS, SEVERITY, TECHNIQUES } from "./search-attributes.ts";
 
@@ -59,6 +63,9 @@ export interface MitigationRun {
   objects?: string[];
   /** Whether the run has its turn on those objects. */
   granted?: boolean;
+  /** Run inside the incident (since release 0.4.0), not as a child workflow: its progress so
+   *  far, from which it resumes when the incident continues as new. */
+  inline?: { tried: string[]; failures: number };
 }
 
 export interface IncidentState {
@@ -82,6 +89,8 @@ export interface IncidentInput {
   historyLimit?: number;
   state?: IncidentState;
   pending?: IncidentAlert[];
+  /** Approval answers not yet taken by the inline run they name, carried across continue-as-new. */
+  answers?: [string, ApprovalAnswer][];
 }
 
 export const alertSignal = defineSignal<[IncidentAlert]>("alert");
@@ -140,11 +149,20 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   // Since this patch pending alerts are matched in batches (matchAlerts): a burst of alerts costs
   // one activity and one event per batch, not per alert.
   const batched = patched("incident-batched-matching");
+  // Since this patch mitigations run inside the incident (runMitigation) instead of as child
+  // workflows: no child start, no ordering and outcome signals, a third of the history events
+  // and round trips per mitigation. A run keeps its id (mitigation/…) for its decisions, claims,
+  // approvals and commands; the incident's history shows its activities.
+  const inline = patched("incident-inline-mitigations");
+  const approvals = new ApprovalInbox();
+  for (const [id, answer] of input.answers ?? []) approvals.answers.set(id, answer);
   let running = 0;
   // Child starts not yet confirmed: continuing as new in between would lose track of the run.
   let starting = 0;
   const stillRunning = () =>
     outcomesBySignal ? state.mitigations.filter((m) => m.outcome === "running").length : running;
+  const runningInline = () =>
+    state.mitigations.filter((m) => m.outcome === "running" && m.inline).length;
 
   // The pending alerts' batches, as sizes in order: one per signal (what one signal brought is
   // fixed by the history, so a batch never depends on when later signals happened to arrive,
@@ -172,6 +190,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   setHandler(alertSignal, (alert) => receive([alert]));
   setHandler(alertsSignal, (alerts) => receive(alerts));
   setHandler(stateQuery, () => state);
+  setHandler(approvalSignal, (payload) => approvals.receive(payload));
   setHandler(mitigationOutcomeSignal, (report) => {
     // A run of an earlier incident of this host, or one already settled, changes nothing.
     const run = state.mitigations.find((m) => m.workflowId === report.workflowId);
@@ -206,7 +225,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
         );
         if (!blocked) {
           run.granted = true;
-          grant(run.workflowId);
+          if (!run.inline) grant(run.workflowId);
         }
       }
       earlier.push(run);
@@ -238,6 +257,10 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
       outcome: "running",
     };
     state.mitigations.push(run);
+    if (inline) {
+      run.inline = { tried: [], failures: 0 };
+      return runInline(run);
+    }
     running++;
     starting++;
     let started = false;
@@ -271,6 +294,53 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
       running--;
     }
   };
+
+  /** Runs (or resumes) a mitigation inside the incident; its outcome settles its entry. */
+  const runInline = async (run: MitigationRun): Promise<void> => {
+    let outcome: MitigationOutcome;
+    try {
+      outcome = await runMitigation(
+        {
+          incidentId: workflowInfo().workflowId,
+          host: state.host,
+          alertId: run.alertId,
+          flowId: run.flowId,
+          nodeId: run.nodeId,
+          techniques: run.techniques,
+          preemptive: run.preemptive,
+        },
+        {
+          runId: run.workflowId,
+          approvalWorkflowId: workflowInfo().workflowId,
+          approvals,
+          progress: run.inline ?? { tried: [], failures: 0 },
+          async awaitTurn(objects, timeoutMs) {
+            run.objects = [...objects];
+            run.granted = false;
+            grantTurns();
+            await condition(() => run.granted === true, timeoutMs);
+          },
+        },
+      );
+    } catch (err) {
+      // Only a permanent failure gets here (outages are retried): the run ends, the incident
+      // and its other runs live on.
+      log.error("mitigation run failed", { run: run.workflowId, error: (err as Error).message });
+      outcome = { outcome: "failed" };
+    }
+    run.outcome = outcome.outcome;
+    run.mitigation = outcome.mitigation;
+    trimMitigations(state);
+    grantTurns();
+  };
+  // Runs carried over from before a continue-as-new start again from their progress: every step
+  // is idempotent by the run's id, so nothing that took effect is repeated.
+  for (const run of state.mitigations) {
+    if (run.outcome !== "running" || !run.inline) continue;
+    delete run.objects;
+    delete run.granted;
+    void runInline(run);
+  }
 
   /** What the incident remembers of an alert before matching it: id, time, techniques, severity. */
   const remember = (alert: IncidentAlert) => {
@@ -375,8 +445,12 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
       await condition(() => pending.length > 0 || idle);
       // Idle: running mitigations get one more idle period to report before the incident closes
       // (their outcomes are in the decision log either way).
-      if (pending.length === 0 && stillRunning() > 0)
-        await condition(() => pending.length > 0 || stillRunning() === 0, input.idleMs);
+      // Runs inside the incident end with it, so it waits for them without a bound (each is
+      // bounded by its own steps' timeouts and its approval's deadline).
+      if (pending.length === 0 && stillRunning() > 0) {
+        if (runningInline() > 0) await condition(() => pending.length > 0 || stillRunning() === 0);
+        else await condition(() => pending.length > 0 || stillRunning() === 0, input.idleMs);
+      }
     } else await condition(() => pending.length > 0 || (idle && running === 0));
     if (pending.length === 0) break; // idle, and no mitigation still running
     lastAlertAt = Date.now();
@@ -397,6 +471,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
         ...(input.historyLimit !== undefined && { historyLimit: input.historyLimit }),
         state,
         pending,
+        ...(approvals.answers.size > 0 && { answers: [...approvals.answers] }),
       });
     }
   }

@@ -76,7 +76,7 @@ const HOST_ORDERING = "mitigation-host-ordering";
 const ISOLATION_WORKFLOW = "engine-isolation-workflow";
 /** Since this patch a chosen mitigation passes its approval gate (modes, catalog, blast radius) first. */
 const APPROVAL_GATE = "mitigation-approval-gate";
-/** Answers kept per run: one per approval, and a bound against a flood of signals. */
+/** Answers kept per workflow for approvals no run waits for yet: a bound against a flood. */
 const MAX_ANSWERS = 16;
 
 // A push waits for the host agent's rules_status (its own deadline, heartbeating meanwhile); a
@@ -88,13 +88,92 @@ const { pushRules } = proxyActivities<PushRulesActivities>({
 });
 
 /**
- * Runs the cheapest mitigation that applies to a reached attack-flow node, falling back to the
- * next candidate when one fails. Every choice, skip and result is recorded with its reason.
+ * What a mitigation run needs from the workflow it runs in: its own child workflow (runs started
+ * before release 0.4.0) or its incident, which runs it inline since then.
+ */
+export interface MitigationRunContext {
+  /** The run's id: its decisions, mitigation claims, approvals and command ids derive from it. */
+  runId: string;
+  /** The Temporal workflow that takes approval answers for the run (the API signals it). */
+  approvalWorkflowId: string;
+  approvals: ApprovalInbox;
+  /** Waits for the run's turn on the objects its steps touch on the host. */
+  awaitTurn(objects: string[], timeoutMs: number): Promise<void>;
+  /** Candidates tried so far and how many failed: carried when an incident continues as new. */
+  progress: { tried: string[]; failures: number };
+}
+
+/**
+ * Approval answers by approval id, for the runs of one workflow: an answer may arrive before the
+ * run waits for it (the API signals as soon as the approval is stored). The first answer per
+ * approval counts; an answer naming no approval goes to the one run waiting, if only one waits.
+ */
+export class ApprovalInbox {
+  readonly answers = new Map<string, ApprovalAnswer>();
+  private readonly waiting = new Set<string>();
+
+  /** A bound against a flood of signals: answers kept for approvals no run waits for yet. */
+  constructor(private readonly maxUnclaimed = MAX_ANSWERS) {}
+
+  receive(payload: unknown): void {
+    const answer = approvalAnswerOf(payload);
+    const id = answer?.approval_id ?? (this.waiting.size === 1 ? [...this.waiting][0] : undefined);
+    if (!answer || !id || this.answers.has(id)) return;
+    if (!this.waiting.has(id) && this.answers.size >= this.maxUnclaimed) return;
+    this.answers.set(id, answer);
+  }
+
+  /** The answer to an approval, or undefined once the timeout passes without one. */
+  async wait(approvalId: string, timeoutMs: number): Promise<ApprovalAnswer | undefined> {
+    this.waiting.add(approvalId);
+    try {
+      await condition(() => this.answers.has(approvalId), timeoutMs);
+      return this.answers.get(approvalId);
+    } finally {
+      this.waiting.delete(approvalId);
+    }
+  }
+
+  /** Forgets an answer once the run acted on it. */
+  settle(approvalId: string): void {
+    this.answers.delete(approvalId);
+  }
+}
+
+/**
+ * A mitigation run as its own child workflow: how incidents ran them before release 0.4.0, kept
+ * so that those runs finish (and replay) as they started. See runMitigation.
  */
 export async function mitigationWorkflow(input: MitigationInput): Promise<MitigationOutcome> {
   let outcome: MitigationOutcome = { outcome: "failed" };
   try {
-    outcome = await mitigate(input);
+    const { workflowId } = workflowInfo();
+    const approvals = new ApprovalInbox();
+    setHandler(approvalSignal, (payload) => approvals.receive(payload));
+    let granted = false;
+    setHandler(objectsGrantedSignal, () => {
+      granted = true;
+    });
+    outcome = await runMitigation(input, {
+      runId: workflowId,
+      approvalWorkflowId: workflowId,
+      approvals,
+      progress: { tried: [], failures: 0 },
+      async awaitTurn(objects, timeoutMs) {
+        // Bounded: the incident may be gone.
+        if (!patched(HOST_ORDERING)) return;
+        granted = false;
+        try {
+          await getExternalWorkflowHandle(input.incidentId).signal(objectsClaimSignal, {
+            workflowId,
+            objects,
+          });
+        } catch {
+          return; // no incident to order against
+        }
+        await condition(() => granted, timeoutMs);
+      },
+    });
     return outcome;
   } finally {
     if (patched(OUTCOME_SIGNAL)) await reportOutcome(input.incidentId, outcome);
@@ -112,36 +191,31 @@ async function reportOutcome(incidentId: string, outcome: MitigationOutcome): Pr
   }
 }
 
-async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
-  const { workflowId } = workflowInfo();
-  let granted = false;
-  setHandler(objectsGrantedSignal, () => {
-    granted = true;
-  });
-  // An answer may arrive before the run waits for it (the API signals as soon as the approval is
-  // stored): kept by approval id, the first answer per approval counting.
-  const answers = new Map<string, ApprovalAnswer>();
-  let waitingFor: string | null = null;
-  setHandler(approvalSignal, (payload) => {
-    const answer = approvalAnswerOf(payload);
-    const id = answer?.approval_id ?? waitingFor;
-    if (!answer || !id || answers.has(id) || answers.size >= MAX_ANSWERS) return;
-    answers.set(id, answer);
-  });
+/**
+ * Runs the cheapest mitigation that applies to a reached attack-flow node, falling back to the
+ * next candidate when one fails. Every choice, skip and result is recorded with its reason.
+ * Every step is idempotent by the run's id (decisions, claims, approvals, command ids, webhook
+ * idempotency keys), so a run resumed from its progress repeats nothing that took effect.
+ */
+export async function runMitigation(
+  input: MitigationInput,
+  ctx: MitigationRunContext,
+): Promise<MitigationOutcome> {
+  const { approvals, progress } = ctx;
   /** Whether the chosen mitigation runs now: at once, after a person's approval, or not at all. */
   const passGate = async (candidate: { key: string; name: string }, steps: PlannedStep[]) => {
     if (!patched(APPROVAL_GATE)) return true;
     const decided = { ...base, mitigation: candidate };
-    const gate = await gateMitigation({ ...decided, host: input.host, steps });
+    const gate = await gateMitigation({
+      ...decided,
+      host: input.host,
+      steps,
+      ...(ctx.approvalWorkflowId !== ctx.runId && { approvalWorkflowId: ctx.approvalWorkflowId }),
+    });
     if (gate.gate !== "approve") return gate.gate === "act";
-    waitingFor = gate.approvalId;
-    const answered = await condition(
-      () => answers.has(gate.approvalId),
-      Math.max(gate.timeoutMs, 1_000),
-    );
-    waitingFor = null;
-    const answer = answers.get(gate.approvalId);
-    const runs = answered && answer ? answer.decision === "approve" : gate.onTimeout === "approve";
+    const answer = await approvals.wait(gate.approvalId, Math.max(gate.timeoutMs, 1_000));
+    const answered = answer !== undefined;
+    const runs = answer ? answer.decision === "approve" : gate.onTimeout === "approve";
     await answerApproval({
       ...decided,
       approvalId: gate.approvalId,
@@ -151,36 +225,27 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
       comment: (answered && answer?.comment) || null,
       isolatingAgentId: gate.isolatingAgentId,
     });
+    approvals.settle(gate.approvalId);
     return runs;
   };
-  /** Waits for this run's turn on the objects its steps touch (bounded: an incident may be gone). */
+  /** Waits for this run's turn on the objects its steps touch. */
   const awaitTurn = async (steps: PlannedStep[]) => {
     const agentSteps = steps.flatMap((s) => (s.kind === "agent" ? [s] : []));
     const objects = touchedObjects(agentSteps);
-    if (objects.length === 0 || !patched(HOST_ORDERING)) return;
-    granted = false;
-    try {
-      await getExternalWorkflowHandle(input.incidentId).signal(objectsClaimSignal, {
-        workflowId,
-        objects,
-      });
-    } catch {
-      return; // no incident to order against
-    }
+    if (objects.length === 0) return;
     const ttl = Math.max(0, ...agentSteps.map((s) => s.ttlMs ?? 0));
-    await condition(() => granted, ttl + COMPLETION_ALLOWANCE_MS);
+    await ctx.awaitTurn(objects, ttl + COMPLETION_ALLOWANCE_MS);
   };
   const base = {
     incidentId: input.incidentId,
     alertId: input.alertId,
-    workflowId,
+    workflowId: ctx.runId,
     flowId: input.flowId,
     nodeId: input.nodeId,
   };
-  let failures = 0;
   // Candidates are passed over by identity: a catalog edit during the run cannot make it skip
   // or repeat one (a position would shift under an insertion or a deletion).
-  const tried: string[] = [];
+  const { tried } = progress;
   for (;;) {
     const next = await planNextMitigation({
       ...base,
@@ -195,7 +260,7 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
       const reason =
         next.candidates === 0
           ? `no mitigation covers ${input.techniques.join(", ")}`
-          : failures > 0
+          : progress.failures > 0
             ? "every applicable mitigation failed"
             : "no candidate mitigation applies";
       await recordDecision({
@@ -205,17 +270,17 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
         reason,
         details: {},
       });
-      return { outcome: failures > 0 ? "failed" : "none" };
+      return { outcome: progress.failures > 0 ? "failed" : "none" };
     }
     const { candidate, steps } = next;
-    const attemptId = mitigationAttemptId(workflowId, candidate.key);
+    const attemptId = mitigationAttemptId(ctx.runId, candidate.key);
     // Not run (observed, denied or expired): recorded by the gate, and no fallback, since a
     // person's "no" or observe mode is about acting at all, not about this candidate.
     if (!(await passGate(candidate, steps))) return { outcome: "none", mitigation: candidate.key };
     await awaitTurn(steps);
     try {
       for (const [index, step] of steps.entries())
-        await runStep(step, attemptId, mitigationCommandId(attemptId, index));
+        await runStep(step, attemptId, mitigationCommandId(attemptId, index), ctx.runId);
       await recordDecision({
         ...base,
         mitigation: candidate.key,
@@ -225,7 +290,7 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
       });
       return { outcome: "succeeded", mitigation: candidate.key };
     } catch (err) {
-      failures++;
+      progress.failures++;
       await recordDecision({
         ...base,
         mitigation: candidate.key,
@@ -239,7 +304,14 @@ async function mitigate(input: MitigationInput): Promise<MitigationOutcome> {
   }
 }
 
-async function runStep(step: PlannedStep, attemptId: string, commandId: string): Promise<void> {
+async function runStep(
+  step: PlannedStep,
+  attemptId: string,
+  commandId: string,
+  runId: string,
+): Promise<void> {
+  // The engine's commands are attributed to the run that issued them.
+  const requestedBy = `workflow:${runId}`;
   if (step.kind === "webhook") {
     await callWebhook({ url: step.url, body: step.body, idempotencyKey: attemptId });
     return;
@@ -257,6 +329,7 @@ async function runStep(step: PlannedStep, attemptId: string, commandId: string):
     });
     await isolateHost({
       agentId: step.agentId,
+      requestedBy,
       details: step.details,
       ...(step.ttlMs !== undefined && { ttlMs: step.ttlMs }),
       ...(step.releaseAfterMs !== undefined && { releaseAfterMs: step.releaseAfterMs }),
@@ -271,6 +344,7 @@ async function runStep(step: PlannedStep, attemptId: string, commandId: string):
     details: step.details,
     priority: step.priority,
     commandId,
+    requestedBy,
     ...(step.ttlMs !== undefined && { ttlMs: step.ttlMs }),
   });
 }

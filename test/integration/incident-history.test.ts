@@ -1,9 +1,11 @@
 import { Client, Connection } from "@temporalio/client";
 import { NativeConnection, Worker } from "@temporalio/worker";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
-import type { EngineActivities } from "../../src/activities/engine.ts";
+import type { ApprovalActivities } from "../../src/activities/approvals.ts";
+import type { EngineActivities, PlannedStep } from "../../src/activities/engine.ts";
 import type { NodeCandidate } from "../../src/domain/attack-flow.ts";
 import type { AttackFlow } from "../../src/domain/model.ts";
+import type { TimedCommandActivities } from "../../src/workflows/agent-command.ts";
 import { incidentWorkflowId } from "../../src/workflows/ids.ts";
 import {
   alertSignal,
@@ -40,18 +42,47 @@ const hit = (techniques: string[]): NodeCandidate[] =>
   techniques.includes("T1059")
     ? [{ flowId: "stream", nodeId: "hit", instanceId: null, techniques: ["T1059"], conditions: [] }]
     : [];
-const activities: Pick<EngineActivities, "matchAlerts" | "planNextMitigation" | "recordDecision"> =
-  {
-    async matchAlerts(input: { alerts: { id: string; techniques: string[] }[] }) {
-      for (const a of input.alerts) matched.set(a.id, (matched.get(a.id) ?? 0) + 1);
-      return { flows: [flow], holding: input.alerts.map((a) => hit(a.techniques)) };
-    },
-    async planNextMitigation(input) {
-      planned.set(input.alertId, (planned.get(input.alertId) ?? 0) + 1);
+// Alerts of the resumption test: their run plans one agent step whose command the test holds.
+const KILL: PlannedStep = {
+  kind: "agent",
+  agentId: "agt_resume",
+  command: "kill-process",
+  details: { pid: "4242" },
+  priority: "high",
+  ttlMs: 60_000,
+};
+const issued: string[] = [];
+const recorded: string[] = [];
+let releaseCommands = () => {};
+const commandsReleased = new Promise<void>((resolve) => {
+  releaseCommands = resolve;
+});
+const activities: Pick<EngineActivities, "matchAlerts" | "planNextMitigation" | "recordDecision"> &
+  Pick<ApprovalActivities, "gateMitigation" | "answerApproval"> &
+  TimedCommandActivities = {
+  async matchAlerts(input: { alerts: { id: string; techniques: string[] }[] }) {
+    for (const a of input.alerts) matched.set(a.id, (matched.get(a.id) ?? 0) + 1);
+    return { flows: [flow], holding: input.alerts.map((a) => hit(a.techniques)) };
+  },
+  async planNextMitigation(input) {
+    planned.set(input.alertId, (planned.get(input.alertId) ?? 0) + 1);
+    if (!input.alertId.startsWith("r") || input.tried.length > 0)
       return { found: false, candidates: 0 };
-    },
-    async recordDecision() {},
-  };
+    return { found: true, candidate: { key: "kill", name: "kill", cost: 1 }, steps: [KILL] };
+  },
+  async gateMitigation() {
+    return { gate: "act" };
+  },
+  async answerApproval() {},
+  async runAgentCommand(input) {
+    issued.push(input.commandId);
+    await commandsReleased;
+    return { success: true, message: "killed", details: {} };
+  },
+  async recordDecision(decision) {
+    recorded.push(`${decision.workflowId} ${decision.kind}`);
+  },
+};
 
 let scratch: Scratch;
 let worker: Worker;
@@ -122,10 +153,12 @@ it("stays bounded over 20,000 alerts for one host and loses no step", {
 
   // Every alert was matched (a local activity may run again when its workflow task is retried,
   // e.g. a continue-as-new refused for a signal that arrived meanwhile: its decisions are written
-  // once by key), and each reaching alert's mitigation ran once, none twice.
+  // once by key), and each reaching alert got one mitigation run, none a second. A run still in
+  // flight when the incident continues as new resumes in the next run and plans again, which its
+  // id makes idempotent: planned at least once, started once.
   expect(matched.size).toBe(ALERTS);
   expect(planned.size).toBe(reaching);
-  expect([...planned.values()].every((n) => n === 1)).toBe(true);
+  expect(state.mitigations).toHaveLength(reaching);
   expect(new Set(state.mitigations.map((m) => m.alertId)).size).toBe(reaching);
 
   // The incident continued as new several times, each run's history within its bound.
@@ -140,4 +173,49 @@ it("stays bounded over 20,000 alerts for one host and loses no step", {
   // The carried state stays bounded too: remembered alert ids and ended runs are capped.
   expect(state.alerts.length).toBeLessThanOrEqual(2_000);
   expect(JSON.stringify(state).length).toBeLessThan(200_000);
+});
+
+it("resumes a mitigation run in flight across continue-as-new: same command id, ended once", {
+  timeout: 120_000,
+}, async () => {
+  const host = `resume-${scratch.suffix.replace(/_/g, "-")}`;
+  const workflowId = incidentWorkflowId(host);
+  const alert = (id: string, technique: string): IncidentAlert => ({
+    id,
+    time: new Date().toISOString(),
+    techniques: [technique],
+    severity: "high",
+    ruleId: "1",
+  });
+  await client.workflow.signalWithStart(incidentWorkflow, {
+    workflowId,
+    taskQueue: scratch.config.temporal.taskQueue,
+    args: [{ host, idleMs: 10 * 60_000, historyLimit: 30 }],
+    signal: alertSignal,
+    signalArgs: [{ ...alert("r1", "T1059") }],
+  });
+  const handle = client.workflow.getHandle(workflowId);
+  await eventually("the run's command issued", () => issued.length === 1);
+  const firstRun = (await handle.describe()).runId;
+  // Alerts reaching no flow grow the history past its limit while the command is out.
+  for (let i = 0; (await handle.describe()).runId === firstRun; i++) {
+    expect(i).toBeLessThan(200);
+    await handle.signal(alertsSignal, [alert(`quiet-${i}`, "T0000")]);
+  }
+  // The next run resumed the run and issued the same command again (the gateway answers a
+  // second issue of an id with the one outcome: the agent runs it once).
+  await eventually("the resumed run's command issued", () => issued.length === 2);
+  expect(issued[1]).toBe(issued[0]);
+  expect(issued[0]).toMatch(new RegExp(`^mitigation/${host}/r1/stream.hit/kill/0$`));
+  releaseCommands();
+  const state = await eventually("the run ended", async () => {
+    const s: IncidentState = await handle.query(stateQuery);
+    return s.mitigations[0]?.outcome === "succeeded" && s;
+  });
+  expect(state.mitigations).toHaveLength(1);
+  const runId = state.mitigations[0]?.workflowId;
+  expect(recorded.filter((r) => r.startsWith(`${runId} `))).toEqual([
+    `${runId} mitigation_succeeded`,
+  ]);
+  expect(issued).toHaveLength(2);
 });

@@ -1,4 +1,5 @@
-// Records the incident and mitigation histories the replay test guards, into histories/<release>/
+// Records the incident histories the replay test guards (since 0.4.0 mitigations run inside
+// them; earlier releases' folders hold mitigation workflows of their own), into histories/<release>/
 // (histories.ts; an existing file is never overwritten). Run it with the stack up when workflow
 // code changes on purpose (behind patched() for running workflows) and at every release; a label
 // tells a second recording of one release apart:
@@ -16,10 +17,9 @@ import { newHistoryFiles, saveHistory } from "./histories.ts";
 
 const label = process.argv[2] ? `-${process.argv[2]}` : "";
 const names = {
+  // The seed scenario: agent steps, a webhook that fails and the fallback after it.
   incident: `incident-seed-scenario${label}`,
-  agentSteps: `mitigation-agent-steps${label}`,
-  fallback: `mitigation-fallback-after-webhook-failure${label}`,
-  approved: `mitigation-held-then-approved${label}`,
+  approved: `incident-mitigation-held-then-approved${label}`,
 };
 const files = newHistoryFiles(Object.values(names));
 
@@ -54,12 +54,9 @@ for (const name of [
 }
 const incident = client.workflow.getHandle<typeof incidentWorkflow>(`incident/${host}`);
 const final = await incident.result(); // closes after the idle time
-// The mitigation runs by the node they ran for (their ids carry the stored alerts' keys).
-const runOf = (nodeId: string) => {
-  const run = final.mitigations.find((m) => m.nodeId === nodeId);
-  if (!run) throw new Error(`no mitigation ran for ${nodeId}`);
-  return run.workflowId;
-};
+for (const nodeId of ["ncat_connection", "ransomware_file"])
+  if (!final.mitigations.some((m) => m.nodeId === nodeId && m.outcome === "succeeded"))
+    throw new Error(`no mitigation succeeded for ${nodeId}`);
 
 // A mitigation held by its approval gate (the catalog's requires_approval), then approved.
 await rest.post("/api/workflow", {
@@ -91,8 +88,6 @@ await client.workflow.getHandle(approval.workflow_id).result();
 
 const histories: Record<string, string> = {
   [names.incident]: `incident/${host}`,
-  [names.agentSteps]: runOf("ncat_connection"),
-  [names.fallback]: runOf("ransomware_file"),
   [names.approved]: approval.workflow_id,
 };
 for (const [name, workflowId] of Object.entries(histories))

@@ -265,12 +265,15 @@ export function IncidentView(props: { host: string; session: Session }) {
                     <p>{d.reason}</p>
                     {d.workflow_id && (
                       <p>
+                        {/* Since 0.4.0 a mitigation run is part of its incident's workflow: the
+                            incident's history shows its activities (older runs are its children). */}
+                        run {d.workflow_id} in{" "}
                         <a
-                          href={workflowLink(session, d.workflow_id)}
+                          href={workflowLink(session, `incident/${host}`)}
                           target="_blank"
                           rel="noreferrer noopener"
                         >
-                          {d.workflow_id}
+                          incident/{host}
                         </a>
                       </p>
                     )}
