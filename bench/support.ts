@@ -3,8 +3,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { Client, Connection } from "@temporalio/client";
+import { sql } from "kysely";
 import type { Config } from "../src/config.ts";
 import { temporalConnection } from "../src/connections.ts";
+import type { Db } from "../src/store/db.ts";
 
 export type TemporalMode = "dev" | "server";
 
@@ -125,6 +127,51 @@ export function cpuMeter(processes: Record<string, number[]>) {
         return [name, round(used, 2)];
       }),
     );
+}
+
+/**
+ * PostgreSQL's statement statistics for one database (pg_stat_statements, which the local stack
+ * preloads, read through the service's own database): call it before a phase, and the function
+ * it returns after, for the statements executed per unit of work (e.g. per alert) and the ones
+ * that took the most time. Null where the statistics are not available (another server).
+ */
+export async function statementMeter(db: Db, database: string) {
+  const read = async () => {
+    try {
+      const { rows } = await sql<{ id: string; query: string; calls: string; ms: number }>`
+        SELECT s.queryid::text AS id, min(s.query) AS query, sum(s.calls)::text AS calls,
+               sum(s.total_exec_time) AS ms
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+        WHERE d.datname = ${database} GROUP BY s.queryid`.execute(db);
+      return new Map(rows.map((r) => [r.id, r]));
+    } catch {
+      return null;
+    }
+  };
+  const before = await read();
+  return async (units: number) => {
+    const after = await read();
+    if (!before || !after || units <= 0) return null;
+    const deltas = [...after.values()].map((r) => {
+      const b = before.get(r.id);
+      return {
+        query: r.query.replace(/\s+/g, " ").slice(0, 90),
+        calls: Number(r.calls) - Number(b?.calls ?? 0),
+        ms: r.ms - (b?.ms ?? 0),
+      };
+    });
+    const calls = deltas.reduce((n, d) => n + d.calls, 0);
+    const ms = deltas.reduce((n, d) => n + d.ms, 0);
+    return {
+      statementsPerUnit: round(calls / units, 1),
+      execMsPerUnit: round(ms / units, 2),
+      top: deltas
+        .filter((d) => d.calls > 0)
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 6)
+        .map((d) => ({ ...d, callsPerUnit: round(d.calls / units, 2), ms: round(d.ms, 0) })),
+    };
+  };
 }
 
 /** Prints the figures as one JSON line (for machines) and a table (for people). */

@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import { noAgentGateway } from "../src/activities/agent-commands.ts";
+import { loadConfig } from "../src/config.ts";
 import { connectNatsAs } from "../src/connections.ts";
 import { ensureAlertStream } from "../src/ingest/nats.ts";
 import { startService } from "../src/service.ts";
@@ -29,6 +30,7 @@ import {
   pidsOf,
   report,
   round,
+  statementMeter,
   temporalModeFromArgs,
   until,
 } from "./support.ts";
@@ -61,6 +63,9 @@ function mitigatingAlert(i: number) {
 }
 
 const db = createDb(config.databaseUrl, 2);
+// The service's own database, where the local stack keeps PostgreSQL's statement statistics.
+const mainDb = createDb(loadConfig().databaseUrl, 1);
+const scratchDatabase = new URL(config.databaseUrl).pathname.slice(1);
 const nc = await connectPublisher();
 const ingest = await connectNatsAs(config.nats, "ingest", { reconnect: false });
 const js = jetstream(nc);
@@ -112,6 +117,7 @@ async function sustained(
   done: () => Promise<number>,
 ) {
   const meter = cpuMeter(processes);
+  const statements = await statementMeter(mainDb, scratchDatabase);
   const started = performance.now();
   let published = 0;
   let completed = await done();
@@ -143,6 +149,7 @@ async function sustained(
     perSecondOverall: round(finalCount / (totalMs / 1000), 0),
     drainSeconds: round((totalMs - windowMs) / 1000),
     cpuSeconds: meter(),
+    postgresPerAlert: await statements(finalCount),
   };
 }
 
@@ -240,6 +247,7 @@ report(
 await nc.close();
 await ingest.close();
 await db.destroy();
+await mainDb.destroy();
 await service.close();
 await firewall.close();
 await scratch.drop();

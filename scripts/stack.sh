@@ -104,6 +104,9 @@ postgres_setup() {
   as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
     -f - <"$ROOT/stack/postgres/service-role.sql" >/dev/null ||
     die "postgres: setting up role $MM_PG_USER and database $MM_PG_DATABASE failed (log: $PG_LOG)"
+  as_pg "$PG_BIN/psql" -q -h "$PG_SOCKETS" -p "$MM_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -f - <"$ROOT/stack/postgres/statement-stats.sql" >/dev/null ||
+    die "postgres: setting up statement statistics failed (log: $PG_LOG)"
 }
 postgres_up() {
   if [ "${MM_PG_EXTERNAL:-0}" = 1 ]; then
@@ -133,7 +136,7 @@ postgres_up() {
   else
     say "▸" "postgres: starting on $MM_PG_HOST:$MM_PG_PORT"
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" \
-      -o "-p $MM_PG_PORT -k $PG_SOCKETS -c listen_addresses=$MM_PG_HOST -c max_connections=300" \
+      -o "-p $MM_PG_PORT -k $PG_SOCKETS -c listen_addresses=$MM_PG_HOST -c max_connections=300 -c shared_preload_libraries=pg_stat_statements" \
       start >/dev/null 9>&- || die "postgres: pg_ctl start failed (log: $PG_LOG)"
     wait_ready postgres postgres_ready
   fi
@@ -237,6 +240,7 @@ temporal_up() {
     spawn temporal "$TEMPORAL_BIN" server start-dev --ip "$host" --port "$port" \
       --ui-port "$TEMPORAL_UI_PORT" --db-filename "$MM_DATA_DIR/temporal/temporal.db" \
       --log-level warn "${attrs[@]}" \
+      --dynamic-config-value system.enableActivityEagerExecution=true \
       --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
     echo "$TEMPORAL_ADDRESS" >"$RUN_DIR/temporal.address"
     wait_ready temporal temporal_ready
@@ -349,7 +353,11 @@ temporal_server_start() {
     die "temporal: the cluster in database temporal has $shards history shards, MM_TEMPORAL_SHARDS=" \
       "$MM_TEMPORAL_SHARDS; set it back, or drop databases temporal and temporal_visibility"
   mkdir -p "$dir/config"
-  cp "$ROOT/stack/temporal/dynamicconfig.yaml" "$dir/dynamicconfig.yaml"
+  # Locally also: a search attribute the stack script creates is usable at once, not after the
+  # cache's refresh (a setting for tests, so not in the file docker-compose mounts).
+  { cat "$ROOT/stack/temporal/dynamicconfig.yaml"
+    printf 'system.forceSearchAttributesCacheRefreshOnRead:\n  - value: true\n    constraints: {}\n'
+  } >"$dir/dynamicconfig.yaml"
   (umask 077 && TEMPORAL_HOST=$host TEMPORAL_PORT=$port TEMPORAL_SHARDS=$MM_TEMPORAL_SHARDS \
     PG_HOST=$MM_PG_HOST PG_PORT=$MM_PG_PORT PG_USER=temporal PG_PASSWORD=$MM_TEMPORAL_PG_PASSWORD \
     DYNAMIC_CONFIG="$dir/dynamicconfig.yaml" sh "$ROOT/stack/temporal/config.sh" >"$dir/config/development.yaml") ||

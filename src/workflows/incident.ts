@@ -314,6 +314,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
           approvalWorkflowId: workflowInfo().workflowId,
           approvals,
           progress: run.inline ?? { tried: [], failures: 0 },
+          webhooks: "local",
           async awaitTurn(objects, timeoutMs) {
             run.objects = [...objects];
             run.granted = false;

@@ -64,10 +64,15 @@ const { gateMitigation, answerApproval } = proxyLocalActivities<ApprovalActiviti
 
 // A SOAR webhook gets a few quick attempts before the next candidate is tried: acting in seconds
 // matters more than insisting on one mitigation. 4xx answers are permanent (non-retryable).
-const { callWebhook } = proxyActivities<EngineActivities>({
+const webhookPolicy = {
   startToCloseTimeout: "30 seconds",
   retry: { initialInterval: "500 milliseconds", backoffCoefficient: 2, maximumAttempts: 3 },
-});
+} as const;
+const webhookActivity = proxyActivities<EngineActivities>(webhookPolicy).callWebhook;
+// Inside an incident a webhook call is a local activity: an HTTP call of milliseconds, with no
+// activity task, no server round trip and one history event (a retry after a worker crash calls
+// it again with the same idempotency key, as a retried activity does).
+const webhookLocal = proxyLocalActivities<EngineActivities>(webhookPolicy).callWebhook;
 
 /** Since this patch the run reports its outcome to the incident by signal, whatever it was. */
 const OUTCOME_SIGNAL = "mitigation-outcome-signal";
@@ -101,6 +106,8 @@ export interface MitigationRunContext {
   awaitTurn(objects: string[], timeoutMs: number): Promise<void>;
   /** Candidates tried so far and how many failed: carried when an incident continues as new. */
   progress: { tried: string[]; failures: number };
+  /** Webhooks as local activities (runs inside an incident) or as activities (child workflows). */
+  webhooks: "local" | "activity";
 }
 
 /**
@@ -159,6 +166,7 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
       approvalWorkflowId: workflowId,
       approvals,
       progress: { tried: [], failures: 0 },
+      webhooks: "activity",
       async awaitTurn(objects, timeoutMs) {
         // Bounded: the incident may be gone.
         if (!patched(HOST_ORDERING)) return;
@@ -280,7 +288,7 @@ export async function runMitigation(
     await awaitTurn(steps);
     try {
       for (const [index, step] of steps.entries())
-        await runStep(step, attemptId, mitigationCommandId(attemptId, index), ctx.runId);
+        await runStep(step, attemptId, mitigationCommandId(attemptId, index), ctx);
       await recordDecision({
         ...base,
         mitigation: candidate.key,
@@ -308,11 +316,12 @@ async function runStep(
   step: PlannedStep,
   attemptId: string,
   commandId: string,
-  runId: string,
+  ctx: MitigationRunContext,
 ): Promise<void> {
   // The engine's commands are attributed to the run that issued them.
-  const requestedBy = `workflow:${runId}`;
+  const requestedBy = `workflow:${ctx.runId}`;
   if (step.kind === "webhook") {
+    const callWebhook = ctx.webhooks === "local" ? webhookLocal : webhookActivity;
     await callWebhook({ url: step.url, body: step.body, idempotencyKey: attemptId });
     return;
   }
