@@ -31,6 +31,7 @@ import {
   enrollmentTokens,
   type FleetMessage,
   fleetsLoaded,
+  type Role,
   rssSampler,
   sleep,
   startFleet,
@@ -87,11 +88,22 @@ for (const size of SIZES) {
   await migrate(db); // before the roles: the enrollment tokens are needed first
   const connection = await Connection.connect(temporalConnection(config.temporal));
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const [gateway, api, worker] = await Promise.all([
+  const starting = await Promise.allSettled([
     startRole(config, "gateway", '"agent gateway listening"'),
     startRole(config, "api", '"REST API listening"'),
     startRole(config, "worker", '"worker polling"'),
   ]);
+  const failedRole = starting.find((r) => r.status === "rejected");
+  if (failedRole) {
+    // No role left running behind the error.
+    for (const r of starting) if (r.status === "fulfilled") await r.value.stop();
+    throw failedRole.reason;
+  }
+  const [gateway, api, worker] = starting.map((r) => (r as PromiseFulfilledResult<Role>).value) as [
+    Role,
+    Role,
+    Role,
+  ];
   const rest = restClient(() => api.url);
   const row: Record<string, unknown> = { agents: size };
 
