@@ -1,24 +1,27 @@
-// A share of bench/gateway.ts's simulated agents, in a process of its own so that the gateway's
-// CPU and memory are measured alone (the agents' JSON, sockets and timers are not the gateway's).
-// Forked by the benchmark with an IPC channel; each agent behaves as the reference agent does on
-// the wire: hello, a heartbeat every heartbeat_interval_ms (first one at a random point of the
-// interval, as a fleet started over time would), and every command acknowledged then completed.
+// A share of a benchmark's simulated agents (bench/gateway.ts, bench/rollout.ts), in a process of
+// its own so that the gateway's CPU and memory are measured alone (the agents' JSON, sockets and
+// timers are not the gateway's). Forked by the benchmark (bench/fleets.ts) with an IPC channel;
+// each agent behaves as the reference agent does on the wire: hello, a heartbeat every
+// heartbeat_interval_ms (first one at a random point of the interval, as a fleet started over time
+// would), every command acknowledged then completed, and every update_rules frame checked, applied
+// and answered with a rules_status as its simulation mode does (test/gateway/support/rules-fleet.ts).
 //
 //   parent → fleet  {type: "connect", url, agents: [{agentId, apiKey, hostname}], width}
 //                   {type: "close"}
 //   fleet → parent  {type: "ready"}                                          loaded, waiting
 //                   {type: "connected", ok, failed: [agentId…], ms}
 //                   {type: "received", frames: [[commandId, epochMs], …]}   batched, bounded
+//                   {type: "rules", reports: [[agentId, epochMs, applied], …]} batched, bounded:
+//                                  a rules_status sent, every rule of its frame applied or not
 //                   {type: "lost", agentId, code}                          a session the gateway ended
 import WebSocket from "ws";
+import { AGENT_COMMANDS } from "../src/domain/model.ts";
+import type { UpdateRules } from "../src/protocol/messages.ts";
 import { helloFor } from "../test/gateway/support/agent.ts";
+import { SimulatedRules } from "../test/gateway/support/rules-fleet.ts";
+import type { Identity } from "./fleets.ts";
 import { answerCommand } from "./support.ts";
 
-interface Identity {
-  agentId: string;
-  apiKey: string;
-  hostname: string;
-}
 type FromParent =
   | { type: "connect"; url: string; agents: Identity[]; width: number }
   | { type: "close" };
@@ -36,10 +39,12 @@ const now = () => performance.timeOrigin + performance.now();
 const sockets: WebSocket[] = [];
 const timers = new Set<NodeJS.Timeout>();
 const received: [string, number][] = [];
+const reports: [string, number, boolean][] = [];
 let closing = false;
 
 function flush() {
   while (received.length) send({ type: "received", frames: received.splice(0, MAX_BATCH) });
+  while (reports.length) send({ type: "rules", reports: reports.splice(0, MAX_BATCH) });
 }
 const flusher = setInterval(flush, FLUSH_MS);
 
@@ -50,6 +55,7 @@ function connectOne(url: string, agent: Identity): Promise<boolean> {
     });
     sockets.push(ws);
     let welcomed = false;
+    const rules = new SimulatedRules(agent.agentId);
     const deadline = setTimeout(() => {
       ws.terminate();
       resolve(false);
@@ -65,7 +71,13 @@ function connectOne(url: string, agent: Identity): Promise<boolean> {
     });
     ws.on("open", () =>
       ws.send(
-        JSON.stringify(helloFor(agent.hostname, { agent_version: "bench", ips: ["10.0.0.1"] })),
+        JSON.stringify(
+          helloFor(agent.hostname, {
+            agent_version: "bench",
+            ips: ["10.0.0.1"],
+            capabilities: [...AGENT_COMMANDS, "update_rules"],
+          }),
+        ),
       ),
     );
     ws.on("message", (data) => {
@@ -73,6 +85,7 @@ function connectOne(url: string, agent: Identity): Promise<boolean> {
       if (frame.type === "welcome") {
         welcomed = true;
         clearTimeout(deadline);
+        rules.trust(frame.command_signing_key);
         const every = frame.heartbeat_interval_ms as number;
         const heartbeat = () => {
           if (ws.readyState === WebSocket.OPEN)
@@ -86,6 +99,14 @@ function connectOne(url: string, agent: Identity): Promise<boolean> {
         }, Math.random() * every);
         timers.add(first);
         resolve(true);
+        return;
+      }
+      if (frame.operation === "update_rules") {
+        void rules.answer(frame as UpdateRules).then((status) => {
+          if (ws.readyState !== WebSocket.OPEN) return;
+          ws.send(JSON.stringify(status));
+          reports.push([agent.agentId, now(), status.rules.every((r) => r.status === "applied")]);
+        });
         return;
       }
       if (!("command" in frame)) return;

@@ -22,29 +22,44 @@
 //               (what a new mitigation command meets while the gateway is busy)
 // `--temporal` adds agent-command workflows through Temporal (needs a worker: measured elsewhere).
 // Every phase is bounded by `--timeout` seconds; everything is on loopback.
-import { type ChildProcess, fork, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { Client, Connection } from "@temporalio/client";
 import { sql } from "kysely";
 import { connectNatsAs, temporalConnection } from "../src/connections.ts";
 import { commandSubject, encode } from "../src/gateway/subjects.ts";
 import { issueCommand } from "../src/store/commands.ts";
 import { createDb, migrate } from "../src/store/db.ts";
-import { createEnrollmentToken } from "../src/store/enrollment-tokens.ts";
 import { agentCommandWorkflow } from "../src/workflows/agent-command.ts";
 import { createScratch } from "../test/support/scratch.ts";
+import {
+  connectFleets,
+  enrollAgents,
+  enrollmentTokens,
+  type Fleet,
+  type FleetMessage,
+  fleetsLoaded,
+  type Identity,
+  pool,
+  rssSampler,
+  sleep,
+  startFleet,
+  startRole,
+  stopFleet,
+} from "./fleets.ts";
 import {
   checkTemporalMode,
   cpuMeter,
   cpuSeconds,
   latencySummary,
+  optionArg,
   pidsOf,
+  positiveIntArg,
   report,
   residentMiB,
   round,
+  sizesArg,
   type TemporalMode,
   until,
 } from "./support.ts";
@@ -52,37 +67,18 @@ import {
 // --- arguments ---------------------------------------------------------------------------------
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  const value = i >= 0 ? argv[i + 1] : undefined;
-  return value && !value.startsWith("--") ? value : fallback;
-};
-const positiveInt = (name: string, fallback: number) => {
-  const value = Number(option(name, String(fallback)));
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`--${name} must be a positive integer`);
-  return value;
-};
-const SIZES = option("agents", "1000")
-  .split(",")
-  .map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n <= 0) throw new Error("--agents must be a list of integers");
-    return n;
-  });
-const BURST = positiveInt("burst", 20_000);
-const PACED = positiveInt("paced", 1_000);
-const RATE = positiveInt("rate", 200);
-const IDLE_MS = positiveInt("idle", 30) * 1_000;
-const FLEETS = positiveInt("fleets", 4);
-const PHASE_MS = positiveInt("timeout", 300) * 1_000;
+const SIZES = sizesArg("agents", "1000");
+const BURST = positiveIntArg("burst", 20_000);
+const PACED = positiveIntArg("paced", 1_000);
+const RATE = positiveIntArg("rate", 200);
+const IDLE_MS = positiveIntArg("idle", 30) * 1_000;
+const FLEETS = positiveIntArg("fleets", 4);
+const PHASE_MS = positiveIntArg("timeout", 300) * 1_000;
 const CPU_PROFILE = flag("cpu-prof");
 const PROBE_RATE = Math.max(1, Math.round(RATE / 10));
-/** Handshakes in flight across the fleets: below the gateway's MM_GATEWAY_MAX_PENDING_UPGRADES. */
-const CONNECT_WIDTH = 128;
 let temporalMode: TemporalMode | null = null;
 if (flag("temporal")) {
-  temporalMode = option("temporal", "dev") === "server" ? "server" : "dev";
+  temporalMode = optionArg("temporal", "dev") === "server" ? "server" : "dev";
   // The full server's address is the dev server's + 100 (bench/support.ts), set before config.
   if (temporalMode === "server" && !process.env.MM_BENCH_KEEP_ADDRESS) {
     const address = process.env.TEMPORAL_ADDRESS ?? "127.0.0.1:7233";
@@ -94,119 +90,16 @@ if (flag("temporal")) {
 const tag = randomBytes(3).toString("hex");
 const scratch = await createScratch("bench_gateway", { logLevel: "error", loadDefaults: false });
 const { config } = scratch;
-const root = path.resolve(import.meta.dirname, "..");
 const profiles = path.resolve(process.env.MM_DATA_DIR ?? ".data", "artifacts", "bench-gateway");
-
-// --- processes -----------------------------------------------------------------------------------
-interface Role {
-  child: ChildProcess;
-  pid: number;
-  url?: string;
-  stop(): Promise<void>;
-}
-
-/** A service role as its own process, e.g. `mm gateway`; resolves on its "listening" log line. */
-async function startRole(role: string, ready: string, nodeOptions = ""): Promise<Role> {
-  const child = spawn(path.join(root, "bin/mm"), [role], {
-    env: {
-      ...process.env,
-      DATABASE_URL: config.databaseUrl,
-      MM_GATEWAY_PORT: "0",
-      MM_API_PORT: "0",
-      MM_TASK_QUEUE: config.temporal.taskQueue,
-      MM_LOAD_DEFAULTS: "false",
-      MM_LOG_LEVEL: "info",
-      ...(nodeOptions && { NODE_OPTIONS: nodeOptions }),
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null) child.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-    if (child.exitCode === null) child.kill("SIGKILL");
-    await exited;
-  };
-  const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
-  const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mm ${role}: not ready in 60 s`)), 60_000);
-    child.once("exit", (code) => reject(new Error(`mm ${role} exited with ${code}`)));
-    lines.on("line", (text) => {
-      if (text.includes(ready)) {
-        clearTimeout(timer);
-        resolve(JSON.parse(text));
-      }
-    });
-  });
-  // bin/mm execs node: the spawned pid is the service's own process.
-  return { child, pid: child.pid as number, url: line.url as string | undefined, stop };
-}
-
-interface Identity {
-  agentId: string;
-  apiKey: string;
-  hostname: string;
-}
 
 /** Receive times reported by the fleets, by command id (epoch ms). */
 const received = new Map<string, number>();
 const lost: { agentId: string; code: number }[] = [];
-
-interface Fleet {
-  child: ChildProcess;
-  ready: Promise<void>;
-  connected: Promise<{ ok: number; failed: string[]; ms: number }>;
-}
-
-/** A fleet process, loaded; a `connect` message then opens its agents' sessions. */
-function startFleet(): Fleet {
-  const child = fork(path.join(import.meta.dirname, "agent-fleet.ts"), [], {
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  let ready = () => {};
-  const loaded = new Promise<void>((resolve) => {
-    ready = resolve;
-  });
-  const connected = new Promise<{ ok: number; failed: string[]; ms: number }>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`agent fleet exited with ${code}`)));
-    child.on("message", (m: { type: string } & Record<string, unknown>) => {
-      if (m.type === "ready") ready();
-      else if (m.type === "connected")
-        resolve(m as unknown as { ok: number; failed: string[]; ms: number });
-      else if (m.type === "received")
-        for (const [id, at] of m.frames as [string, number][]) received.set(id, at);
-      else if (m.type === "lost") lost.push(m as unknown as { agentId: string; code: number });
-    });
-  });
-  connected.catch(() => {}); // awaited by the caller; a late exit is not unhandled
-  return { child, ready: loaded, connected };
-}
-
-async function stopFleet(fleet: Fleet) {
-  if (fleet.child.exitCode !== null) return;
-  const exited = new Promise((r) => fleet.child.once("exit", r));
-  fleet.child.send({ type: "close" });
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if (fleet.child.exitCode === null) fleet.child.kill("SIGKILL");
-}
-
-/** The gateway's resident memory, sampled every 100 ms: the peak of each phase. */
-function rssSampler(pid: number) {
-  let peak = residentMiB(pid) ?? 0;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, residentMiB(pid) ?? 0);
-  }, 100);
-  return {
-    /** The peak since the last reset, then a new phase begins. */
-    reset(): number {
-      const p = Math.max(peak, residentMiB(pid) ?? 0);
-      peak = residentMiB(pid) ?? 0;
-      return p;
-    },
-    stop: () => clearInterval(timer),
-  };
-}
+const fromFleet = (m: FleetMessage) => {
+  if (m.type === "received")
+    for (const [id, at] of m.frames as [string, number][]) received.set(id, at);
+  else if (m.type === "lost") lost.push(m as unknown as { agentId: string; code: number });
+};
 
 /**
  * CPU seconds of the gateway over a phase and the share of one core that is; beside it what
@@ -230,16 +123,6 @@ function cpuPhase(pid: number, fleets: Fleet[] = []) {
   };
 }
 
-async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) await work(items[next++] as T);
-    }),
-  );
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const epochNow = () => performance.timeOrigin + performance.now();
 
 // --- commands, issued as the agent-command activity does --------------------------------------------
@@ -333,20 +216,7 @@ function trickle(agents: Identity[], prefix: string, rate: number, count: number
 // --- the run -------------------------------------------------------------------------------------
 await migrate(db); // the gateways would on start; the enrollment token is needed before the first
 const temporalInfo = temporalMode ? await checkTemporalMode(config, temporalMode) : null;
-// One token per enrollment lane: an enrollment locks its token's row until it commits, so one
-// token shared by the fleet would measure that lock rather than the gateway.
-const ENROLL_WIDTH = 32;
-const tokens = await Promise.all(
-  Array.from({ length: ENROLL_WIDTH }, () =>
-    createEnrollmentToken(db, {
-      group: "bench",
-      description: null,
-      maxUses: Math.ceil(Math.max(...SIZES) / ENROLL_WIDTH) + 1,
-      expiresInMs: 6 * 3_600_000,
-      createdBy: "bench",
-    }),
-  ),
-);
+const tokens = await enrollmentTokens(db, "bench", Math.max(...SIZES));
 const identities: Identity[] = [];
 const rows: Record<string, unknown>[] = [];
 const extra: Record<string, unknown> = {};
@@ -358,11 +228,14 @@ console.log(
 for (const [round_, size] of SIZES.entries()) {
   if (CPU_PROFILE) mkdirSync(profiles, { recursive: true });
   const gateway = await startRole(
+    config,
     "gateway",
     '"agent gateway listening"',
     CPU_PROFILE
-      ? `--cpu-prof --cpu-prof-dir=${profiles} --cpu-prof-name=gateway-${size}.cpuprofile`
-      : "",
+      ? {
+          NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profiles} --cpu-prof-name=gateway-${size}.cpuprofile`,
+        }
+      : {},
   );
   const url = gateway.url as string;
   const rss = rssSampler(gateway.pid);
@@ -375,51 +248,19 @@ for (const [round_, size] of SIZES.entries()) {
     { length: Math.max(0, size - identities.length) },
     (_, i) => `bench-${tag}-${identities.length + i}`,
   );
-  await pool(fresh, ENROLL_WIDTH, async (hostname) => {
-    const lane = Number(hostname.slice(hostname.lastIndexOf("-") + 1)) % ENROLL_WIDTH;
-    const res = await fetch(`${url}/api/enroll`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ token: (tokens[lane] as { token: string }).token, hostname }),
-    });
-    const body = (await res.json()) as { agent_id: string; api_key: string };
-    if (res.status !== 201) throw new Error(`enrollment: ${res.status} ${JSON.stringify(body)}`);
-    identities.push({ agentId: body.agent_id, apiKey: body.api_key, hostname });
-  });
+  identities.push(...(await enrollAgents(url, tokens, fresh)));
   if (fresh.length) row.enrollPerS = round((fresh.length / (performance.now() - t)) * 1000, 0);
   const agents = identities.slice(0, size);
 
   // Connect: every fleet its share, handshakes bounded; the clock starts once they are loaded.
-  const fleets = Array.from({ length: Math.min(FLEETS, size) }, startFleet);
-  await Promise.race([
-    Promise.all(fleets.map((f) => f.ready)),
-    sleep(60_000).then(() => {
-      throw new Error("the fleet processes did not start in 60 s");
-    }),
-  ]);
+  const fleets = Array.from({ length: Math.min(FLEETS, size) }, () => startFleet(fromFleet));
+  await fleetsLoaded(fleets);
   let cpu = cpuPhase(gateway.pid, fleets);
   t = performance.now();
-  for (const [k, fleet] of fleets.entries())
-    fleet.child.send({
-      type: "connect",
-      url,
-      agents: agents.filter((_, i) => i % fleets.length === k),
-      width: Math.ceil(CONNECT_WIDTH / fleets.length),
-    });
-  const results = await Promise.race([
-    Promise.all(fleets.map((f) => f.connected)),
-    sleep(PHASE_MS).then(() => {
-      throw new Error(`connect of ${size} agents: not done in ${PHASE_MS / 1000} s`);
-    }),
-  ]);
+  const { failed, online } = await connectFleets(fleets, url, agents, PHASE_MS);
   const connectMs = performance.now() - t;
-  // A few refused handshakes (a loaded machine's timeouts) are counted, and those agents get no
-  // commands; more than 1% fails the run.
-  const failed = new Set(results.flatMap((r) => r.failed));
-  if (failed.size > size / 100)
-    throw new Error(`${failed.size} of ${size} agents could not connect`);
+  // Agents whose handshake was refused get no commands.
   if (failed.size) row.connectFailed = failed.size;
-  const online = agents.filter((a) => !failed.has(a.agentId));
   row.connectPerS = round((size / connectMs) * 1000, 0);
   row.connectCpu = cpu();
   row.connectPeakRssMiB = rss.reset();
@@ -516,7 +357,7 @@ for (const [round_, size] of SIZES.entries()) {
 /** Operator command workflows through Temporal, completed asynchronously by the gateway. */
 async function temporalPhase(agents: Identity[]) {
   const WORKFLOWS = 500;
-  const worker = await startRole("worker", '"worker polling"');
+  const worker = await startRole(config, "worker", '"worker polling"');
   const connection = await Connection.connect(temporalConnection(config.temporal));
   try {
     const temporal = new Client({ connection, namespace: config.temporal.namespace });

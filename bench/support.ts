@@ -2,6 +2,7 @@
 // involved, and the JSON + table report.
 import { readdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
+import path from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { sql } from "kysely";
 import type { Config } from "../src/config.ts";
@@ -33,6 +34,31 @@ export function numberArg(index: number, fallback: number, argv = process.argv.s
   const positional = argv.filter((a, i) => !a.startsWith("--") && argv[i - 1] !== "--temporal");
   const value = Number(positional[index]);
   return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+/** `--name value` from the command line, or the fallback. */
+export function optionArg(name: string, fallback: string, argv = process.argv.slice(2)): string {
+  const i = argv.indexOf(`--${name}`);
+  const value = i >= 0 ? argv[i + 1] : undefined;
+  return value && !value.startsWith("--") ? value : fallback;
+}
+
+export function positiveIntArg(name: string, fallback: number): number {
+  const value = Number(optionArg(name, String(fallback)));
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`--${name} must be a positive integer`);
+  return value;
+}
+
+/** `--agents 1000,5000`: a list of positive integers. */
+export function sizesArg(name: string, fallback: string): number[] {
+  return optionArg(name, fallback)
+    .split(",")
+    .map((s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a list of integers`);
+      return n;
+    });
 }
 
 /** Fails unless the server at the configured address is the mode asked for. */
@@ -106,6 +132,42 @@ export function pidsOf(needle: string): number[] {
         return false;
       }
     });
+}
+
+/** Pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((d: string) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((child: number) => {
+      try {
+        const stat = readFileSync(`/proc/${child}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false;
+      }
+    });
+}
+
+/**
+ * This stack's own servers, from the pid files scripts/stack.sh keeps under MM_DATA_DIR (another
+ * stack on the machine, e.g. a colleague's tests, runs the same binaries): the Temporal server of
+ * the mode measured, and PostgreSQL's postmaster with its backends and workers.
+ */
+export function stackPids(mode: TemporalMode): { temporal: number[]; postgres: number[] } {
+  const dataDir = process.env.MM_DATA_DIR ?? ".data";
+  const pidIn = (file: string) => {
+    try {
+      return [Number(readFileSync(path.join(dataDir, file), "utf8").split("\n")[0])];
+    } catch {
+      return [];
+    }
+  };
+  const postmaster = pidIn("postgres/postmaster.pid");
+  return {
+    temporal: pidIn(`run/${mode === "dev" ? "temporal" : "temporal-server"}.pid`),
+    postgres: [...postmaster, ...postmaster.flatMap(childrenOf)],
+  };
 }
 
 /**

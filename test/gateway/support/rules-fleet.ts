@@ -6,19 +6,62 @@
 import WebSocket from "ws";
 import { applyRuleSet, refuseAll } from "../../../src/agent/enforce/rules.ts";
 import { type RulesCheck, rulesCheck } from "../../../src/agent/trust.ts";
-import type { RuleStatus, UpdateRules } from "../../../src/protocol/messages.ts";
+import type { RuleStatus, RulesStatus, UpdateRules } from "../../../src/protocol/messages.ts";
 import { enrolled, helloFor, wsUrlOf } from "./agent.ts";
 
-export class FleetAgent {
+/**
+ * One agent's rules as the reference agent's simulation mode keeps them: the frames it is sent
+ * checked against the welcome's signing key, applied all or nothing, and answered. Also what the
+ * rollout benchmark's agents (bench/agent-fleet.ts) run.
+ */
+export class SimulatedRules {
   /** What the agent runs: rule file name → checksum. */
   readonly rules = new Map<string, { version: number; checksum: string }>();
-  updates = 0;
   /** Frames refused before any rule was looked at (signature, expiry, replay), with the reason. */
   readonly refused: string[] = [];
-  private issuedAt: string | undefined;
-  private check: RulesCheck | null = null;
   /** When set, every rule is refused with this error (a broken agent). */
   failWith: string | null = null;
+  private issuedAt: string | undefined;
+  private check: RulesCheck | null = null;
+
+  constructor(readonly agentId: string) {}
+
+  /** The welcome's command signing key: rules frames must be signed with it. */
+  trust(keyPem: string): void {
+    this.check = rulesCheck({ agentId: this.agentId, keyPem, insecure: false });
+  }
+
+  /** The rules_status frame that answers an update_rules frame, once it is applied or refused. */
+  async answer(message: UpdateRules): Promise<RulesStatus> {
+    const refusal = this.check ? this.check(message, this.issuedAt) : "no welcome yet";
+    let statuses: RuleStatus[];
+    let complete = false;
+    if (refusal || this.failWith) {
+      if (refusal) this.refused.push(refusal);
+      statuses = refuseAll(message, refusal ?? (this.failWith as string));
+    } else {
+      const current = Object.fromEntries(this.rules);
+      const outcome = await applyRuleSet(message, current, null);
+      statuses = outcome.statuses;
+      if (outcome.rules) {
+        this.rules.clear();
+        for (const [name, r] of Object.entries(outcome.rules)) this.rules.set(name, r);
+        this.issuedAt = message.issued_at;
+        complete = message.complete === true;
+      }
+    }
+    return {
+      type: "rules_status",
+      rules: statuses,
+      ...(message.rule_set && { rule_set: message.rule_set }),
+      ...(complete && { complete }),
+      simulated: true,
+    };
+  }
+}
+
+export class FleetAgent extends SimulatedRules {
+  updates = 0;
   /** When set, the agent answers only once this settles (a slow agent). */
   hold: Promise<void> | null = null;
   private ws: WebSocket | null = null;
@@ -26,10 +69,12 @@ export class FleetAgent {
 
   constructor(
     readonly gatewayUrl: string,
-    readonly agentId: string,
+    agentId: string,
     private readonly apiKey: string,
     readonly hostname: string,
-  ) {}
+  ) {
+    super(agentId);
+  }
 
   async connect(): Promise<void> {
     const ws = new WebSocket(wsUrlOf(this.gatewayUrl), {
@@ -49,11 +94,7 @@ export class FleetAgent {
             if (ws.readyState === WebSocket.OPEN)
               ws.send(JSON.stringify({ type: "heartbeat", timestamp: new Date().toISOString() }));
           }, frame.heartbeat_interval_ms);
-          this.check = rulesCheck({
-            agentId: this.agentId,
-            keyPem: frame.command_signing_key,
-            insecure: false,
-          });
+          this.trust(frame.command_signing_key);
           resolve();
         }
         if (frame.operation === "update_rules") void this.update(frame as UpdateRules);
@@ -72,32 +113,7 @@ export class FleetAgent {
   private async update(message: UpdateRules): Promise<void> {
     this.updates++;
     if (this.hold) await this.hold;
-    const refusal = this.check ? this.check(message, this.issuedAt) : "no welcome yet";
-    let statuses: RuleStatus[];
-    let complete = false;
-    if (refusal || this.failWith) {
-      if (refusal) this.refused.push(refusal);
-      statuses = refuseAll(message, refusal ?? (this.failWith as string));
-    } else {
-      const current = Object.fromEntries(this.rules);
-      const outcome = await applyRuleSet(message, current, null);
-      statuses = outcome.statuses;
-      if (outcome.rules) {
-        this.rules.clear();
-        for (const [name, r] of Object.entries(outcome.rules)) this.rules.set(name, r);
-        this.issuedAt = message.issued_at;
-        complete = message.complete === true;
-      }
-    }
-    this.ws?.send(
-      JSON.stringify({
-        type: "rules_status",
-        rules: statuses,
-        ...(message.rule_set && { rule_set: message.rule_set }),
-        ...(complete && { complete }),
-        simulated: true,
-      }),
-    );
+    this.ws?.send(JSON.stringify(await this.answer(message)));
   }
 
   async close(): Promise<void> {
