@@ -54,12 +54,12 @@ import {
   cpuSeconds,
   latencySummary,
   optionArg,
-  pidsOf,
   positiveIntArg,
   report,
   residentMiB,
   round,
   sizesArg,
+  stackPids,
   type TemporalMode,
   until,
 } from "./support.ts";
@@ -108,7 +108,7 @@ const fromFleet = (m: FleetMessage) => {
 function cpuPhase(pid: number, fleets: Fleet[] = []) {
   const cpu0 = cpuSeconds(pid) ?? 0;
   const others = cpuMeter({
-    postgres: pidsOf("postgres"),
+    postgres: stackPids("dev").postgres,
     fleets: fleets.map((f) => f.child.pid as number),
   });
   const t0 = performance.now();

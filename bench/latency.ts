@@ -24,9 +24,9 @@ import {
   cpuMeter,
   latencySummary,
   numberArg,
-  pidsOf,
   report,
   round,
+  stackPids,
   temporalModeFromArgs,
   until,
 } from "./support.ts";
@@ -51,8 +51,7 @@ const js = jetstream(nc);
 const jsm = await jetstreamManager(ingest);
 const processes = {
   service: [process.pid],
-  temporal: pidsOf(mode === "dev" ? "start-dev" : "temporal-server"),
-  postgres: pidsOf("postgres"),
+  ...stackPids(mode),
 };
 
 // --- the fleet: one simulated agent per host, on the gateway and on the raw relay ---------------

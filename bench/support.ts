@@ -120,20 +120,6 @@ export function residentMiB(pid: number): number | null {
   }
 }
 
-/** Pids of processes whose command line contains `needle` (the stack's servers, by binary). */
-export function pidsOf(needle: string): number[] {
-  return readdirSync("/proc")
-    .filter((d: string) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid: number) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(needle);
-      } catch {
-        return false;
-      }
-    });
-}
-
 /** Pids whose parent is `pid`. */
 function childrenOf(pid: number): number[] {
   return readdirSync("/proc")

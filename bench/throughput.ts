@@ -27,9 +27,9 @@ import {
   checkTemporalMode,
   cpuMeter,
   numberArg,
-  pidsOf,
   report,
   round,
+  stackPids,
   statementMeter,
   temporalModeFromArgs,
   until,
@@ -90,8 +90,7 @@ const service = await startService(config, ["api", "worker", "ingest"], { agents
 const serviceStartMs = performance.now() - drainStarted;
 const processes = {
   service: [process.pid],
-  temporal: pidsOf(mode === "dev" ? "start-dev" : "temporal-server"),
-  postgres: pidsOf("postgres"),
+  ...stackPids(mode),
 };
 
 const pendingInConsumer = async () => {
@@ -149,9 +148,17 @@ async function sustained(
     perSecondOverall: round(finalCount / (totalMs / 1000), 0),
     drainSeconds: round((totalMs - windowMs) / 1000),
     cpuSeconds: meter(),
-    postgresPerAlert: await statements(finalCount),
+    postgres: await statements(finalCount),
   };
 }
+/** A phase's row: PostgreSQL's work per alert in two figures (its top statements listed apart). */
+const row = ({ postgres, ...phase }: Awaited<ReturnType<typeof sustained>>) => ({
+  ...phase,
+  ...(postgres && {
+    pgStatementsPerAlert: postgres.statementsPerUnit,
+    pgMsPerAlert: postgres.execMsPerUnit,
+  }),
+});
 
 console.error(`throughput: ${SECONDS} s per phase, Temporal ${temporalLabel}`);
 await until(async () => (await storedCount("q")) >= BACKLOG_DRAIN, DRAIN_MS, "the backlog stored");
@@ -225,10 +232,10 @@ report(
       ...drained,
       target: "≥ 5,000/s, ≥ 0.5× raw",
     },
-    { phase: "no flow, sustained (stored only)", ...noFlow },
+    { phase: "no flow, sustained (stored only)", ...row(noFlow) },
     {
       phase: "mitigating (engine done)",
-      ...mitigating,
+      ...row(mitigating),
       stored: mitigatingStored,
       succeeded,
       webhookCalls,
@@ -241,8 +248,14 @@ report(
     drainVsRaw: round(drained.perSecondOverall / rawPerSecond, 3),
     noFlowVsRaw: round(noFlow.perSecondOverall / rawPerSecond, 3),
     consumerPendingAfterNoFlow: unsignalled,
+    pgTopStatements: { noFlow: noFlow.postgres?.top, mitigating: mitigating.postgres?.top },
   },
 );
+// Where PostgreSQL's time went per mitigating alert (the benchmark's own counting included).
+for (const s of mitigating.postgres?.top ?? [])
+  console.log(
+    `  ${String(s.callsPerUnit).padStart(5)} calls/alert ${String(s.ms).padStart(6)} ms  ${s.query}`,
+  );
 
 await nc.close();
 await ingest.close();

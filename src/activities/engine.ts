@@ -556,7 +556,7 @@ export async function recordMeasured(db: Db, d: Decision): Promise<void> {
         ? "failed"
         : null;
   if (!outcome || !d.workflowId || !d.mitigation) return;
-  const seconds = await secondsSinceChosen(db, d.workflowId, d.mitigation);
+  const seconds = await secondsSinceChosen(db, d);
   if (seconds !== null) metrics.mitigationFinished(outcome, seconds);
 }
 

@@ -23,14 +23,7 @@ export interface Decision {
  * True when this call wrote it (what metrics count).
  */
 export async function recordDecision(db: Db, decision: Decision): Promise<boolean> {
-  const dedupeKey = [
-    decision.workflowId ?? decision.incidentId,
-    decision.alertId,
-    decision.flowId,
-    decision.nodeId,
-    decision.mitigation,
-    decision.kind,
-  ].join("|");
+  const dedupeKey = dedupeKeyOf(decision);
   const result = await db
     .insertInto("decisions")
     .values({
@@ -50,18 +43,22 @@ export async function recordDecision(db: Db, decision: Decision): Promise<boolea
   return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
 }
 
-/** Seconds since the mitigation run chose `mitigation` (by the database's clock), or null. */
-export async function secondsSinceChosen(
-  db: Db,
-  workflowId: string,
-  mitigation: string,
-): Promise<number | null> {
+/** A decision's identity: the same decision recorded again (a retried activity) is this key. */
+function dedupeKeyOf(d: Omit<Decision, "reason" | "details">): string {
+  return [d.workflowId ?? d.incidentId, d.alertId, d.flowId, d.nodeId, d.mitigation, d.kind].join(
+    "|",
+  );
+}
+
+/**
+ * Seconds since the run of an outcome chose its mitigation (by the database's clock), or null.
+ * Found by the choice's key (unique index): this runs for every mitigation's outcome.
+ */
+export async function secondsSinceChosen(db: Db, outcome: Decision): Promise<number | null> {
   const row = await db
     .selectFrom("decisions")
     .select(sql<number>`extract(epoch from now() - at)::float8`.as("seconds"))
-    .where("workflow_id", "=", workflowId)
-    .where("mitigation", "=", mitigation)
-    .where("kind", "=", "mitigation_chosen")
+    .where("dedupe_key", "=", dedupeKeyOf({ ...outcome, kind: "mitigation_chosen" }))
     .executeTakeFirst();
   return row ? row.seconds : null;
 }
