@@ -26,6 +26,12 @@ export interface IntakeItem {
   context?: { host?: AlertHost };
 }
 
+export interface IntakeOptions {
+  /** Settles once the previous batch handed its alerts to Temporal: this batch's alerts are then
+   *  handed over after it (stored meanwhile), so a host's alerts reach its incident in order. */
+  after?: Promise<unknown>;
+}
+
 /**
  * The one way alerts enter the engine, whatever carried them (REST, NATS, an agent): normalise,
  * store the batch in one statement, then hand each host's new alerts to its incident workflow in
@@ -37,10 +43,14 @@ export interface IntakeItem {
 export function alertIntake(deps: IntakeDeps) {
   const flows = flowIndex(deps.db);
 
-  async function intakeBatch(items: IntakeItem[], source: AlertSource): Promise<IntakeResult[]> {
+  async function intakeBatch(
+    items: IntakeItem[],
+    source: AlertSource,
+    options: IntakeOptions = {},
+  ): Promise<IntakeResult[]> {
     // The root of the alerts' trace: the workflow starts and signals below carry it on.
     return inSpan("alert.intake", { "mm.alert.source": source }, async (span) => {
-      const results = await intakeMany(items, source);
+      const results = await intakeMany(items, source, options);
       const [only] = results;
       if (results.length === 1 && only?.ok) {
         span.setAttributes({
@@ -55,7 +65,11 @@ export function alertIntake(deps: IntakeDeps) {
     });
   }
 
-  async function intakeMany(items: IntakeItem[], source: AlertSource): Promise<IntakeResult[]> {
+  async function intakeMany(
+    items: IntakeItem[],
+    source: AlertSource,
+    options: IntakeOptions,
+  ): Promise<IntakeResult[]> {
     const stopTimers: (() => void)[] = [];
     const valid: { index: number; alert: Alert }[] = [];
     const results: IntakeResult[] = items.map(({ input, context }, index) => {
@@ -99,6 +113,8 @@ export function alertIntake(deps: IntakeDeps) {
       });
       byHost.set(alert.host.name, list);
     });
+    // Whether the previous batch succeeded or not: its alerts are redelivered if it failed.
+    if (byHost.size > 0) await options.after?.catch(() => undefined);
     await Promise.all(
       [...byHost].map(async ([host, alerts]) => {
         await deps.temporal.workflow.signalWithStart(incidentWorkflow, {

@@ -28,6 +28,7 @@ const NANOS_PER_MS = 1_000_000;
 const ACK_WAIT_MS = 30_000;
 const RETRY_DELAY_MS = 2_000;
 const BATCH_SIZE = 256;
+const MAX_BATCHES_IN_FLIGHT = 2;
 
 /** Creates the stream capturing the alert subject, or widens an existing stream to capture it. */
 export async function ensureAlertStream(
@@ -64,8 +65,9 @@ export async function ensureAlertStream(
  * the batch, one signal per host. Messages are acknowledged only after their alerts are stored and
  * handed to Temporal; if anything of the batch fails, the whole batch is redelivered (what was
  * stored is then recognised, not stored twice). Unreadable alerts are kept in rejected_alerts and
- * acknowledged. One batch at a time, so alerts of one host are handled in their order; while it
- * runs the next one gathers, so batches grow with the load and a lone alert waits for nobody.
+ * acknowledged. Two batches at a time, handed to Temporal in their order, so alerts of one host
+ * reach its incident in order; while they run the next one gathers, so batches grow with the load
+ * and a lone alert waits for nobody.
  */
 export async function startNatsIngest(
   deps: { nc: NatsConnection; db: Db; intake: AlertIntake; log: Logger },
@@ -74,8 +76,8 @@ export async function startNatsIngest(
   await ensureAlertStream(deps.nc, opts);
   const consumer = await jetstream(deps.nc).consumers.get(opts.stream, opts.consumer);
   const batchSize = opts.batchSize ?? BATCH_SIZE;
-  // The client pulls up to this many ahead; with the queue below, at most about three batches
-  // are in memory whatever the backlog in the stream.
+  // The client pulls up to this many ahead; with the queue below and the batches in flight, at
+  // most about five batches are in memory whatever the backlog in the stream.
   const messages: ConsumerMessages = await consumer.consume({ max_messages: batchSize });
   const queue: JsMsg[] = [];
   let reading = true;
@@ -88,7 +90,7 @@ export async function startNatsIngest(
     w?.();
   };
 
-  const handleBatch = async (batch: JsMsg[]): Promise<void> => {
+  const handleBatch = async (batch: JsMsg[], after: Promise<unknown>): Promise<void> => {
     const unreadable: { payload: string; errors: FieldError[] }[] = [];
     const readable: { m: JsMsg; body: unknown }[] = [];
     for (const m of batch) {
@@ -106,6 +108,7 @@ export async function startNatsIngest(
       const results = await deps.intake.batch(
         readable.map(({ body }) => ({ input: body })),
         "nats",
+        { after },
       );
       results.forEach((r, i) => {
         if (!r.ok) unreadable.push({ payload: readable[i]?.m.string() ?? "", errors: r.errors });
@@ -122,14 +125,24 @@ export async function startNatsIngest(
     }
   };
 
+  // Two batches in flight: one is stored while the one before it is handed to Temporal (or
+  // stored too), on the database's second connection and core. Hand-offs stay in batch order.
+  const inFlight = new Set<Promise<void>>();
   const worker = (async () => {
+    let previous: Promise<void> = Promise.resolve();
     for (;;) {
       while (queue.length === 0 && reading) await new Promise<void>((r) => (wakeWorker = r));
-      if (queue.length === 0) return;
+      if (queue.length === 0) break;
       const batch = queue.splice(0, batchSize);
       wake("reader");
-      await handleBatch(batch);
+      const handled: Promise<void> = handleBatch(batch, previous).finally(() =>
+        inFlight.delete(handled),
+      );
+      inFlight.add(handled);
+      previous = handled;
+      if (inFlight.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(inFlight);
     }
+    await Promise.all(inFlight);
   })();
 
   const reader = (async () => {

@@ -7,8 +7,10 @@ import { connectNatsAs } from "../../src/connections.ts";
 import { ensureAlertStream } from "../../src/ingest/nats.ts";
 import type { Service } from "../../src/service.ts";
 import { createDb, type Db } from "../../src/store/db.ts";
+import type { IncidentState } from "../../src/workflows/incident.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
-import { wazuhAlert } from "../support/fixtures.ts";
+import { oneNodeFlow, wazuhAlert } from "../support/fixtures.ts";
+import { restClient } from "../support/http.ts";
 import { connectPublisher, publishAlert } from "../support/nats.ts";
 import { recordingAgents } from "../support/recording-agents.ts";
 import { eventually } from "../support/wait.ts";
@@ -80,6 +82,36 @@ describe("alerts from NATS JetStream", () => {
       .execute();
     expect(stored).toHaveLength(3);
     expect(stored.every((a) => a.source === "nats" && a.handed_off_at !== null)).toBe(true);
+  });
+
+  it("hands a host's alerts to its incident in their order across batches stored concurrently", {
+    timeout: 120_000,
+  }, async () => {
+    const host = ctx.host("order");
+    const rest = restClient(() => service.apiUrl);
+    // A flow node no mitigation covers: every alert is signalled to the incident, nothing runs.
+    await rest.created("/api/attack-flow", oneNodeFlow("order_probe", "T1001"));
+    const ALERTS = 1_500;
+    const ids = Array.from({ length: ALERTS }, (_, i) => `order-${i}-${host}`);
+    // Published at once: the consumer takes them in batches of up to 256, two in flight.
+    await Promise.all(
+      ids.map((id) => {
+        const alert = wazuhAlert("100002-ncat-connection", host, id);
+        (alert.rule as { mitre: { id: string[] } }).mitre.id = ["T1001"];
+        return publish(ctx.config.nats.alertSubject, alert);
+      }),
+    );
+    const state = await eventually(
+      "every alert at the incident",
+      async () => {
+        const res = await rest.get(`/api/incidents/${host}`);
+        const s = res.body as IncidentState;
+        return res.status === 200 && s.alerts.length === ALERTS && s;
+      },
+      90_000,
+    );
+    // The incident remembers alerts by their stored key, `<alert id>/nats-<random>`.
+    expect(state.alerts.map((key) => key.slice(0, key.lastIndexOf("/")))).toEqual(ids);
   });
 
   it("keeps unreadable messages in rejected_alerts with the reason instead of dropping them", async () => {
