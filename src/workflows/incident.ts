@@ -141,19 +141,20 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   // Ids of the remembered and the pending alerts, for de-duplication in constant time: a burst of
   // thousands of signals in one activation must not cost thousands of scans.
   const known = new Set([...state.alerts, ...pending.map((a) => a.id)]);
+  // Since this patch mitigations run inside the incident (runMitigation) instead of as child
+  // workflows: no child start, no ordering and outcome signals, a third of the history events
+  // and round trips per mitigation. A run keeps its id (mitigation/…) for its decisions, claims,
+  // approvals and commands; the incident's history shows its activities. Asked first: a run that
+  // has it has every earlier patch too, and records one patch marker instead of three.
+  const inline = patched("incident-inline-mitigations");
   // Since this patch mitigation runs report their outcome by signal and the incident holds none
   // of them: it continues as new whenever its history asks, however many mitigations run (before,
   // it awaited each child and continued as new only when none ran, which a steady stream of alerts
   // could postpone forever).
-  const outcomesBySignal = patched("incident-outcomes-by-signal");
+  const outcomesBySignal = inline || patched("incident-outcomes-by-signal");
   // Since this patch pending alerts are matched in batches (matchAlerts): a burst of alerts costs
   // one activity and one event per batch, not per alert.
-  const batched = patched("incident-batched-matching");
-  // Since this patch mitigations run inside the incident (runMitigation) instead of as child
-  // workflows: no child start, no ordering and outcome signals, a third of the history events
-  // and round trips per mitigation. A run keeps its id (mitigation/…) for its decisions, claims,
-  // approvals and commands; the incident's history shows its activities.
-  const inline = patched("incident-inline-mitigations");
+  const batched = inline || patched("incident-batched-matching");
   const approvals = new ApprovalInbox();
   for (const [id, answer] of input.answers ?? []) approvals.answers.set(id, answer);
   let running = 0;
@@ -314,7 +315,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
           approvalWorkflowId: workflowInfo().workflowId,
           approvals,
           progress: run.inline ?? { tried: [], failures: 0 },
-          webhooks: "local",
+          inIncident: true,
           async awaitTurn(objects, timeoutMs) {
             run.objects = [...objects];
             run.granted = false;

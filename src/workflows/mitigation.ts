@@ -106,8 +106,9 @@ export interface MitigationRunContext {
   awaitTurn(objects: string[], timeoutMs: number): Promise<void>;
   /** Candidates tried so far and how many failed: carried when an incident continues as new. */
   progress: { tried: string[]; failures: number };
-  /** Webhooks as local activities (runs inside an incident) or as activities (child workflows). */
-  webhooks: "local" | "activity";
+  /** A run inside its incident (0.4.0 on): every earlier patch applies without asking (and
+   *  recording a marker for) it, and webhooks are local activities. */
+  inIncident: boolean;
 }
 
 /**
@@ -166,7 +167,7 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
       approvalWorkflowId: workflowId,
       approvals,
       progress: { tried: [], failures: 0 },
-      webhooks: "activity",
+      inIncident: false,
       async awaitTurn(objects, timeoutMs) {
         // Bounded: the incident may be gone.
         if (!patched(HOST_ORDERING)) return;
@@ -212,7 +213,7 @@ export async function runMitigation(
   const { approvals, progress } = ctx;
   /** Whether the chosen mitigation runs now: at once, after a person's approval, or not at all. */
   const passGate = async (candidate: { key: string; name: string }, steps: PlannedStep[]) => {
-    if (!patched(APPROVAL_GATE)) return true;
+    if (!ctx.inIncident && !patched(APPROVAL_GATE)) return true;
     const decided = { ...base, mitigation: candidate };
     const gate = await gateMitigation({
       ...decided,
@@ -321,7 +322,7 @@ async function runStep(
   // The engine's commands are attributed to the run that issued them.
   const requestedBy = `workflow:${ctx.runId}`;
   if (step.kind === "webhook") {
-    const callWebhook = ctx.webhooks === "local" ? webhookLocal : webhookActivity;
+    const callWebhook = ctx.inIncident ? webhookLocal : webhookActivity;
     await callWebhook({ url: step.url, body: step.body, idempotencyKey: attemptId });
     return;
   }
@@ -329,7 +330,7 @@ async function runStep(
     await pushRules(step);
     return;
   }
-  if (step.command === "isolate-host" && patched(ISOLATION_WORKFLOW)) {
+  if (step.command === "isolate-host" && (ctx.inIncident || patched(ISOLATION_WORKFLOW))) {
     const { isolateHost } = proxyActivities<IsolationActivities>({
       // Signals the isolation workflow, then follows it until the agent verified the isolation.
       startToCloseTimeout: (step.ttlMs ?? 0) + COMPLETION_ALLOWANCE_MS,
