@@ -15,7 +15,7 @@ import {
   readModes,
   recordIsolationAdmission,
 } from "../store/approvals.ts";
-import { catalogStore } from "../store/catalog.ts";
+import { catalogSnapshots } from "../store/catalog.ts";
 import type { HostIdentity } from "./agent-commands.ts";
 import { type EngineDeps, type PlannedStep, recordMeasured, stepsRecord } from "./engine.ts";
 
@@ -84,7 +84,10 @@ async function gateFacts(
   }
   const agent = agentId ? await agentGroupsAndLabels(deps.db, agentId) : { groups: [], labels: {} };
   const modes = await readModes(deps.db, deps.approvals.mode);
-  const mitigation = await catalogStore(deps.db).get("mitigation", input.mitigation);
+  const mitigation = (await catalogSnapshots(deps.db).current()).get(
+    "mitigation",
+    input.mitigation,
+  );
   return {
     agentId,
     mode: effectiveMode(modes, agent.groups),

@@ -23,12 +23,12 @@ import {
 import { type Protection, protectionOf } from "../domain/protected-addresses.ts";
 import { metrics } from "../metrics.ts";
 import { getAlertRow } from "../store/alerts.ts";
-import { catalogStore } from "../store/catalog.ts";
+import { type CatalogSnapshot, catalogSnapshots } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
 import {
   claimMitigation,
   type Decision,
-  recordDecision,
+  recordDecisions,
   secondsSinceChosen,
 } from "../store/decisions.ts";
 import type { AgentGateway, CommandPriority } from "./agent-commands.ts";
@@ -130,7 +130,7 @@ type Evaluation = ConditionVerdict | { overBudget: string };
 
 /** What the engine reads and decides, without recording: shared by the activities and dry-run. */
 function engineCore(deps: EngineDeps, budgetAttempts: number) {
-  const catalog = catalogStore(deps.db);
+  const catalogs = catalogSnapshots(deps.db);
 
   async function loadAlert(alertId: string) {
     const row = await getAlertRow(deps.db, alertId);
@@ -141,10 +141,11 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
 
   /** A condition holds when its args resolve, its query runs and its check yields true. */
   async function evaluateCondition(
+    catalog: CatalogSnapshot,
     id: Identifier,
     alert: Record<string, unknown>,
   ): Promise<ConditionVerdict> {
-    const condition = await catalog.get("condition", identifierKey(id));
+    const condition = catalog.get("condition", identifierKey(id));
     if (!condition) return { holds: false, reason: `condition ${id} does not exist` };
     const args = resolveArgs(condition.args ?? {}, alert);
     if (!args.ok)
@@ -207,13 +208,14 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
   }
 
   async function evaluateAll(
+    catalog: CatalogSnapshot,
     ids: Identifier[],
     alert: Record<string, unknown>,
     cache = new Map<string, Promise<ConditionVerdict>>(),
   ) {
     for (const id of ids) {
       const key = identifierKey(id);
-      if (!cache.has(key)) cache.set(key, evaluateCondition(id, alert));
+      if (!cache.has(key)) cache.set(key, evaluateCondition(catalog, id, alert));
       const verdict = await cache.get(key);
       if (verdict && !verdict.holds) return verdict;
     }
@@ -226,9 +228,7 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
    * gone for the next condition) is retried and may decide otherwise, and a verdict written
    * before that failure would stand beside the retry's contrary one.
    */
-  const recordAll = async (decisions: Decision[]) => {
-    for (const d of decisions) await record(d);
-  };
+  const recordAll = (decisions: Decision[]) => recordMeasured(deps.db, ...decisions);
 
   /** Why blocking `ip` would turn the mitigation into an outage, or null when it may be blocked. */
   function blockRefusal(ip: unknown): string | null {
@@ -243,16 +243,17 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
 
   /** Decides whether one candidate applies (args, conditions, agent and capability) and how to run it. */
   async function plan(
+    catalog: CatalogSnapshot,
     alert: AlertFacts,
     candidate: RankedMitigation,
     /** The techniques of the node reached (what a push-rules step may push rules for). */
     techniques: string[],
   ): Promise<PlannedStep[] | string> {
-    const mitigation = await catalog.get("mitigation", candidate.key);
+    const mitigation = catalog.get("mitigation", candidate.key);
     if (!mitigation) return "it no longer exists";
     const args = resolveArgs(mitigation.args ?? {}, alert.raw);
     if (!args.ok) return `missing args ${args.missing.join(", ")}`;
-    const verdict = await evaluateAll(mitigation.conditions ?? [], alert.raw);
+    const verdict = await evaluateAll(catalog, mitigation.conditions ?? [], alert.raw);
     if (!verdict.holds) return verdict.reason;
 
     const steps: PlannedStep[] = [];
@@ -316,19 +317,28 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
   }
 
   /** The catalog's mitigations for the techniques, cheapest first, as the engine names them. */
-  async function rankedFor(techniques: string[]): Promise<RankedMitigation[]> {
-    return rankMitigations(await catalog.list("mitigation"), techniques).map((m) => ({
+  function rankedFor(catalog: CatalogSnapshot, techniques: string[]): RankedMitigation[] {
+    return rankMitigations(catalog.list("mitigation"), techniques).map((m) => ({
       key: identifierKey(m.identifier),
       name: m.name,
       cost: m.cost,
     }));
   }
 
-  return { catalog, loadAlert, evaluateCondition, evaluateAll, record, recordAll, plan, rankedFor };
+  return {
+    catalogs,
+    loadAlert,
+    evaluateCondition,
+    evaluateAll,
+    record,
+    recordAll,
+    plan,
+    rankedFor,
+  };
 }
 
 export function engineActivities(deps: EngineDeps) {
-  const { catalog, loadAlert, evaluateAll, record, recordAll, plan, rankedFor } = engineCore(
+  const { catalogs, loadAlert, evaluateAll, record, recordAll, plan, rankedFor } = engineCore(
     deps,
     BUDGET_ATTEMPTS,
   );
@@ -345,7 +355,8 @@ export function engineActivities(deps: EngineDeps) {
     instances: FlowInstance[];
     instanceCounter: number;
   }): Promise<{ flows: AttackFlow[]; holding: NodeCandidate[][] }> {
-    const all = await catalog.list("attack_flow");
+    const catalog = await catalogs.current();
+    const all = catalog.list("attack_flow");
     const needed = new Set(input.instances.map((i) => i.flowId));
     const cache = new Map<string, Promise<ConditionVerdict>>();
     let instances = input.instances;
@@ -361,7 +372,7 @@ export function engineActivities(deps: EngineDeps) {
       const alert = await loadAlert(a.id);
       cache.clear(); // verdicts are per alert: conditions read the alert
       for (const candidate of candidates) {
-        const verdict = await evaluateAll(candidate.conditions, alert.raw, cache);
+        const verdict = await evaluateAll(catalog, candidate.conditions, alert.raw, cache);
         if (verdict.holds) holding.push(candidate);
         verdicts.push({
           incidentId: input.incidentId,
@@ -417,14 +428,15 @@ export function engineActivities(deps: EngineDeps) {
      * its steps; every candidate passed over is recorded as skipped with its reason.
      */
     async planNextMitigation(input: PlanInput & { tried: string[] }): Promise<NextMitigation> {
-      const ranked = await rankedFor(input.techniques);
+      const catalog = await catalogs.current();
+      const ranked = rankedFor(catalog, input.techniques);
       const alert = await loadAlert(input.alertId);
       const passedOver: string[] = [];
       const skipped: Decision[] = [];
       for (const candidate of ranked) {
         if (input.tried.includes(candidate.key)) continue;
         const base = { ...decisionBase(input), mitigation: candidate.key };
-        const steps = await plan(alert, candidate, input.techniques);
+        const steps = await plan(catalog, alert, candidate, input.techniques);
         if (typeof steps === "string") {
           skipped.push({
             ...base,
@@ -543,21 +555,23 @@ function pushRulesRecord(s: PlannedRulesStep) {
 }
 
 /**
- * Records a decision once and counts it when written; an outcome also times its mitigation from
- * its choice. Every activity that records decisions records them through here.
+ * Records decisions once each (one statement for the lot) and counts those written; an outcome
+ * also times its mitigation from its choice. Every activity that records decisions records them
+ * through here.
  */
-export async function recordMeasured(db: Db, d: Decision): Promise<void> {
-  if (!(await recordDecision(db, d))) return;
-  metrics.decisionRecorded(d.kind);
-  const outcome =
-    d.kind === "mitigation_succeeded"
-      ? "succeeded"
-      : d.kind === "mitigation_failed"
-        ? "failed"
-        : null;
-  if (!outcome || !d.workflowId || !d.mitigation) return;
-  const seconds = await secondsSinceChosen(db, d);
-  if (seconds !== null) metrics.mitigationFinished(outcome, seconds);
+export async function recordMeasured(db: Db, ...decisions: Decision[]): Promise<void> {
+  for (const d of await recordDecisions(db, decisions)) {
+    metrics.decisionRecorded(d.kind);
+    const outcome =
+      d.kind === "mitigation_succeeded"
+        ? "succeeded"
+        : d.kind === "mitigation_failed"
+          ? "failed"
+          : null;
+    if (!outcome || !d.workflowId || !d.mitigation) continue;
+    const seconds = await secondsSinceChosen(db, d);
+    if (seconds !== null) metrics.mitigationFinished(outcome, seconds);
+  }
 }
 
 export interface DryRunInput {
@@ -574,16 +588,17 @@ export interface DryRunInput {
  * Not an activity: the API answers it (POST /api/alert/dry-run).
  */
 export function engineDryRun(deps: EngineDeps) {
-  const { catalog, evaluateCondition, plan, rankedFor } = engineCore(deps, 1);
+  const { catalogs, evaluateCondition, plan, rankedFor } = engineCore(deps, 1);
   return async (input: DryRunInput) => {
-    const flows = await catalog.list("attack_flow");
+    const catalog = await catalogs.current();
+    const flows = catalog.list("attack_flow");
     const candidates = candidateNodes(flows, input.instances, input.alert.techniques);
     const nodes = [];
     const holding: NodeCandidate[] = [];
     for (const c of candidates) {
       const conditions = [];
       for (const id of c.conditions) {
-        const verdict = await evaluateCondition(id, input.alert.raw);
+        const verdict = await evaluateCondition(catalog, id, input.alert.raw);
         conditions.push(
           verdict.holds ? { condition: id, holds: true } : { condition: id, ...verdict },
         );
@@ -597,8 +612,8 @@ export function engineDryRun(deps: EngineDeps) {
     const reached = [];
     for (const r of step.reached) {
       const options = [];
-      for (const candidate of await rankedFor(r.techniques)) {
-        const steps = await plan(input.alert, candidate, r.techniques);
+      for (const candidate of rankedFor(catalog, r.techniques)) {
+        const steps = await plan(catalog, input.alert, candidate, r.techniques);
         options.push(
           typeof steps === "string"
             ? { ...candidate, applies: false, reason: steps }

@@ -3,7 +3,7 @@ import { type Alert, type AlertHost, type FieldError, normaliseAlert } from "../
 import { flowTechniques, reachesAnyFlow } from "../domain/attack-flow.ts";
 import { metrics } from "../metrics.ts";
 import { type AlertSource, markHandedOff, storeAlerts } from "../store/alerts.ts";
-import { catalogStore, catalogVersion } from "../store/catalog.ts";
+import { type CatalogSnapshot, catalogSnapshots } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
 import { inSpan } from "../tracing.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
@@ -164,35 +164,22 @@ export function alertIntake(deps: IntakeDeps) {
 export type AlertIntake = ReturnType<typeof alertIntake>;
 
 /**
- * The attack flows' techniques, reloaded when the catalog's version moved: one tiny read per batch
- * keeps every intake process current with changes made through any other process. Concurrent
- * batches share one reload.
+ * The attack flows' techniques of the catalog's current version (one tiny read per batch keeps
+ * every intake process current with changes made through any other process), worked out once
+ * per version.
  */
 function flowIndex(db: Db) {
-  const catalog = catalogStore(db);
-  let loaded: { version: string; techniques: Set<string> } | null = null;
-  let reloading: { version: string; techniques: Promise<Set<string>> } | null = null;
+  const catalogs = catalogSnapshots(db);
+  const techniques = new WeakMap<CatalogSnapshot, Set<string>>();
   return {
     async current(): Promise<Set<string>> {
-      const version = await catalogVersion(db);
-      if (loaded?.version === version) return loaded.techniques;
-      if (reloading?.version !== version) {
-        const attempt = {
-          version,
-          techniques: catalog.list("attack_flow").then((list) => flowTechniques(list)),
-        };
-        reloading = attempt;
-        // A failed reload is retried by the next batch (its caller sees the error and redelivers).
-        attempt.techniques.then(
-          (techniques) => {
-            if (reloading === attempt) [loaded, reloading] = [{ version, techniques }, null];
-          },
-          () => {
-            if (reloading === attempt) reloading = null;
-          },
-        );
+      const catalog = await catalogs.current();
+      let known = techniques.get(catalog);
+      if (!known) {
+        known = flowTechniques(catalog.list("attack_flow"));
+        techniques.set(catalog, known);
       }
-      return reloading.techniques;
+      return known;
     },
   };
 }

@@ -145,8 +145,83 @@ export async function loadDefaultCatalog(
  * The catalog's version: advanced by every change (migration 0010's trigger). Read before the
  * documents it versions, so a change racing the read shows as a newer version next time.
  */
-export async function catalogVersion(db: Db): Promise<string> {
+async function catalogVersion(db: Db): Promise<string> {
   const { rows } = await sql<{ version: string }>`
     SELECT last_value::text || '/' || is_called::text AS version FROM catalog_version`.execute(db);
   return rows[0]?.version ?? "";
+}
+
+/** The whole catalog at one version, read from memory. */
+export interface CatalogSnapshot {
+  readonly version: string;
+  list<K extends CatalogKind>(kind: K): DocumentOf[K][];
+  get<K extends CatalogKind>(kind: K, key: string): DocumentOf[K] | undefined;
+}
+
+const snapshotSources = new WeakMap<Db, { current(): Promise<CatalogSnapshot> }>();
+
+/**
+ * The catalog as of its current version, shared by everything that reads it in this process for
+ * a database: each current() reads the version (a sequence, one tiny statement) and reloads the
+ * documents only when it moved, so a change made through any process applies from the next call
+ * on. Concurrent calls share one reload. An engine activity takes one snapshot and decides from
+ * it throughout, instead of a statement per document it looks at.
+ */
+export function catalogSnapshots(db: Db): { current(): Promise<CatalogSnapshot> } {
+  const known = snapshotSources.get(db);
+  if (known) return known;
+  let loaded: CatalogSnapshot | null = null;
+  let reloading: { version: string; snapshot: Promise<CatalogSnapshot> } | null = null;
+  const source = {
+    async current(): Promise<CatalogSnapshot> {
+      const version = await catalogVersion(db);
+      if (loaded?.version === version) return loaded;
+      if (reloading?.version !== version) {
+        const attempt = { version, snapshot: loadSnapshot(db, version) };
+        reloading = attempt;
+        // A failed reload is tried again by the next call (its caller sees the error).
+        attempt.snapshot.then(
+          (snapshot) => {
+            if (reloading === attempt) [loaded, reloading] = [snapshot, null];
+          },
+          () => {
+            if (reloading === attempt) reloading = null;
+          },
+        );
+      }
+      return reloading.snapshot;
+    },
+  };
+  snapshotSources.set(db, source);
+  return source;
+}
+
+async function loadSnapshot(db: Db, version: string): Promise<CatalogSnapshot> {
+  const rows = await db
+    .selectFrom("catalog")
+    .select(["kind", "key", "document"])
+    .orderBy("key")
+    .execute();
+  const byKind = new Map<CatalogKind, Map<string, unknown>>();
+  for (const row of rows) {
+    const documents = byKind.get(row.kind) ?? new Map<string, unknown>();
+    // Frozen: every reader shares these objects, so none may change one under another.
+    documents.set(row.key, deepFreeze(row.document));
+    byKind.set(row.kind, documents);
+  }
+  return {
+    version,
+    list: <K extends CatalogKind>(kind: K) =>
+      [...(byKind.get(kind)?.values() ?? [])] as DocumentOf[K][],
+    get: <K extends CatalogKind>(kind: K, key: string) =>
+      byKind.get(kind)?.get(key) as DocumentOf[K] | undefined,
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

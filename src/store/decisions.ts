@@ -19,28 +19,36 @@ export interface Decision {
 }
 
 /**
- * Appends a decision once: activities may be retried, so the same decision key is written once.
- * True when this call wrote it (what metrics count).
+ * Appends decisions once each, in order, in one statement: activities may be retried, so a
+ * decision whose key was written before is skipped. Returns the ones this call wrote (what
+ * metrics count).
  */
-export async function recordDecision(db: Db, decision: Decision): Promise<boolean> {
-  const dedupeKey = dedupeKeyOf(decision);
-  const result = await db
+export async function recordDecisions(db: Db, decisions: Decision[]): Promise<Decision[]> {
+  if (decisions.length === 0) return [];
+  const rows = decisions.map((decision) => ({
+    incident_id: decision.incidentId,
+    alert_id: decision.alertId,
+    workflow_id: decision.workflowId,
+    flow_id: decision.flowId,
+    node_id: decision.nodeId,
+    mitigation: decision.mitigation,
+    kind: decision.kind,
+    reason: decision.reason,
+    details: JSON.stringify(decision.details),
+    dedupe_key: dedupeKeyOf(decision),
+  }));
+  const written = await db
     .insertInto("decisions")
-    .values({
-      incident_id: decision.incidentId,
-      alert_id: decision.alertId,
-      workflow_id: decision.workflowId,
-      flow_id: decision.flowId,
-      node_id: decision.nodeId,
-      mitigation: decision.mitigation,
-      kind: decision.kind,
-      reason: decision.reason,
-      details: JSON.stringify(decision.details),
-      dedupe_key: dedupeKey,
-    })
+    .values(rows)
     .onConflict((oc) => oc.column("dedupe_key").doNothing())
-    .executeTakeFirst();
-  return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
+    .returning("dedupe_key")
+    .execute();
+  const keys = new Set(written.map((w) => w.dedupe_key));
+  // A key repeated within the call is written once, for its first decision.
+  return decisions.filter((d, i) => {
+    const key = rows[i]?.dedupe_key as string;
+    return keys.delete(key);
+  });
 }
 
 /** A decision's identity: the same decision recorded again (a retried activity) is this key. */

@@ -12,7 +12,7 @@ import { startSiemForwarder } from "../../src/siem/forwarder.ts";
 import { natsSink } from "../../src/siem/nats.ts";
 import { syslogSink } from "../../src/siem/syslog.ts";
 import { createDb, type Db, migrate } from "../../src/store/db.ts";
-import { recordDecision } from "../../src/store/decisions.ts";
+import { recordDecisions } from "../../src/store/decisions.ts";
 import { sinkStats } from "../../src/store/outbox.ts";
 import { createTestContext, type TestContext } from "../support/context.ts";
 import { wazuhAlert } from "../support/fixtures.ts";
@@ -30,17 +30,19 @@ async function freePort(): Promise<number> {
 
 /** The n-th decision of an incident without an alert: its event's host is the incident id. */
 const decideStep = (db: Db, host: string, n: number) =>
-  recordDecision(db, {
-    incidentId: `incident/${host}`,
-    alertId: null,
-    workflowId: null,
-    flowId: "flow",
-    nodeId: `node-${n}`,
-    mitigation: null,
-    kind: "node_matched",
-    reason: `step ${n}`,
-    details: { n },
-  });
+  recordDecisions(db, [
+    {
+      incidentId: `incident/${host}`,
+      alertId: null,
+      workflowId: null,
+      flowId: "flow",
+      nodeId: `node-${n}`,
+      mitigation: null,
+      kind: "node_matched",
+      reason: `step ${n}`,
+      details: { n },
+    },
+  ]);
 
 function capturingLogger() {
   const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
