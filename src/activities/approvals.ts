@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { effectiveMode, type Gate, gateOf, type Mode } from "../domain/approval.ts";
 import { agentGroupsAndLabels } from "../store/agents.ts";
-import { getAlertRow } from "../store/alerts.ts";
+import { readAlert } from "../store/alerts.ts";
 import {
   admitIsolation,
   closeApproval,
@@ -127,7 +127,7 @@ export function approvalActivities(deps: EngineDeps) {
         deps,
         { mitigation: input.mitigation.key, steps: input.steps },
         async () => {
-          const alert = await getAlertRow(db, input.alertId);
+          const alert = await readAlert(db, input.alertId);
           return alert ? { name: alert.host, agentId: alert.agent_id, ip: alert.host_ip } : null;
         },
       );

@@ -22,7 +22,7 @@ import {
 } from "../domain/model.ts";
 import { type Protection, protectionOf } from "../domain/protected-addresses.ts";
 import { metrics } from "../metrics.ts";
-import { getAlertRow } from "../store/alerts.ts";
+import { readAlert } from "../store/alerts.ts";
 import { type CatalogSnapshot, catalogSnapshots } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
 import {
@@ -133,7 +133,7 @@ function engineCore(deps: EngineDeps, budgetAttempts: number) {
   const catalogs = catalogSnapshots(deps.db);
 
   async function loadAlert(alertId: string) {
-    const row = await getAlertRow(deps.db, alertId);
+    const row = await readAlert(deps.db, alertId);
     // The alert is stored before its signal is sent; a missing row is a broken invariant, not a retry case.
     if (!row) throw ApplicationFailure.nonRetryable(`alert ${alertId} is not stored`);
     return row;

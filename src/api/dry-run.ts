@@ -1,7 +1,7 @@
 // POST /alert/dry-run: what an alert would do now, with no effect and nothing stored. The alert is
 // normalised as the intake would, matched against the host's open incident (its flow instances),
 // and every condition and candidate is evaluated by the engine's own code (engineDryRun).
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Client } from "@temporalio/client";
 import { ApplicationFailure } from "@temporalio/common";
 import type { gatePreview } from "../activities/approvals.ts";

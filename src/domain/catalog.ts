@@ -9,7 +9,6 @@ import { argSpecIssues } from "./args.ts";
 import { compileCheck } from "./cel.ts";
 import { checkReadOnlyCypher } from "./cypher.ts";
 import {
-  AGENT_COMMANDS,
   type ArgSpec,
   type AttackFlow,
   type Condition,

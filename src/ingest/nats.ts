@@ -113,6 +113,8 @@ export async function startNatsIngest(
       results.forEach((r, i) => {
         if (!r.ok) unreadable.push({ payload: readable[i]?.m.string() ?? "", errors: r.errors });
       });
+      // Rejections and acknowledgements in batch order too (the previous batch never rejects).
+      await after;
       await rejectAlerts(deps.db, "nats", unreadable);
       for (const m of batch) m.ack();
     } catch (err) {

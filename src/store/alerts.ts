@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { sql } from "kysely";
+import { type Selectable, sql } from "kysely";
 import type { Alert } from "../domain/alert.ts";
 import { incidentWorkflowId } from "../workflows/ids.ts";
 import type { Db } from "./db.ts";
@@ -112,8 +112,55 @@ export async function markHandedOff(db: Db, alertKeys: string[]): Promise<void> 
     .execute();
 }
 
-export async function getAlertRow(db: Db, alertKey: string) {
-  return db.selectFrom("alerts").selectAll().where("key", "=", alertKey).executeTakeFirst();
+/** A stored alert as the engine reads it: all of it but when it was handed off (which changes). */
+export type AlertRecord = Omit<Selectable<AlertsTable>, "handed_off_at">;
+
+/** The stored alerts kept in memory per database handle, and their bound in bytes of raw alert. */
+const alertCaches = new WeakMap<
+  Db,
+  { rows: Map<string, AlertRecord & { bytes: number }>; bytes: number }
+>();
+const ALERT_CACHE_BYTES = 16 * 1024 * 1024;
+const ALERT_CACHE_MAX_ROW_BYTES = 256 * 1024;
+
+/**
+ * A stored alert by its key. A stored alert never changes (when it was handed off is left out),
+ * and its matching, its planning and its approval gate read it within seconds of each other: the
+ * alerts read last are kept, up to 16 MiB of raw alerts (one over 256 KiB is not kept), so one
+ * alert costs one read instead of three.
+ */
+export async function readAlert(db: Db, alertKey: string): Promise<AlertRecord | undefined> {
+  let cache = alertCaches.get(db);
+  if (!cache) {
+    cache = { rows: new Map(), bytes: 0 };
+    alertCaches.set(db, cache);
+  }
+  const kept = cache.rows.get(alertKey);
+  if (kept) {
+    // Most recently used last: the oldest is dropped first.
+    cache.rows.delete(alertKey);
+    cache.rows.set(alertKey, kept);
+    const { bytes: _, ...alert } = kept;
+    return alert;
+  }
+  const row = await db
+    .selectFrom("alerts")
+    .selectAll()
+    .where("key", "=", alertKey)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { handed_off_at: _, ...alert } = row;
+  const bytes = JSON.stringify(alert.raw).length;
+  if (bytes <= ALERT_CACHE_MAX_ROW_BYTES && !cache.rows.has(alertKey)) {
+    cache.rows.set(alertKey, { ...alert, bytes });
+    cache.bytes += bytes;
+    for (const [key, oldest] of cache.rows) {
+      if (cache.bytes <= ALERT_CACHE_BYTES) break;
+      cache.rows.delete(key);
+      cache.bytes -= oldest.bytes;
+    }
+  }
+  return alert;
 }
 
 export interface AlertFilter extends Page {

@@ -45,7 +45,7 @@ export async function recordDecisions(db: Db, decisions: Decision[]): Promise<De
     .execute();
   const keys = new Set(written.map((w) => w.dedupe_key));
   // A key repeated within the call is written once, for its first decision.
-  return decisions.filter((d, i) => {
+  return decisions.filter((_, i) => {
     const key = rows[i]?.dedupe_key as string;
     return keys.delete(key);
   });

@@ -195,7 +195,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   setHandler(mitigationOutcomeSignal, (report) => {
     // A run of an earlier incident of this host, or one already settled, changes nothing.
     const run = state.mitigations.find((m) => m.workflowId === report.workflowId);
-    if (!run || run.outcome !== "running") return;
+    if (run?.outcome !== "running") return;
     run.outcome = report.outcome;
     run.mitigation = report.mitigation;
     trimMitigations(state);
