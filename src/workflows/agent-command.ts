@@ -19,10 +19,12 @@ export const COMPLETION_ALLOWANCE_MS = 10 * 60_000;
  * waits for delivery (up to the TTL, after which the supervisor expires the command) and then for
  * the agent's work. Retried without a cap while the service cannot issue it (PostgreSQL or NATS
  * down): the command id makes a retry the same command, never a second one. The agent's failure
- * and expiry are non-retryable, so they end the activity at once.
+ * and expiry are non-retryable, so they end the activity at once. `activityId` names the
+ * activity in the workflow's history (a mitigation step's command id); a sequence number otherwise.
  */
-export function commandActivities(ttlMs: number) {
+export function commandActivities(ttlMs: number, options: { activityId?: string } = {}) {
   return proxyActivities<TimedCommandActivities>({
+    ...options,
     startToCloseTimeout: ttlMs + COMPLETION_ALLOWANCE_MS,
     // The activity issues the command and completes asynchronously (the gateway reports the
     // outcome), so nothing heartbeats it: every minute it is tried again, which re-issues the same

@@ -156,6 +156,15 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
   // one activity and one event per batch, not per alert.
   const batched = inline || patched("incident-batched-matching");
   const approvals = new ApprovalInbox();
+  // The incident's local activities one at a time, once it runs mitigations inline (see
+  // MitigationRunContext.local); before, it had one coroutine and left them as they were.
+  let lastLocal: Promise<unknown> = Promise.resolve();
+  const local = <T>(call: () => Promise<T>): Promise<T> => {
+    if (!inline) return call();
+    const result = lastLocal.then(call, call);
+    lastLocal = result.catch(() => undefined);
+    return result;
+  };
   for (const [id, answer] of input.answers ?? []) approvals.answers.set(id, answer);
   let running = 0;
   // Child starts not yet confirmed: continuing as new in between would lose track of the run.
@@ -316,6 +325,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
           approvals,
           progress: run.inline ?? { tried: [], failures: 0 },
           inIncident: true,
+          local,
           async awaitTurn(objects, timeoutMs) {
             run.objects = [...objects];
             run.granted = false;
@@ -394,12 +404,14 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentSt
     publishVisibility();
     let matched: Awaited<ReturnType<typeof matchAlerts>>;
     try {
-      matched = await matchAlerts({
-        incidentId: workflowInfo().workflowId,
-        alerts: batch.map((a) => ({ id: a.id, techniques: a.techniques })),
-        instances: state.instances,
-        instanceCounter: state.instanceCounter,
-      });
+      matched = await local(() =>
+        matchAlerts({
+          incidentId: workflowInfo().workflowId,
+          alerts: batch.map((a) => ({ id: a.id, techniques: a.techniques })),
+          instances: state.instances,
+          instanceCounter: state.instanceCounter,
+        }),
+      );
     } catch (err) {
       // Only a permanent failure gets here (outages are retried): these alerts are passed
       // over, the incident and its flow instances live on.

@@ -63,16 +63,13 @@ const { planNextMitigation, recordDecision } = proxyLocalActivities<EngineActivi
 const { gateMitigation, answerApproval } = proxyLocalActivities<ApprovalActivities>(localPolicy);
 
 // A SOAR webhook gets a few quick attempts before the next candidate is tried: acting in seconds
-// matters more than insisting on one mitigation. 4xx answers are permanent (non-retryable).
+// matters more than insisting on one mitigation. 4xx answers are permanent (non-retryable). An
+// activity, not a local one: a slow SOAR must not hold up the incident's local activities, which
+// run one at a time (MitigationRunContext.local).
 const webhookPolicy = {
   startToCloseTimeout: "30 seconds",
   retry: { initialInterval: "500 milliseconds", backoffCoefficient: 2, maximumAttempts: 3 },
 } as const;
-const webhookActivity = proxyActivities<EngineActivities>(webhookPolicy).callWebhook;
-// Inside an incident a webhook call is a local activity: an HTTP call of milliseconds, with no
-// activity task, no server round trip and one history event (a retry after a worker crash calls
-// it again with the same idempotency key, as a retried activity does).
-const webhookLocal = proxyLocalActivities<EngineActivities>(webhookPolicy).callWebhook;
 
 /** Since this patch the run reports its outcome to the incident by signal, whatever it was. */
 const OUTCOME_SIGNAL = "mitigation-outcome-signal";
@@ -86,11 +83,11 @@ const MAX_ANSWERS = 16;
 
 // A push waits for the host agent's rules_status (its own deadline, heartbeating meanwhile); a
 // rejection is final for this candidate, so the next one is tried at once.
-const { pushRules } = proxyActivities<PushRulesActivities>({
+const pushRulesPolicy = {
   startToCloseTimeout: "15 minutes",
   heartbeatTimeout: "1 minute",
   retry: { maximumAttempts: 1 },
-});
+} as const;
 
 /**
  * What a mitigation run needs from the workflow it runs in: its own child workflow (runs started
@@ -107,8 +104,17 @@ export interface MitigationRunContext {
   /** Candidates tried so far and how many failed: carried when an incident continues as new. */
   progress: { tried: string[]; failures: number };
   /** A run inside its incident (0.4.0 on): every earlier patch applies without asking (and
-   *  recording a marker for) it, and webhooks are local activities. */
+   *  recording a marker for) it. */
   inIncident: boolean;
+  /**
+   * Runs one of the run's local activities once no other local activity of the workflow is in
+   * flight. An incident runs many mitigations at once, and the SDK resolves concurrent local
+   * activities in the order they finished when it runs them but in the order they were scheduled
+   * when it replays them: the coroutines would then go on in another order and schedule other
+   * commands (a nondeterminism error, found by the chaos run's worker kill). One at a time, the
+   * two orders are the same.
+   */
+  local<T>(call: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -168,6 +174,8 @@ export async function mitigationWorkflow(input: MitigationInput): Promise<Mitiga
       approvals,
       progress: { tried: [], failures: 0 },
       inIncident: false,
+      // The run is the workflow's only coroutine: its local activities are one at a time already.
+      local: (call) => call(),
       async awaitTurn(objects, timeoutMs) {
         // Bounded: the incident may be gone.
         if (!patched(HOST_ORDERING)) return;
@@ -215,25 +223,29 @@ export async function runMitigation(
   const passGate = async (candidate: { key: string; name: string }, steps: PlannedStep[]) => {
     if (!ctx.inIncident && !patched(APPROVAL_GATE)) return true;
     const decided = { ...base, mitigation: candidate };
-    const gate = await gateMitigation({
-      ...decided,
-      host: input.host,
-      steps,
-      ...(ctx.approvalWorkflowId !== ctx.runId && { approvalWorkflowId: ctx.approvalWorkflowId }),
-    });
+    const gate = await ctx.local(() =>
+      gateMitigation({
+        ...decided,
+        host: input.host,
+        steps,
+        ...(ctx.approvalWorkflowId !== ctx.runId && { approvalWorkflowId: ctx.approvalWorkflowId }),
+      }),
+    );
     if (gate.gate !== "approve") return gate.gate === "act";
     const answer = await approvals.wait(gate.approvalId, Math.max(gate.timeoutMs, 1_000));
     const answered = answer !== undefined;
     const runs = answer ? answer.decision === "approve" : gate.onTimeout === "approve";
-    await answerApproval({
-      ...decided,
-      approvalId: gate.approvalId,
-      outcome: !answered ? "expired" : runs ? "approved" : "denied",
-      runs,
-      by: answered ? (answer?.by ?? "temporal signal") : "timeout",
-      comment: (answered && answer?.comment) || null,
-      isolatingAgentId: gate.isolatingAgentId,
-    });
+    await ctx.local(() =>
+      answerApproval({
+        ...decided,
+        approvalId: gate.approvalId,
+        outcome: !answered ? "expired" : runs ? "approved" : "denied",
+        runs,
+        by: answered ? (answer?.by ?? "temporal signal") : "timeout",
+        comment: (answered && answer?.comment) || null,
+        isolatingAgentId: gate.isolatingAgentId,
+      }),
+    );
     approvals.settle(gate.approvalId);
     return runs;
   };
@@ -256,12 +268,14 @@ export async function runMitigation(
   // or repeat one (a position would shift under an insertion or a deletion).
   const { tried } = progress;
   for (;;) {
-    const next = await planNextMitigation({
-      ...base,
-      techniques: input.techniques,
-      preemptive: input.preemptive,
-      tried,
-    });
+    const next = await ctx.local(() =>
+      planNextMitigation({
+        ...base,
+        techniques: input.techniques,
+        preemptive: input.preemptive,
+        tried,
+      }),
+    );
     if (!next.found) {
       // Already run for this alert by another node's run: recorded by the planner, nothing to add.
       if (next.duplicateOf)
@@ -272,13 +286,15 @@ export async function runMitigation(
           : progress.failures > 0
             ? "every applicable mitigation failed"
             : "no candidate mitigation applies";
-      await recordDecision({
-        ...base,
-        mitigation: null,
-        kind: "no_mitigation",
-        reason,
-        details: {},
-      });
+      await ctx.local(() =>
+        recordDecision({
+          ...base,
+          mitigation: null,
+          kind: "no_mitigation",
+          reason,
+          details: {},
+        }),
+      );
       return { outcome: progress.failures > 0 ? "failed" : "none" };
     }
     const { candidate, steps } = next;
@@ -290,23 +306,27 @@ export async function runMitigation(
     try {
       for (const [index, step] of steps.entries())
         await runStep(step, attemptId, mitigationCommandId(attemptId, index), ctx);
-      await recordDecision({
-        ...base,
-        mitigation: candidate.key,
-        kind: "mitigation_succeeded",
-        reason: `${candidate.name} succeeded`,
-        details: { steps: steps.length },
-      });
+      await ctx.local(() =>
+        recordDecision({
+          ...base,
+          mitigation: candidate.key,
+          kind: "mitigation_succeeded",
+          reason: `${candidate.name} succeeded`,
+          details: { steps: steps.length },
+        }),
+      );
       return { outcome: "succeeded", mitigation: candidate.key };
     } catch (err) {
       progress.failures++;
-      await recordDecision({
-        ...base,
-        mitigation: candidate.key,
-        kind: "mitigation_failed",
-        reason: `${candidate.name} failed: ${failureMessage(err)}`,
-        details: {},
-      });
+      await ctx.local(() =>
+        recordDecision({
+          ...base,
+          mitigation: candidate.key,
+          kind: "mitigation_failed",
+          reason: `${candidate.name} failed: ${failureMessage(err)}`,
+          details: {},
+        }),
+      );
     }
     // Plans recorded before passedOver existed name none.
     tried.push(...(next.passedOver ?? []), candidate.key);
@@ -319,15 +339,21 @@ async function runStep(
   commandId: string,
   ctx: MitigationRunContext,
 ): Promise<void> {
-  // The engine's commands are attributed to the run that issued them.
+  // The engine's commands are attributed to the run that issued them. Inside an incident a step's
+  // activity carries its command id (`mitigation/<host>/<alert>/<flow>.<node>/<mitigation>/<step>`)
+  // as its activity id: the incident's history in the Temporal UI names the run of each step.
   const requestedBy = `workflow:${ctx.runId}`;
+  const named = ctx.inIncident ? { activityId: commandId } : {};
   if (step.kind === "webhook") {
-    const callWebhook = ctx.inIncident ? webhookLocal : webhookActivity;
-    await callWebhook({ url: step.url, body: step.body, idempotencyKey: attemptId });
+    await proxyActivities<EngineActivities>({ ...webhookPolicy, ...named }).callWebhook({
+      url: step.url,
+      body: step.body,
+      idempotencyKey: attemptId,
+    });
     return;
   }
   if (step.kind === "rules") {
-    await pushRules(step);
+    await proxyActivities<PushRulesActivities>({ ...pushRulesPolicy, ...named }).pushRules(step);
     return;
   }
   if (step.command === "isolate-host" && (ctx.inIncident || patched(ISOLATION_WORKFLOW))) {
@@ -336,6 +362,7 @@ async function runStep(
       startToCloseTimeout: (step.ttlMs ?? 0) + COMPLETION_ALLOWANCE_MS,
       heartbeatTimeout: "30 seconds",
       retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
+      ...named,
     });
     await isolateHost({
       agentId: step.agentId,
@@ -348,7 +375,7 @@ async function runStep(
   }
   // A plan recorded before steps carried their TTL: the configured TTL, and the 10 minutes the
   // activity had then (0 + the completion allowance).
-  await commandActivities(step.ttlMs ?? 0).runAgentCommand({
+  await commandActivities(step.ttlMs ?? 0, named).runAgentCommand({
     agentId: step.agentId,
     command: step.command,
     details: step.details,

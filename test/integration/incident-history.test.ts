@@ -66,8 +66,10 @@ const activities: Pick<EngineActivities, "matchAlerts" | "planNextMitigation" | 
   },
   async planNextMitigation(input) {
     planned.set(input.alertId, (planned.get(input.alertId) ?? 0) + 1);
-    if (!input.alertId.startsWith("r") || input.tried.length > 0)
-      return { found: false, candidates: 0 };
+    // The interleaving test's slow alert takes a while to plan, its fast one none.
+    if (input.alertId.startsWith("slow")) await new Promise((r) => setTimeout(r, 500));
+    const acts = input.alertId.startsWith("r") || input.alertId.startsWith("slow");
+    if (!acts || input.tried.length > 0) return { found: false, candidates: 0 };
     return { found: true, candidate: { key: "kill", name: "kill", cost: 1 }, steps: [KILL] };
   },
   async gateMitigation() {
@@ -218,4 +220,39 @@ it("resumes a mitigation run in flight across continue-as-new: same command id, 
     `${runId} mitigation_succeeded`,
   ]);
   expect(issued).toHaveLength(2);
+});
+
+it("replays an incident whose runs' local activities finished in another order than they began", {
+  timeout: 60_000,
+}, async () => {
+  const host = `interleave-${scratch.suffix.replace(/_/g, "-")}`;
+  const workflowId = incidentWorkflowId(host);
+  const alert = (id: string): IncidentAlert => ({
+    id,
+    time: new Date().toISOString(),
+    techniques: ["T1059"],
+    severity: "high",
+    ruleId: "1",
+  });
+  // Two runs at once: the slow alert's planning ends after the fast one's, whose run then
+  // records its decision while the slow one's goes on to its gate and its command.
+  await client.workflow.signalWithStart(incidentWorkflow, {
+    workflowId,
+    taskQueue: scratch.config.temporal.taskQueue,
+    args: [{ host, idleMs: 10 * 60_000 }],
+    signal: alertsSignal,
+    signalArgs: [[alert(`slow-${host}`), alert(`fast-${host}`)]],
+  });
+  const handle = client.workflow.getHandle(workflowId);
+  await eventually("both runs ended", async () => {
+    const s: IncidentState = await handle.query(stateQuery);
+    return s.mitigations.length === 2 && s.mitigations.every((m) => m.outcome !== "running");
+  });
+  // A worker that lost the incident replays it from its history: the same commands, in order.
+  const history = await handle.fetchHistory();
+  await Worker.runReplayHistory(
+    { workflowBundle: { codePath: inject("workflowBundlePath") } },
+    history,
+    workflowId,
+  );
 });
