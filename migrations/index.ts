@@ -10,6 +10,7 @@ import * as consoleSessions from "./0009_console_sessions.ts";
 import * as catalogVersion from "./0010_catalog_version.ts";
 import * as mitigationClaims from "./0011_mitigation_claims.ts";
 import * as approvalsAndModes from "./0012_approvals_and_modes.ts";
+import * as catalogVersionCommitted from "./0013_catalog_version_committed.ts";
 
 // Every migration, in order. Listed rather than discovered on disk so they load the same way
 // under tsx, vitest and bundlers; a test checks that no file of this folder is missing here.
@@ -25,4 +26,5 @@ export const migrations: Record<string, Migration> = {
   "0010_catalog_version": catalogVersion,
   "0011_mitigation_claims": mitigationClaims,
   "0012_approvals_and_modes": approvalsAndModes,
+  "0013_catalog_version_committed": catalogVersionCommitted,
 };

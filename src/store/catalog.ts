@@ -142,12 +142,13 @@ export async function loadDefaultCatalog(
 }
 
 /**
- * The catalog's version: advanced by every change (migration 0010's trigger). Read before the
- * documents it versions, so a change racing the read shows as a newer version next time.
+ * The catalog's version: advanced by every change, in the change's transaction (migration 0013),
+ * so it is seen only with the change. Read before the documents it versions: a change committed
+ * between the two reads shows as a newer version next time (a needless reload, never a stale one).
  */
 async function catalogVersion(db: Db): Promise<string> {
   const { rows } = await sql<{ version: string }>`
-    SELECT last_value::text || '/' || is_called::text AS version FROM catalog_version`.execute(db);
+    SELECT version::text AS version FROM catalog_state`.execute(db);
   return rows[0]?.version ?? "";
 }
 
