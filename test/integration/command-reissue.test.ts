@@ -1,48 +1,35 @@
-import { Client, Connection } from "@temporalio/client";
-import { NativeConnection, Worker } from "@temporalio/worker";
-import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import type { Client } from "@temporalio/client";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import type { AgentCommandInput, AgentCommandResult } from "../../src/activities/agent-commands.ts";
 import { agentCommandWorkflow, COMMAND_REISSUE_MS } from "../../src/workflows/agent-command.ts";
-import { createScratch, type Scratch } from "../support/scratch.ts";
+import { memoryWorker } from "../support/memory-worker.ts";
+import type { Scratch } from "../support/scratch.ts";
 
 // An agent command's activity lost mid-way (its worker killed before it issued the command, so no
 // outcome will ever come) is tried again after COMMAND_REISSUE_MS, not after its whole timeout
 // (the TTL plus 10 minutes): the chaos run's worker kill left commands waiting that long. The
 // real workflow on the dev server; the activity is a stand-in whose first attempt never answers.
-let scratch: Scratch;
-let worker: Worker;
-let running: Promise<void>;
-let client: Client;
 const attempts: { commandId: string; at: number }[] = [];
 let releaseLost: () => void = () => {};
+let scratch: Scratch;
+let client: Client;
+let close: () => Promise<void> = async () => {};
 
 beforeAll(async () => {
-  scratch = await createScratch("reissue");
-  const { address, namespace, taskQueue } = scratch.config.temporal;
-  worker = await Worker.create({
-    connection: await NativeConnection.connect({ address }),
-    namespace,
-    taskQueue,
-    workflowBundle: { codePath: inject("workflowBundlePath") },
-    activities: {
-      async runAgentCommand(input: AgentCommandInput): Promise<AgentCommandResult> {
-        attempts.push({ commandId: input.commandId, at: Date.now() });
-        if (attempts.length === 1)
-          await new Promise<void>((resolve) => {
-            releaseLost = resolve;
-          });
-        return { success: true, message: "done", details: {} };
-      },
+  ({ scratch, client, close } = await memoryWorker("reissue", {
+    async runAgentCommand(input: AgentCommandInput): Promise<AgentCommandResult> {
+      attempts.push({ commandId: input.commandId, at: Date.now() });
+      if (attempts.length === 1)
+        await new Promise<void>((resolve) => {
+          releaseLost = resolve;
+        });
+      return { success: true, message: "done", details: {} };
     },
-  });
-  running = worker.run();
-  client = new Client({ connection: await Connection.connect({ address }), namespace });
+  }));
 });
 afterAll(async () => {
   releaseLost();
-  worker?.shutdown();
-  await running;
-  await scratch?.drop();
+  await close();
 });
 
 it("tries a lost command activity again after a minute, as the same command", {

@@ -1,5 +1,5 @@
-import { Client, Connection } from "@temporalio/client";
-import { NativeConnection, Worker } from "@temporalio/worker";
+import type { Client } from "@temporalio/client";
+import { Worker } from "@temporalio/worker";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import type { ApprovalActivities } from "../../src/activities/approvals.ts";
 import type { EngineActivities, PlannedStep } from "../../src/activities/engine.ts";
@@ -15,7 +15,8 @@ import {
   incidentWorkflow,
   stateQuery,
 } from "../../src/workflows/incident.ts";
-import { createScratch, type Scratch } from "../support/scratch.ts";
+import { memoryWorker } from "../support/memory-worker.ts";
+import type { Scratch } from "../support/scratch.ts";
 import { eventually } from "../support/wait.ts";
 
 // One host under a steady stream of 20,000 alerts while mitigations run: the incident continues as
@@ -87,28 +88,13 @@ const activities: Pick<EngineActivities, "matchAlerts" | "planNextMitigation" | 
 };
 
 let scratch: Scratch;
-let worker: Worker;
-let running: Promise<void>;
 let client: Client;
+let close: () => Promise<void> = async () => {};
 
 beforeAll(async () => {
-  scratch = await createScratch("history");
-  const { address, namespace, taskQueue } = scratch.config.temporal;
-  worker = await Worker.create({
-    connection: await NativeConnection.connect({ address }),
-    namespace,
-    taskQueue,
-    workflowBundle: { codePath: inject("workflowBundlePath") },
-    activities,
-  });
-  running = worker.run();
-  client = new Client({ connection: await Connection.connect({ address }), namespace });
+  ({ scratch, client, close } = await memoryWorker("history", activities));
 });
-afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await scratch?.drop();
-});
+afterAll(() => close());
 
 it("stays bounded over 20,000 alerts for one host and loses no step", {
   timeout: 600_000,
